@@ -1,0 +1,123 @@
+//! The connecting side: connects, retries and reconnects by the `RetryPolicy`, and keeps one
+//! outbox across connections so messages sent while disconnected go out after the reconnect.
+
+use crate::connection::{self, Conn, Ended, HandshakeFailure, Link, Outbox};
+use crate::error::IpcError;
+use crate::events::{kind, EventQueue};
+use crate::reconnect::{Jitter, Retries, RetryPolicy};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+  pub path: String,
+  pub max_message_size: usize,
+  pub handshake_timeout: Duration,
+  pub retry: RetryPolicy,
+}
+
+/// A handle to a running client; clones share it.
+#[derive(Clone)]
+pub struct Client {
+  shared: Arc<Shared>,
+}
+
+struct Shared {
+  options: ClientOptions,
+  events: Arc<EventQueue>,
+  outbox: Outbox,
+  shutdown: CancellationToken,
+}
+
+impl Client {
+  /// Starts connecting on the current tokio runtime; progress arrives as events.
+  pub fn connect(options: ClientOptions, events: Arc<EventQueue>) -> Client {
+    let shared = Arc::new(Shared { options, events, outbox: Outbox::default(), shutdown: CancellationToken::new() });
+    tokio::spawn(run(shared.clone()));
+    Client { shared }
+  }
+
+  /// Queues wire frames encoded by JS; they are written now if connected, else after connecting.
+  pub fn send(&self, frames: &[u8]) {
+    self.shared.outbox.append(frames);
+  }
+
+  /// Stops retrying, flushes and ends the connection, then the `CLOSE` event.
+  pub fn close(&self) {
+    self.shared.shutdown.cancel();
+  }
+}
+
+async fn run(shared: Arc<Shared>) {
+  let options = &shared.options;
+  let mut retries = Retries::new(options.retry, Jitter::from_entropy());
+  let mut connected_before = false;
+  loop {
+    let attempt = tokio::select! {
+      biased;
+      _ = shared.shutdown.cancelled() => break,
+      attempt = connect_once(options) => attempt,
+    };
+    let delay = match attempt {
+      Ok(conn) => {
+        retries.succeeded();
+        shared.events.push(kind::CONNECT, 0, &[u8::from(connected_before)]);
+        connected_before = true;
+        let link = Link {
+          id: 0,
+          events: &shared.events,
+          outbox: &shared.outbox,
+          max_message_size: options.max_message_size,
+          shutdown: &shared.shutdown,
+        };
+        match connection::run(conn, link).await {
+          Ended::Shutdown => break,
+          Ended::Failed(e) => shared.events.push_error(kind::MESSAGE_ERROR, 0, &e),
+          Ended::PeerClosed => {}
+        }
+        shared.events.push(kind::DISCONNECT, 0, b"");
+        retries.after_drop()
+      }
+      Err(e) => {
+        shared.events.push_error(kind::CONNECT_ERROR, 0, &e);
+        match retries.failed() {
+          Some(delay) => delay,
+          None => {
+            let e = IpcError::RetriesExhausted(format!(
+              "gave up after {} failed connection attempts in a row to {} (maxRetries); start the server, or raise maxRetries",
+              retries.failures(),
+              options.path
+            ));
+            shared.events.push_error(kind::ERROR, 0, &e);
+            break;
+          }
+        }
+      }
+    };
+    tokio::select! {
+      biased;
+      _ = shared.shutdown.cancelled() => break,
+      _ = tokio::time::sleep(delay) => {}
+    }
+  }
+  let undelivered = shared.outbox.discard();
+  if undelivered > 0 {
+    shared.events.push_error(kind::ERROR, 0, &IpcError::ClosedWithQueued(undelivered));
+  }
+  shared.events.push(kind::CLOSE, 0, b"");
+  shared.events.finish();
+}
+
+async fn connect_once(options: &ClientOptions) -> Result<Conn, IpcError> {
+  let stream = UnixStream::connect(&options.path).await.map_err(|e| IpcError::io(e, "connect", &options.path))?;
+  let mut conn = Conn::new(stream);
+  match conn.offer_hello(options.handshake_timeout).await {
+    Ok(()) => Ok(conn),
+    Err(HandshakeFailure::Error(e)) => Err(e),
+    Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => {
+      Err(IpcError::Protocol("the server closed the connection during the hello".into()))
+    }
+  }
+}

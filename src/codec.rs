@@ -1,0 +1,306 @@
+//! Wire framing, protocol version 1 (PROTOCOL.md is the normative description).
+//!
+//! Every frame is `len: u32 BE | kind: u8 | body`, where `len` counts the kind byte and the
+//! body. The length is checked against the receiver's limit before a single byte of the body
+//! is buffered, so a peer that announces 4 GiB costs nothing.
+
+use std::fmt;
+
+/// Bytes of the length prefix.
+pub const LEN_PREFIX: usize = 4;
+/// Bytes before a message's topic: length prefix, kind, topic length.
+pub const MESSAGE_HEADER: usize = LEN_PREFIX + 1 + 2;
+/// First bytes of every hello body, so a foreign peer is told apart at once.
+pub const MAGIC: &[u8; 5] = b"NSIPC";
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+/// A hello is small; anything longer in the hello position is not our protocol.
+pub const HELLO_MAX_LEN: usize = 256;
+/// Topics are prefixed by a u16 length.
+pub const MAX_TOPIC_LEN: usize = u16::MAX as usize;
+/// Default for `maxMessageSize`: the largest `len` a receiver accepts.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
+
+/// Frame kinds. Values 0x20–0x2F are reserved for requests and responses, 0x30–0x3F for
+/// authentication; a v1 receiver treats any kind not listed here as a protocol error.
+pub mod kind {
+  pub const HELLO: u8 = 0x01;
+  pub const PING: u8 = 0x02;
+  pub const PONG: u8 = 0x03;
+  pub const REJECT: u8 = 0x0F;
+  pub const MESSAGE_JSON: u8 = 0x10;
+  pub const MESSAGE_BINARY: u8 = 0x11;
+}
+
+/// Why bytes from a peer are not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameError {
+  /// The length prefix announces more than the receiver's `maxMessageSize`.
+  TooLarge { len: usize, max: usize },
+  /// A length prefix of zero: there is no kind byte.
+  Empty,
+  UnknownKind(u8),
+  /// A message body shorter than its own topic length, or a topic that is not UTF-8.
+  BadTopic,
+  /// A hello, ping or pong with the wrong shape.
+  BadControl(u8),
+}
+
+impl fmt::Display for FrameError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match self {
+      FrameError::TooLarge { len, max } => write!(
+        f,
+        "peer announced a {len}-byte frame, over maxMessageSize ({max} bytes); raise maxMessageSize on this side if such messages are expected"
+      ),
+      FrameError::Empty => f.write_str("peer sent a frame with length 0, which is not the native-socket-ipc protocol"),
+      FrameError::UnknownKind(k) => write!(f, "peer sent unknown frame kind 0x{k:02x}; it may speak a newer protocol version"),
+      FrameError::BadTopic => f.write_str("peer sent a message whose topic is truncated or not UTF-8"),
+      FrameError::BadControl(k) => write!(f, "peer sent a malformed control frame of kind 0x{k:02x}"),
+    }
+  }
+}
+
+/// One complete frame found at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+  pub kind: u8,
+  /// Everything after the kind byte.
+  pub body: &'a [u8],
+}
+
+impl Frame<'_> {
+  /// Bytes the frame occupies on the wire.
+  pub fn wire_len(&self) -> usize {
+    LEN_PREFIX + 1 + self.body.len()
+  }
+}
+
+/// Reads the length prefix at the start of `buf` and checks it against `max_len`.
+/// Returns the total wire size of the frame once the prefix is complete.
+pub fn peek_frame_size(buf: &[u8], max_len: usize) -> Result<Option<usize>, FrameError> {
+  let Some(prefix) = buf.get(..LEN_PREFIX) else {
+    return Ok(None);
+  };
+  let len = u32::from_be_bytes(prefix.try_into().unwrap()) as usize;
+  if len == 0 {
+    return Err(FrameError::Empty);
+  }
+  if len > max_len {
+    return Err(FrameError::TooLarge { len, max: max_len });
+  }
+  Ok(Some(LEN_PREFIX + len))
+}
+
+/// Returns the complete frame at the start of `buf`, or `None` if more bytes are needed.
+pub fn next_frame(buf: &[u8], max_len: usize) -> Result<Option<Frame<'_>>, FrameError> {
+  match peek_frame_size(buf, max_len)? {
+    Some(size) if buf.len() >= size => Ok(Some(Frame {
+      kind: buf[LEN_PREFIX],
+      body: &buf[LEN_PREFIX + 1..size],
+    })),
+    _ => Ok(None),
+  }
+}
+
+/// Checks a frame received after the hello: known kind, well-formed body.
+pub fn validate(frame: &Frame<'_>) -> Result<(), FrameError> {
+  match frame.kind {
+    kind::MESSAGE_JSON | kind::MESSAGE_BINARY => {
+      let topic = message_topic(frame.body).ok_or(FrameError::BadTopic)?;
+      std::str::from_utf8(topic).map_err(|_| FrameError::BadTopic)?;
+      Ok(())
+    }
+    kind::PING | kind::PONG if frame.body.is_empty() => Ok(()),
+    kind::PING | kind::PONG => Err(FrameError::BadControl(frame.kind)),
+    other => Err(FrameError::UnknownKind(other)),
+  }
+}
+
+/// The topic bytes of a message body (`topic_len: u16 BE | topic | payload`).
+pub fn message_topic(body: &[u8]) -> Option<&[u8]> {
+  let len = u16::from_be_bytes(body.get(..2)?.try_into().unwrap()) as usize;
+  body.get(2..2 + len)
+}
+
+/// The payload bytes of a message body.
+pub fn message_payload(body: &[u8]) -> Option<&[u8]> {
+  let topic = message_topic(body)?;
+  Some(&body[2 + topic.len()..])
+}
+
+/// Appends one message frame. The caller guarantees `topic.len() <= MAX_TOPIC_LEN`.
+pub fn encode_message(dst: &mut Vec<u8>, message_kind: u8, topic: &str, payload: &[u8]) {
+  debug_assert!(topic.len() <= MAX_TOPIC_LEN);
+  let len = 1 + 2 + topic.len() + payload.len();
+  dst.reserve(LEN_PREFIX + len);
+  dst.extend_from_slice(&(len as u32).to_be_bytes());
+  dst.push(message_kind);
+  dst.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+  dst.extend_from_slice(topic.as_bytes());
+  dst.extend_from_slice(payload);
+}
+
+/// Appends a frame with no body (ping, pong).
+pub fn encode_control(dst: &mut Vec<u8>, control_kind: u8) {
+  dst.extend_from_slice(&1u32.to_be_bytes());
+  dst.push(control_kind);
+}
+
+/// Appends the hello both sides send first: magic, version, flags (none defined in v1).
+pub fn encode_hello(dst: &mut Vec<u8>) {
+  encode_hello_version(dst, VERSION);
+}
+
+/// The hello for an arbitrary version: lets tests play a peer from the future.
+pub fn encode_hello_version(dst: &mut Vec<u8>, version: u8) {
+  let len = 1 + MAGIC.len() + 2;
+  dst.extend_from_slice(&(len as u32).to_be_bytes());
+  dst.push(kind::HELLO);
+  dst.extend_from_slice(MAGIC);
+  dst.push(version);
+  dst.push(0);
+}
+
+/// Appends a reject frame carrying a human-readable reason.
+pub fn encode_reject(dst: &mut Vec<u8>, reason: &str) {
+  dst.extend_from_slice(&((1 + reason.len()) as u32).to_be_bytes());
+  dst.push(kind::REJECT);
+  dst.extend_from_slice(reason.as_bytes());
+}
+
+/// What the first frame of a connection said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hello {
+  /// A hello of `version` (v1 ignores flag bits and trailing extension bytes).
+  Version(u8),
+  /// The peer refused us, with its reason.
+  Rejected(String),
+}
+
+/// Parses the first frame of a connection. Anything but a hello (or a reject) with our
+/// magic means the peer does not speak this protocol.
+pub fn parse_hello(frame: &Frame<'_>) -> Option<Hello> {
+  match frame.kind {
+    kind::HELLO => {
+      let body = frame.body;
+      if body.len() < MAGIC.len() + 2 || &body[..MAGIC.len()] != MAGIC {
+        return None;
+      }
+      Some(Hello::Version(body[MAGIC.len()]))
+    }
+    kind::REJECT => Some(Hello::Rejected(String::from_utf8_lossy(frame.body).into_owned())),
+    _ => None,
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn hex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+  }
+
+  // These vectors are the ones printed in PROTOCOL.md; __test__/protocol.test.js decodes the same.
+  #[test]
+  fn protocol_md_vectors_decode() {
+    let hello = hex("00000008 01 4e53495043 01 00");
+    let mut enc = Vec::new();
+    encode_hello(&mut enc);
+    assert_eq!(enc, hello);
+    let f = next_frame(&hello, HELLO_MAX_LEN).unwrap().unwrap();
+    assert_eq!(parse_hello(&f), Some(Hello::Version(1)));
+
+    let json = hex("0000000f 10 0005 68656c6c6f 7b2261223a317d");
+    let f = next_frame(&json, 1024).unwrap().unwrap();
+    validate(&f).unwrap();
+    assert_eq!(f.kind, kind::MESSAGE_JSON);
+    assert_eq!(message_topic(f.body), Some(&b"hello"[..]));
+    assert_eq!(message_payload(f.body), Some(&b"{\"a\":1}"[..]));
+    let mut enc = Vec::new();
+    encode_message(&mut enc, kind::MESSAGE_JSON, "hello", b"{\"a\":1}");
+    assert_eq!(enc, json);
+
+    let bin = hex("0000000a 11 0003 62696e 000102ff");
+    let f = next_frame(&bin, 1024).unwrap().unwrap();
+    validate(&f).unwrap();
+    assert_eq!(f.kind, kind::MESSAGE_BINARY);
+    assert_eq!(message_payload(f.body), Some(&[0u8, 1, 2, 0xff][..]));
+
+    let ping = hex("00000001 02");
+    let f = next_frame(&ping, 1024).unwrap().unwrap();
+    validate(&f).unwrap();
+    assert_eq!(f.kind, kind::PING);
+  }
+
+  #[test]
+  fn incomplete_prefix_and_body_need_more_bytes() {
+    let mut frame = Vec::new();
+    encode_message(&mut frame, kind::MESSAGE_JSON, "t", b"1");
+    for cut in 0..frame.len() {
+      assert_eq!(next_frame(&frame[..cut], 1024), Ok(None), "cut at {cut}");
+    }
+    assert!(next_frame(&frame, 1024).unwrap().is_some());
+  }
+
+  #[test]
+  fn oversized_length_is_rejected_from_the_prefix_alone() {
+    let prefix = 0xffff_ffffu32.to_be_bytes();
+    assert_eq!(
+      peek_frame_size(&prefix, DEFAULT_MAX_MESSAGE_SIZE),
+      Err(FrameError::TooLarge { len: 0xffff_ffff, max: DEFAULT_MAX_MESSAGE_SIZE })
+    );
+  }
+
+  #[test]
+  fn zero_length_is_rejected() {
+    assert_eq!(peek_frame_size(&[0, 0, 0, 0], 10), Err(FrameError::Empty));
+  }
+
+  #[test]
+  fn unknown_kind_and_bad_topics_are_rejected() {
+    let f = Frame { kind: 0x7e, body: b"" };
+    assert_eq!(validate(&f), Err(FrameError::UnknownKind(0x7e)));
+    let truncated = Frame { kind: kind::MESSAGE_JSON, body: &[0, 9, b'a'] };
+    assert_eq!(validate(&truncated), Err(FrameError::BadTopic));
+    let not_utf8 = Frame { kind: kind::MESSAGE_JSON, body: &[0, 1, 0xff] };
+    assert_eq!(validate(&not_utf8), Err(FrameError::BadTopic));
+    let ping_with_body = Frame { kind: kind::PING, body: b"x" };
+    assert_eq!(validate(&ping_with_body), Err(FrameError::BadControl(kind::PING)));
+  }
+
+  #[test]
+  fn hello_is_told_apart_from_foreign_bytes() {
+    let garbage = Frame { kind: kind::HELLO, body: b"HTTP/1.1" };
+    assert_eq!(parse_hello(&garbage), None);
+    let message = Frame { kind: kind::MESSAGE_JSON, body: b"\0\0" };
+    assert_eq!(parse_hello(&message), None);
+    let mut future = Vec::new();
+    encode_hello_version(&mut future, 9);
+    let f = next_frame(&future, HELLO_MAX_LEN).unwrap().unwrap();
+    assert_eq!(parse_hello(&f), Some(Hello::Version(9)));
+    let mut reject = Vec::new();
+    encode_reject(&mut reject, "nope");
+    let f = next_frame(&reject, HELLO_MAX_LEN).unwrap().unwrap();
+    assert_eq!(parse_hello(&f), Some(Hello::Rejected("nope".into())));
+  }
+
+  #[test]
+  fn split_frames_decode_in_sequence() {
+    let mut wire = Vec::new();
+    encode_message(&mut wire, kind::MESSAGE_JSON, "a", b"1");
+    encode_message(&mut wire, kind::MESSAGE_BINARY, "b", &[9; 300]);
+    encode_control(&mut wire, kind::PONG);
+    let mut pos = 0;
+    let mut kinds = Vec::new();
+    while let Some(f) = next_frame(&wire[pos..], 1024).unwrap() {
+      validate(&f).unwrap();
+      kinds.push(f.kind);
+      pos += f.wire_len();
+    }
+    assert_eq!(pos, wire.len());
+    assert_eq!(kinds, [kind::MESSAGE_JSON, kind::MESSAGE_BINARY, kind::PONG]);
+  }
+}

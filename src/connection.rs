@@ -1,0 +1,359 @@
+//! One socket connection: the hello exchange, then a reader that turns frames into events and a
+//! writer that drains the outbox. Server and client run exactly this code on each connection.
+
+use crate::codec::{self, kind, Hello};
+use crate::error::IpcError;
+use crate::events::EventQueue;
+use bytes::{Buf, BytesMut};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Bytes asked of the kernel per read; also the largest batch a single read produces.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long `close()` keeps writing what was sent before it, if the peer reads slowly.
+pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+// ===== Outbox =====
+
+/// Frames waiting to be written. JS hands over whole batches, so one append usually carries
+/// many frames and the writer sends them with one `write`.
+#[derive(Default)]
+pub struct Outbox {
+  buf: Mutex<Vec<u8>>,
+  ready: Notify,
+}
+
+impl Outbox {
+  fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+    self.buf.lock().unwrap_or_else(|p| p.into_inner())
+  }
+
+  pub fn append(&self, frames: &[u8]) {
+    self.append_with(|buf| buf.extend_from_slice(frames));
+  }
+
+  /// Appends under one lock; for callers that gather frames from several places.
+  pub fn append_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
+    write(&mut self.lock());
+    self.ready.notify_one();
+  }
+
+  /// Takes everything queued, leaving `spare` (emptied) in its place so buffers are reused.
+  fn take(&self, mut spare: Vec<u8>) -> Vec<u8> {
+    spare.clear();
+    std::mem::replace(&mut *self.lock(), spare)
+  }
+
+  /// Drops everything queued and returns how many messages that was.
+  pub fn discard(&self) -> usize {
+    let buf = std::mem::take(&mut *self.lock());
+    count_messages(&buf)
+  }
+}
+
+fn count_messages(mut frames: &[u8]) -> usize {
+  let mut n = 0;
+  while frames.len() > codec::LEN_PREFIX {
+    let len = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
+    if matches!(frames[4], kind::MESSAGE_JSON | kind::MESSAGE_BINARY) {
+      n += 1;
+    }
+    frames = frames.get(codec::LEN_PREFIX + len..).unwrap_or_default();
+  }
+  n
+}
+
+// ===== Hello exchange =====
+
+/// A socket plus the bytes read from it but not yet consumed (the peer may send its first
+/// messages right behind its hello).
+pub struct Conn {
+  stream: UnixStream,
+  buf: BytesMut,
+}
+
+/// Why a connection never became established.
+#[derive(Debug)]
+pub enum HandshakeFailure {
+  /// The peer closed without sending a byte: a probe, not an error worth reporting.
+  Silent,
+  /// We are shutting down.
+  Shutdown,
+  Error(IpcError),
+}
+
+impl From<IpcError> for HandshakeFailure {
+  fn from(e: IpcError) -> Self {
+    HandshakeFailure::Error(e)
+  }
+}
+
+impl Conn {
+  pub fn new(stream: UnixStream) -> Self {
+    Conn { stream, buf: BytesMut::with_capacity(READ_CHUNK) }
+  }
+
+  /// Reads the peer's first frame, which must be a hello (or a reject).
+  async fn read_hello(&mut self, who: &str) -> Result<Hello, HandshakeFailure> {
+    loop {
+      match codec::next_frame(&self.buf, codec::HELLO_MAX_LEN) {
+        Ok(Some(frame)) => {
+          let hello = codec::parse_hello(&frame);
+          let used = frame.wire_len();
+          self.buf.advance(used);
+          return hello.ok_or_else(|| not_our_protocol(who));
+        }
+        Ok(None) => {}
+        Err(_) => return Err(not_our_protocol(who)),
+      }
+      match self.stream.read_buf(&mut self.buf).await {
+        Ok(0) if self.buf.is_empty() => return Err(HandshakeFailure::Silent),
+        Ok(0) => return Err(not_our_protocol(who)),
+        Ok(_) => {}
+        Err(_) => return Err(HandshakeFailure::Silent),
+      }
+    }
+  }
+
+  async fn write_frame(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), HandshakeFailure> {
+    let mut frame = Vec::new();
+    encode(&mut frame);
+    self.stream.write_all(&frame).await.map_err(|_| HandshakeFailure::Silent)
+  }
+
+  /// Server side: wait for the client's hello, answer with ours (or a reject).
+  pub async fn accept_hello(
+    &mut self,
+    limit: Duration,
+    shutdown: &CancellationToken,
+  ) -> Result<(), HandshakeFailure> {
+    let hello = bounded(limit, shutdown, "client", self.read_hello("client")).await?;
+    match hello {
+      Hello::Version(codec::VERSION) => self.write_frame(codec::encode_hello).await,
+      Hello::Version(v) => {
+        let reason = format!(
+          "this server speaks native-socket-ipc protocol version {}, the client sent version {v}",
+          codec::VERSION
+        );
+        let _ = self.write_frame(|f| codec::encode_reject(f, &reason)).await;
+        Err(IpcError::Protocol(reason).into())
+      }
+      Hello::Rejected(_) => Err(not_our_protocol("client")),
+    }
+  }
+
+  /// Client side: send our hello, wait for the server's.
+  pub async fn offer_hello(&mut self, limit: Duration) -> Result<(), HandshakeFailure> {
+    self.write_frame(codec::encode_hello).await.map_err(|_| {
+      HandshakeFailure::Error(IpcError::Protocol("the server closed the connection during the hello".into()))
+    })?;
+    let never = CancellationToken::new();
+    match bounded(limit, &never, "server", self.read_hello("server")).await {
+      Ok(Hello::Version(codec::VERSION)) => Ok(()),
+      Ok(Hello::Version(v)) => Err(
+        IpcError::Protocol(format!(
+          "the server speaks native-socket-ipc protocol version {v}, this client speaks {}; upgrade the older side",
+          codec::VERSION
+        ))
+        .into(),
+      ),
+      Ok(Hello::Rejected(reason)) => Err(IpcError::Protocol(format!("the server rejected the hello: {reason}")).into()),
+      Err(HandshakeFailure::Silent) => {
+        Err(IpcError::Protocol("the server closed the connection during the hello".into()).into())
+      }
+      Err(other) => Err(other),
+    }
+  }
+}
+
+fn not_our_protocol(who: &str) -> HandshakeFailure {
+  HandshakeFailure::Error(IpcError::Protocol(format!(
+    "the {who} does not speak the native-socket-ipc protocol (its first bytes are not a hello); check that both ends use native-socket-ipc"
+  )))
+}
+
+async fn bounded<T>(
+  limit: Duration,
+  shutdown: &CancellationToken,
+  who: &str,
+  work: impl std::future::Future<Output = Result<T, HandshakeFailure>>,
+) -> Result<T, HandshakeFailure> {
+  tokio::select! {
+    _ = shutdown.cancelled() => Err(HandshakeFailure::Shutdown),
+    r = tokio::time::timeout(limit, work) => r.unwrap_or_else(|_| Err(IpcError::HandshakeTimeout(format!(
+      "the {who} did not complete the hello within {} ms (handshakeTimeout)", limit.as_millis()
+    )).into())),
+  }
+}
+
+// ===== Established connection =====
+
+/// How an established connection ended.
+#[derive(Debug)]
+pub enum Ended {
+  /// EOF or a socket error: the peer went away.
+  PeerClosed,
+  /// `close()` on our side; queued frames were flushed (within `CLOSE_FLUSH_TIMEOUT`).
+  Shutdown,
+  /// The peer broke the protocol; frames before the bad one were delivered.
+  Failed(IpcError),
+}
+
+pub struct Link<'a> {
+  /// Tags every event of this connection (the client id on a server, 0 on a client).
+  pub id: u32,
+  pub events: &'a EventQueue,
+  pub outbox: &'a Outbox,
+  pub max_message_size: usize,
+  pub shutdown: &'a CancellationToken,
+}
+
+/// Runs the connection until the peer leaves, breaks the protocol, or we shut down.
+pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
+  let (reader, writer) = conn.stream.into_split();
+  // Ends the other half early when one half finds the connection dead.
+  let dead = CancellationToken::new();
+  let reading = async {
+    let end = read_loop(reader, conn.buf, &link, &dead).await;
+    if !matches!(end, Ended::Shutdown) {
+      dead.cancel();
+    }
+    end
+  };
+  let writing = async {
+    if write_loop(writer, &link, &dead).await.is_err() {
+      dead.cancel();
+    }
+  };
+  tokio::join!(reading, writing).0
+}
+
+async fn read_loop(mut reader: OwnedReadHalf, mut buf: BytesMut, link: &Link<'_>, dead: &CancellationToken) -> Ended {
+  loop {
+    let mut complete = 0;
+    let mut pings = 0;
+    let mut failure = None;
+    loop {
+      match codec::next_frame(&buf[complete..], link.max_message_size) {
+        Ok(Some(frame)) => {
+          if let Err(e) = codec::validate(&frame) {
+            failure = Some(e);
+            break;
+          }
+          pings += usize::from(frame.kind == kind::PING);
+          complete += frame.wire_len();
+        }
+        Ok(None) => break,
+        Err(e) => {
+          failure = Some(e);
+          break;
+        }
+      }
+    }
+    // Everything intact before a bad frame is still delivered.
+    if complete > 0 {
+      link.events.push_frames(link.id, &buf[..complete]);
+      buf.advance(complete);
+    }
+    if let Some(e) = failure {
+      return Ended::Failed(e.into());
+    }
+    if pings > 0 {
+      link.outbox.append_with(|out| (0..pings).for_each(|_| codec::encode_control(out, kind::PONG)));
+    }
+
+    // A large frame gets one allocation of its exact size, only once its size passed the limit.
+    let want = match codec::peek_frame_size(&buf, link.max_message_size) {
+      Ok(Some(size)) => size.max(READ_CHUNK),
+      _ => READ_CHUNK,
+    };
+    if buf.capacity() < want {
+      buf.reserve(want - buf.len());
+    }
+
+    tokio::select! {
+      biased;
+      _ = link.shutdown.cancelled() => return Ended::Shutdown,
+      _ = dead.cancelled() => return Ended::PeerClosed,
+      _ = link.events.wait_for_room() => {}
+    }
+    tokio::select! {
+      biased;
+      _ = link.shutdown.cancelled() => return Ended::Shutdown,
+      _ = dead.cancelled() => return Ended::PeerClosed,
+      read = reader.read_buf(&mut buf) => match read {
+        Ok(0) if buf.is_empty() => return Ended::PeerClosed,
+        Ok(0) => {
+          return Ended::Failed(IpcError::Protocol(format!(
+            "the peer closed the connection in the middle of a frame ({} bytes of it had arrived)",
+            buf.len()
+          )))
+        }
+        Ok(_) => {}
+        Err(_) => return Ended::PeerClosed,
+      },
+    }
+  }
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, link: &Link<'_>, dead: &CancellationToken) -> std::io::Result<()> {
+  let mut chunk = Vec::new();
+  let mut written = 0;
+  loop {
+    if written == chunk.len() {
+      tokio::select! {
+        biased;
+        _ = dead.cancelled() => return Ok(()),
+        _ = link.shutdown.cancelled() => break,
+        _ = link.outbox.ready.notified() => {}
+      }
+      chunk = link.outbox.take(chunk);
+      written = 0;
+      continue;
+    }
+    tokio::select! {
+      biased;
+      _ = dead.cancelled() => return Ok(()),
+      _ = link.shutdown.cancelled() => break,
+      n = writer.write(&chunk[written..]) => match n? {
+        0 => return Err(std::io::ErrorKind::WriteZero.into()),
+        n => written += n,
+      },
+    }
+  }
+  // Closing: what was sent before close() still goes out, then a half-close tells the peer
+  // that was the last of it. A peer that stops reading cannot hold the close up for long.
+  let flush = async {
+    writer.write_all(&chunk[written..]).await?;
+    let rest = link.outbox.take(Vec::new());
+    writer.write_all(&rest).await?;
+    writer.shutdown().await
+  };
+  tokio::select! {
+    _ = dead.cancelled() => Ok(()),
+    r = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush) => r.unwrap_or(Ok(())),
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn discard_counts_messages_not_control_frames() {
+    let outbox = Outbox::default();
+    let mut frames = Vec::new();
+    codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"1");
+    codec::encode_control(&mut frames, kind::PONG);
+    codec::encode_message(&mut frames, kind::MESSAGE_BINARY, "b", b"22");
+    outbox.append(&frames);
+    assert_eq!(outbox.discard(), 2);
+    assert_eq!(outbox.discard(), 0);
+  }
+}

@@ -1,0 +1,164 @@
+//! Errors the core reports to JavaScript. Each carries a stable code; OS errors carry the
+//! errno, from which the JS side derives Node's own code (`ENOENT`, `EADDRINUSE`, …).
+
+use crate::codec::FrameError;
+use std::{fmt, io};
+
+#[derive(Debug)]
+pub enum IpcError {
+  /// A system call failed; `path` is the socket path it was about, `detail` what we found there.
+  Io { error: io::Error, syscall: &'static str, path: String, detail: Option<&'static str> },
+  /// The peer's bytes are not protocol v1 (`ERR_IPC_PROTOCOL`).
+  Protocol(String),
+  /// A frame longer than `maxMessageSize` was announced (`ERR_IPC_MESSAGE_TOO_LARGE`).
+  MessageTooLarge(String),
+  /// The peer did not complete the hello in time (`ERR_IPC_HANDSHAKE_TIMEOUT`).
+  HandshakeTimeout(String),
+  /// The client gave up reconnecting (`ERR_IPC_RETRIES_EXHAUSTED`).
+  RetriesExhausted(String),
+  /// A message was addressed to a client that is not connected (`ERR_IPC_UNKNOWN_CLIENT`).
+  UnknownClient(u32),
+  /// Queued messages were discarded by `close()` (`ERR_IPC_CLOSED`).
+  ClosedWithQueued(usize),
+}
+
+impl IpcError {
+  pub fn io(error: io::Error, syscall: &'static str, path: &str) -> Self {
+    IpcError::Io { error, syscall, path: path.to_owned(), detail: None }
+  }
+
+  /// The same OS error, explained: what the user should know about the path.
+  pub fn with_detail(mut self, text: &'static str) -> Self {
+    if let IpcError::Io { detail, .. } = &mut self {
+      *detail = Some(text);
+    }
+    self
+  }
+
+  /// The stable code, or `None` for OS errors (whose code is Node's errno name).
+  pub fn code(&self) -> Option<&'static str> {
+    Some(match self {
+      // std rejects an over-long path before any system call, so there is no errno to name it.
+      IpcError::Io { error, .. } if error.raw_os_error().is_none() => "ERR_IPC_INVALID_PATH",
+      IpcError::Io { .. } => return None,
+      IpcError::Protocol(_) => "ERR_IPC_PROTOCOL",
+      IpcError::MessageTooLarge(_) => "ERR_IPC_MESSAGE_TOO_LARGE",
+      IpcError::HandshakeTimeout(_) => "ERR_IPC_HANDSHAKE_TIMEOUT",
+      IpcError::RetriesExhausted(_) => "ERR_IPC_RETRIES_EXHAUSTED",
+      IpcError::UnknownClient(_) => "ERR_IPC_UNKNOWN_CLIENT",
+      IpcError::ClosedWithQueued(_) => "ERR_IPC_CLOSED",
+    })
+  }
+
+  /// Serialises the error as the small JSON object the JS side turns into an `Error`.
+  pub fn write_json(&self, dst: &mut Vec<u8>) {
+    dst.push(b'{');
+    write_field(dst, "message", &self.to_string());
+    if let Some(code) = self.code() {
+      dst.push(b',');
+      write_field(dst, "code", code);
+    }
+    match self {
+      IpcError::Io { error, syscall, path, detail } => {
+        if let Some(text) = detail {
+          dst.push(b',');
+          write_field(dst, "detail", text);
+        }
+        if let Some(errno) = error.raw_os_error() {
+          dst.extend_from_slice(format!(",\"errno\":{errno}").as_bytes());
+        }
+        dst.push(b',');
+        write_field(dst, "syscall", syscall);
+        dst.push(b',');
+        write_field(dst, "path", path);
+      }
+      IpcError::UnknownClient(id) => dst.extend_from_slice(format!(",\"clientId\":{id}").as_bytes()),
+      IpcError::ClosedWithQueued(n) => dst.extend_from_slice(format!(",\"undelivered\":{n}").as_bytes()),
+      _ => {}
+    }
+    dst.push(b'}');
+  }
+}
+
+impl From<FrameError> for IpcError {
+  fn from(e: FrameError) -> Self {
+    match e {
+      FrameError::TooLarge { .. } => IpcError::MessageTooLarge(e.to_string()),
+      _ => IpcError::Protocol(e.to_string()),
+    }
+  }
+}
+
+impl fmt::Display for IpcError {
+  fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match self {
+      // Node's own wording is added on the JS side, which knows the errno's description.
+      IpcError::Io { error, syscall, path, detail: None } => write!(f, "{syscall} {path}: {error}"),
+      IpcError::Io { error, syscall, path, detail: Some(d) } => write!(f, "{syscall} {path}: {error}; {d}"),
+      IpcError::Protocol(m)
+      | IpcError::MessageTooLarge(m)
+      | IpcError::HandshakeTimeout(m)
+      | IpcError::RetriesExhausted(m) => f.write_str(m),
+      IpcError::UnknownClient(id) => write!(
+        f,
+        "client {id} is not connected; the message was not sent (listen for 'connectionClose' to stop sending to departed clients)"
+      ),
+      IpcError::ClosedWithQueued(n) => write!(
+        f,
+        "close() discarded {n} message(s) queued while disconnected; wait for 'connect' before closing if they must arrive"
+      ),
+    }
+  }
+}
+
+impl std::error::Error for IpcError {}
+
+fn write_field(dst: &mut Vec<u8>, key: &str, value: &str) {
+  write_json_string(dst, key);
+  dst.push(b':');
+  write_json_string(dst, value);
+}
+
+fn write_json_string(dst: &mut Vec<u8>, s: &str) {
+  dst.push(b'"');
+  for c in s.chars() {
+    match c {
+      '"' => dst.extend_from_slice(b"\\\""),
+      '\\' => dst.extend_from_slice(b"\\\\"),
+      c if (c as u32) < 0x20 => dst.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+      c => {
+        let mut tmp = [0u8; 4];
+        dst.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+      }
+    }
+  }
+  dst.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn io_errors_carry_errno_syscall_and_path() {
+    let e = IpcError::io(io::Error::from_raw_os_error(2), "connect", "/tmp/a \"b\".sock");
+    let mut out = Vec::new();
+    e.write_json(&mut out);
+    let s = String::from_utf8(out).unwrap();
+    assert!(s.contains("\"errno\":2"), "{s}");
+    assert!(s.contains("\"syscall\":\"connect\""), "{s}");
+    assert!(s.contains("\"path\":\"/tmp/a \\\"b\\\".sock\""), "{s}");
+    assert!(!s.contains("\"code\""), "{s}");
+  }
+
+  #[test]
+  fn coded_errors_escape_control_characters() {
+    let e = IpcError::Protocol("bad\nline".into());
+    let mut out = Vec::new();
+    e.write_json(&mut out);
+    assert_eq!(
+      String::from_utf8(out).unwrap(),
+      "{\"message\":\"bad\\u000aline\",\"code\":\"ERR_IPC_PROTOCOL\"}"
+    );
+  }
+}
