@@ -1,0 +1,34 @@
+'use strict';
+// One place that builds every error the package emits or throws, so codes stay stable.
+
+const util = require('node:util');
+
+function withCode(Ctor, code, message, props) {
+  const err = new Ctor(message);
+  err.code = code;
+  if (props) Object.assign(err, props);
+  return err;
+}
+
+const ipcError = (code, message, props) => withCode(Error, code, message, props);
+const typeError = (code, message, props) => withCode(TypeError, code, message, props);
+const rangeError = (code, message, props) => withCode(RangeError, code, message, props);
+
+/**
+ * Turns the JSON error the native core reports into an Error. OS errors get Node's own code,
+ * errno, syscall, path and wording (`listen EADDRINUSE: address already in use /tmp/a.sock`).
+ */
+function fromNative(json) {
+  const info = JSON.parse(json);
+  if (info.errno === undefined) {
+    const { message, ...props } = info;
+    return ipcError(info.code, message, props);
+  }
+  const errno = -info.errno;
+  const [name, description] = util.getSystemErrorMap().get(errno) || [`Unknown system error ${errno}`, 'unknown error'];
+  let message = `${info.syscall} ${name}: ${description} ${info.path}`;
+  if (info.detail) message += ` (${info.detail})`;
+  return withCode(Error, name, message, { errno, syscall: info.syscall, path: info.path });
+}
+
+module.exports = { ipcError, typeError, rangeError, fromNative };

@@ -1,0 +1,96 @@
+'use strict';
+// Validation and defaults for constructor options. Bad options throw at construction time,
+// naming the option, so mistakes surface where they are made.
+
+const { typeError, rangeError } = require('./errors');
+
+const DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024;
+const MAX_MESSAGE_SIZE_LIMIT = 0xffffffff;
+
+const DEFAULTS = {
+  maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
+  handshakeTimeout: 5000,
+  retryDelay: 1000,
+  reconnectDelay: 100,
+  maxRetries: Infinity,
+  maxQueue: 10000,
+};
+
+function optionsObject(options, className) {
+  if (typeof options === 'string') return { socketFile: options };
+  if (options === null || typeof options !== 'object') {
+    throw typeError('ERR_INVALID_ARG_TYPE', `new ${className}(options): options must be a socket path string or an object with a socketFile`);
+  }
+  if (options.transcoder !== undefined) {
+    throw typeError('ERR_INVALID_ARG_VALUE', "options.transcoder is not supported: messages travel as JSON or, for Buffers, as raw bytes");
+  }
+  return options;
+}
+
+function socketFile(value) {
+  if (value === undefined || value === null || value === '') {
+    throw typeError('ERR_INVALID_ARG_VALUE', "Invalid value for 'options.socketFile': Is empty. Pass the path of the Unix socket, e.g. '/tmp/app.sock'");
+  }
+  if (typeof value !== 'string') {
+    throw typeError('ERR_INVALID_ARG_TYPE', `Invalid value for 'options.socketFile': expected a string path, got ${typeof value}`);
+  }
+  if (/^\d+$/.test(value)) {
+    throw typeError('ERR_INVALID_ARG_VALUE', `Invalid value for 'options.socketFile' (${value}): Looks like a port. Pass the path of a Unix socket file`);
+  }
+  return value;
+}
+
+function integer(options, name, min, max) {
+  const value = options[name] === undefined ? DEFAULTS[name] : options[name];
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw typeError('ERR_INVALID_ARG_TYPE', `options.${name} must be a number, got ${typeof value}`);
+  }
+  if (value !== Infinity && !Number.isInteger(value)) {
+    throw rangeError('ERR_OUT_OF_RANGE', `options.${name} must be a whole number, got ${value}`);
+  }
+  if (value < min || value > max) {
+    throw rangeError('ERR_OUT_OF_RANGE', `options.${name} must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+// A delay is a number of ms, or { min, max } for a uniformly random delay in that range.
+function delay(options, name) {
+  const value = options[name] === undefined ? DEFAULTS[name] : options[name];
+  const fallback = DEFAULTS[name];
+  const range = typeof value === 'object' && value !== null ? { min: value.min ?? fallback, max: value.max ?? fallback } : { min: value, max: value };
+  for (const key of ['min', 'max']) {
+    const ms = range[key];
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw rangeError('ERR_OUT_OF_RANGE', `options.${name} must be a number of ms >= 0 or { min, max }, got ${JSON.stringify(value)}`);
+    }
+  }
+  if (range.min > range.max) {
+    throw rangeError('ERR_OUT_OF_RANGE', `options.${name}.min (${range.min}) must not exceed options.${name}.max (${range.max})`);
+  }
+  return range;
+}
+
+function serverOptions(input) {
+  const options = optionsObject(input, 'Server');
+  return {
+    socketFile: socketFile(options.socketFile),
+    maxMessageSize: integer(options, 'maxMessageSize', 16, MAX_MESSAGE_SIZE_LIMIT),
+    handshakeTimeout: integer(options, 'handshakeTimeout', 1, 2 ** 31 - 1),
+  };
+}
+
+function clientOptions(input) {
+  const options = optionsObject(input, 'Client');
+  return {
+    socketFile: socketFile(options.socketFile),
+    maxMessageSize: integer(options, 'maxMessageSize', 16, MAX_MESSAGE_SIZE_LIMIT),
+    handshakeTimeout: integer(options, 'handshakeTimeout', 1, 2 ** 31 - 1),
+    retryDelay: delay(options, 'retryDelay'),
+    reconnectDelay: delay(options, 'reconnectDelay'),
+    maxRetries: integer(options, 'maxRetries', 0, Infinity),
+    maxQueue: integer(options, 'maxQueue', 0, Infinity),
+  };
+}
+
+module.exports = { serverOptions, clientOptions, DEFAULTS };

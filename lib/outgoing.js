@@ -1,0 +1,131 @@
+'use strict';
+// Encodes messages into wire frames (PROTOCOL.md) and hands them to the native core in batches:
+// every send() in one tick of the event loop goes across in a single call, so crossing into Rust
+// costs once per tick, not once per message.
+
+const { typeError, rangeError } = require('./errors');
+
+const KIND_JSON = 0x10;
+const KIND_BINARY = 0x11;
+const MAX_TOPIC_BYTES = 0xffff;
+// len (4) + kind (1) + topic length (2)
+const FRAME_HEADER = 7;
+const INITIAL_CAPACITY = 64 * 1024;
+// Past this, a batch goes to the core at once instead of waiting for the end of the tick.
+const FLUSH_AT = 1024 * 1024;
+// A batch buffer that grew for one huge message is not kept around.
+const KEEP_AT_MOST = 4 * 1024 * 1024;
+
+function encodeError(message, cause) {
+  return typeError('ERR_IPC_ENCODE', `message cannot be sent: ${message}`, cause ? { cause } : undefined);
+}
+
+/** Normalises a topic: empty or missing becomes 'none' (as socket-ipc documents). */
+function topicOf(topic) {
+  if (topic === undefined || topic === null || topic === '') return 'none';
+  if (typeof topic !== 'string') {
+    throw typeError('ERR_INVALID_ARG_TYPE', `topic must be a string, got ${typeof topic}`);
+  }
+  return topic;
+}
+
+class Outgoing {
+  /**
+   * @param {boolean} targeted  each frame is preceded by a u32 target client id (server side)
+   * @param {number} maxMessageSize
+   * @param {(batch: Buffer) => boolean} deliver  hands a batch to the core; false keeps it for later
+   */
+  constructor(targeted, maxMessageSize, deliver) {
+    this.prefix = targeted ? 4 : 0;
+    this.maxMessageSize = maxMessageSize;
+    this.deliver = deliver;
+    this.buf = Buffer.allocUnsafe(INITIAL_CAPACITY);
+    this.len = 0;
+    this.scheduled = false;
+  }
+
+  /** Encodes one message; throws (and queues nothing) if it cannot be encoded or is too large. */
+  append(target, topic, message) {
+    let text;
+    let bytes;
+    if (ArrayBuffer.isView(message)) {
+      bytes = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+    } else if (message === undefined) {
+      text = '';
+    } else {
+      try {
+        text = JSON.stringify(message);
+      } catch (err) {
+        throw encodeError(err.message, err);
+      }
+      if (text === undefined) throw encodeError(`${typeof message} is not representable as JSON`);
+    }
+    const max = this.maxMessageSize;
+    const payloadAtLeast = bytes ? bytes.length : text.length;
+    if (3 + topic.length + payloadAtLeast > max) throw tooLarge(3 + topic.length + payloadAtLeast, max);
+
+    // Reserve the worst case (3 UTF-8 bytes per UTF-16 unit), write, then fill in the lengths.
+    const start = this.len;
+    const payloadAtMost = bytes ? bytes.length : text.length * 3;
+    this.reserve(this.prefix + FRAME_HEADER + topic.length * 3 + payloadAtMost + 1);
+    const buf = this.buf;
+    const topicAt = start + this.prefix + FRAME_HEADER;
+    const topicBytes = buf.write(topic, topicAt);
+    if (topicBytes > MAX_TOPIC_BYTES) {
+      throw rangeError('ERR_IPC_TOPIC_TOO_LONG', `topic is ${topicBytes} bytes of UTF-8; the maximum is ${MAX_TOPIC_BYTES}`);
+    }
+    const payloadAt = topicAt + topicBytes;
+    const end = payloadAt + (bytes ? bytes.copy(buf, payloadAt) : buf.write(text, payloadAt));
+    const frameLen = end - (start + this.prefix + 4);
+    if (frameLen > max) throw tooLarge(frameLen, max);
+    if (this.prefix) buf.writeUInt32BE(target, start);
+    buf.writeUInt32BE(frameLen, start + this.prefix);
+    buf[start + this.prefix + 4] = bytes ? KIND_BINARY : KIND_JSON;
+    buf.writeUInt16BE(topicBytes, start + this.prefix + 5);
+    this.len = end;
+
+    if (this.len >= FLUSH_AT) {
+      this.flush();
+    } else if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(flushAtEndOfTick, this);
+    }
+  }
+
+  reserve(bytes) {
+    if (this.len + bytes <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + bytes));
+    this.buf.copy(grown, 0, 0, this.len);
+    this.buf = grown;
+  }
+
+  /** Hands everything encoded so far to the core (which copies it), then reuses the buffer. */
+  flush() {
+    if (this.len === 0 || !this.deliver(this.buf.subarray(0, this.len))) return;
+    this.len = 0;
+    if (this.buf.length > KEEP_AT_MOST) this.buf = Buffer.allocUnsafe(INITIAL_CAPACITY);
+  }
+
+  /** Forgets what was not delivered; returns how many messages that was. */
+  discard() {
+    let count = 0;
+    for (let pos = 0; pos < this.len; count++) pos += this.prefix + 4 + this.buf.readUInt32BE(pos + this.prefix);
+    this.len = 0;
+    return count;
+  }
+}
+
+function flushAtEndOfTick(outgoing) {
+  outgoing.scheduled = false;
+  outgoing.flush();
+}
+
+function tooLarge(size, max) {
+  return rangeError(
+    'ERR_IPC_MESSAGE_TOO_LARGE',
+    `message encodes to ${size} bytes, over maxMessageSize (${max}); raise maxMessageSize on both ends or send less`,
+    { size, maxMessageSize: max },
+  );
+}
+
+module.exports = { Outgoing, topicOf, KIND_JSON, KIND_BINARY, MAX_TOPIC_BYTES };

@@ -1,0 +1,253 @@
+//! The N-API surface, and the only module that knows about Node. `index.js` wraps these classes
+//! in EventEmitters; they are not part of the documented API.
+//!
+//! A native object exists only while its server listens or its client runs: the constructor
+//! starts it. Each owns one threadsafe function, held only by its event queue, so a running
+//! object keeps Node alive and a finished one (its queue finished) lets Node exit.
+
+use crate::client::{Client, ClientOptions};
+use crate::events::{EventQueue, Wake};
+use crate::reconnect::{Delay, RetryPolicy};
+use crate::server::{Server, ServerOptions};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+type WakeFn = ThreadsafeFunction<u32, (), u32, Status, false>;
+
+/// Wakes the JS thread; the callback then calls `takeEvents()` for the whole batch.
+struct TsfnWake(Arc<WakeFn>);
+
+impl Wake for TsfnWake {
+  fn wake(&self) {
+    // `Closing` means the environment is gone; the teardown hook stops the producers.
+    let _ = self.0.call(0, ThreadsafeFunctionCallMode::NonBlocking);
+  }
+}
+
+fn event_queue(on_events: Function<u32, ()>) -> Result<(Arc<EventQueue>, Weak<WakeFn>)> {
+  let tsfn = Arc::new(on_events.build_threadsafe_function::<u32>().callee_handled::<false>().build()?);
+  let weak = Arc::downgrade(&tsfn);
+  Ok((EventQueue::new(Box::new(TsfnWake(tsfn))), weak))
+}
+
+/// Like `net.Server#ref/unref`: whether the running object keeps the event loop alive.
+fn set_referenced(env: &Env, wake: &Weak<WakeFn>, referenced: bool) -> Result<()> {
+  let Some(tsfn) = wake.upgrade() else { return Ok(()) };
+  let status = unsafe {
+    if referenced {
+      napi::sys::napi_ref_threadsafe_function(env.raw(), tsfn.raw())
+    } else {
+      napi::sys::napi_unref_threadsafe_function(env.raw(), tsfn.raw())
+    }
+  };
+  match status {
+    napi::sys::Status::napi_ok => Ok(()),
+    other => Err(Error::new(Status::from(other), "could not change the threadsafe function's ref")),
+  }
+}
+
+fn millis(ms: f64) -> Duration {
+  Duration::from_millis(if ms.is_finite() && ms > 0.0 { ms as u64 } else { 0 })
+}
+
+fn delay(min: f64, max: f64) -> Delay {
+  if min == max {
+    Delay::Fixed(millis(min))
+  } else {
+    Delay::Uniform { min: millis(min), max: millis(max) }
+  }
+}
+
+// ===== Teardown hook =====
+
+/// Runs `abandon` if the JS environment is torn down first (a terminated worker), so no task,
+/// fd or socket file outlives it. Unregistered on close, freeing its slot.
+struct TeardownHook {
+  env: napi::sys::napi_env,
+  slot: *const HookSlot,
+}
+
+struct HookSlot(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+unsafe extern "C" fn run_teardown(arg: *mut c_void) {
+  // The hook owns one strong count of the slot; the object owns the other.
+  let slot = unsafe { Arc::from_raw(arg as *const HookSlot) };
+  let abandon = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+  if let Some(abandon) = abandon {
+    abandon();
+  }
+}
+
+impl TeardownHook {
+  fn register(env: &Env, abandon: Box<dyn FnOnce() + Send>) -> Result<Self> {
+    let slot = Arc::new(HookSlot(Mutex::new(Some(abandon))));
+    let for_hook = Arc::into_raw(slot.clone());
+    let status = unsafe { napi::sys::napi_add_env_cleanup_hook(env.raw(), Some(run_teardown), for_hook as *mut c_void) };
+    if status != napi::sys::Status::napi_ok {
+      drop(unsafe { Arc::from_raw(for_hook) });
+      return Err(Error::new(Status::from(status), "could not register the teardown hook"));
+    }
+    Ok(TeardownHook { env: env.raw(), slot: Arc::into_raw(slot) })
+  }
+
+  /// Called on the JS thread when the object closes normally.
+  fn unregister(self) {
+    let slot = unsafe { Arc::from_raw(self.slot) };
+    let still_armed = slot.0.lock().unwrap_or_else(|p| p.into_inner()).take().is_some();
+    if still_armed {
+      // The hook has not run, so it still holds its count: remove it and drop that count too.
+      unsafe {
+        napi::sys::napi_remove_env_cleanup_hook(self.env, Some(run_teardown), self.slot as *mut c_void);
+        Arc::decrement_strong_count(self.slot);
+      }
+    }
+  }
+}
+
+// ===== Server =====
+
+#[napi(object)]
+pub struct NativeServerConfig {
+  pub socket_file: String,
+  pub max_message_size: f64,
+  pub handshake_timeout: f64,
+}
+
+/// A listening server. Constructing it starts `listen()`.
+#[napi(js_name = "NativeServer", custom_finalize)]
+pub struct NativeServer {
+  server: Server,
+  events: Arc<EventQueue>,
+  wake: Weak<WakeFn>,
+  teardown: Option<TeardownHook>,
+}
+
+#[napi]
+impl NativeServer {
+  #[napi(constructor)]
+  pub fn new(env: Env, config: NativeServerConfig, on_events: Function<u32, ()>) -> Result<Self> {
+    let (events, wake) = event_queue(on_events)?;
+    let options = ServerOptions {
+      path: config.socket_file,
+      max_message_size: config.max_message_size as usize,
+      handshake_timeout: millis(config.handshake_timeout),
+    };
+    let server = within_runtime_if_available(|| Server::listen(options, events.clone()));
+    let for_hook = server.clone();
+    let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
+    Ok(NativeServer { server, events, wake, teardown: Some(teardown) })
+  }
+
+  /// Everything that happened since the last call, as one Buffer of records (see events.rs).
+  #[napi]
+  pub fn take_events(&self) -> Buffer {
+    self.events.take().into()
+  }
+
+  /// Queues encoded messages: records of `target: u32 BE | wire frame`, target 0 = broadcast.
+  #[napi]
+  pub fn send(&self, records: BufferSlice) {
+    self.server.send(&records);
+  }
+
+  #[napi]
+  pub fn close(&mut self) {
+    self.server.close();
+    if let Some(hook) = self.teardown.take() {
+      hook.unregister();
+    }
+  }
+
+  #[napi]
+  pub fn set_referenced(&self, env: Env, referenced: bool) -> Result<()> {
+    set_referenced(&env, &self.wake, referenced)
+  }
+}
+
+impl ObjectFinalize for NativeServer {
+  fn finalize(mut self, _env: Env) -> Result<()> {
+    self.close();
+    Ok(())
+  }
+}
+
+// ===== Client =====
+
+#[napi(object)]
+pub struct NativeClientConfig {
+  pub socket_file: String,
+  pub max_message_size: f64,
+  pub handshake_timeout: f64,
+  pub retry_delay_min: f64,
+  pub retry_delay_max: f64,
+  pub reconnect_delay_min: f64,
+  pub reconnect_delay_max: f64,
+  /// `Infinity` (or any non-finite value) retries forever.
+  pub max_retries: f64,
+}
+
+/// A connecting client. Constructing it starts `connect()`.
+#[napi(js_name = "NativeClient", custom_finalize)]
+pub struct NativeClient {
+  client: Client,
+  events: Arc<EventQueue>,
+  wake: Weak<WakeFn>,
+  teardown: Option<TeardownHook>,
+}
+
+#[napi]
+impl NativeClient {
+  #[napi(constructor)]
+  pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
+    let (events, wake) = event_queue(on_events)?;
+    let options = ClientOptions {
+      path: config.socket_file,
+      max_message_size: config.max_message_size as usize,
+      handshake_timeout: millis(config.handshake_timeout),
+      retry: RetryPolicy {
+        retry_delay: delay(config.retry_delay_min, config.retry_delay_max),
+        reconnect_delay: delay(config.reconnect_delay_min, config.reconnect_delay_max),
+        max_retries: config.max_retries.is_finite().then(|| config.max_retries.clamp(0.0, u32::MAX as f64) as u32),
+      },
+    };
+    let client = within_runtime_if_available(|| Client::connect(options, events.clone()));
+    let for_hook = client.clone();
+    let teardown = TeardownHook::register(&env, Box::new(move || for_hook.close()))?;
+    Ok(NativeClient { client, events, wake, teardown: Some(teardown) })
+  }
+
+  #[napi]
+  pub fn take_events(&self) -> Buffer {
+    self.events.take().into()
+  }
+
+  /// Queues encoded wire frames.
+  #[napi]
+  pub fn send(&self, frames: BufferSlice) {
+    self.client.send(&frames);
+  }
+
+  #[napi]
+  pub fn close(&mut self) {
+    self.client.close();
+    if let Some(hook) = self.teardown.take() {
+      hook.unregister();
+    }
+  }
+
+  #[napi]
+  pub fn set_referenced(&self, env: Env, referenced: bool) -> Result<()> {
+    set_referenced(&env, &self.wake, referenced)
+  }
+}
+
+impl ObjectFinalize for NativeClient {
+  fn finalize(mut self, _env: Env) -> Result<()> {
+    self.close();
+    Ok(())
+  }
+}
