@@ -1,0 +1,71 @@
+'use strict';
+// The hex vectors of PROTOCOL.md, checked against the real library over real sockets:
+// a raw socket plays the other side, so the bytes on the wire are exactly the documented ones.
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const { Server, Client } = require('..');
+const { socketPath, waitFor, collect } = require('./helpers');
+
+// Read from PROTOCOL.md itself, so the document and the test cannot drift apart.
+const vectors = Object.fromEntries(
+  fs
+    .readFileSync(path.join(__dirname, '..', 'PROTOCOL.md'), 'utf8')
+    .split('\n')
+    .map((line) => line.match(/^\| (.+?) \| `([0-9a-f ]+)` \|$/))
+    .filter(Boolean)
+    .map(([, what, hex]) => [what.split(',')[0], Buffer.from(hex.replace(/ /g, ''), 'hex')]),
+);
+
+test('PROTOCOL.md lists the four test vectors', () => {
+  assert.deepEqual(Object.keys(vectors), ['HELLO', 'MESSAGE_JSON', 'MESSAGE_BINARY', 'PING']);
+});
+
+test('a server decodes the documented hello, JSON and binary frames from a raw socket', { timeout: 10000 }, async (t) => {
+  const file = socketPath(t);
+  const server = new Server(file);
+  server.listen();
+  await waitFor(server, 'listening');
+  const raw = net.createConnection(file);
+  const received = collect(server, 'message', 2);
+  const serverHello = new Promise((resolve) => raw.once('data', resolve));
+  raw.write(Buffer.concat([vectors.HELLO, vectors.PING, vectors.MESSAGE_JSON, vectors.MESSAGE_BINARY]));
+  assert.deepEqual((await serverHello).subarray(0, vectors.HELLO.length), vectors.HELLO);
+  const [[json, jsonTopic], [bin, binTopic]] = await received;
+  assert.equal(jsonTopic, 'hello');
+  assert.deepEqual(json, { a: 1 });
+  assert.equal(binTopic, 'bin');
+  assert.deepEqual(bin, Buffer.from([0, 1, 2, 0xff]));
+  raw.destroy();
+  server.close();
+  await waitFor(server, 'close');
+});
+
+test('a client sends exactly the documented hello and message bytes', { timeout: 10000 }, async (t) => {
+  const file = socketPath(t);
+  const chunks = [];
+  let gotAll;
+  const done = new Promise((resolve) => (gotAll = resolve));
+  const expected = Buffer.concat([vectors.HELLO, vectors.MESSAGE_JSON, vectors.MESSAGE_BINARY]);
+  const raw = net.createServer((socket) => {
+    socket.write(vectors.HELLO);
+    socket.on('data', (d) => {
+      chunks.push(d);
+      if (Buffer.concat(chunks).length >= expected.length) gotAll(Buffer.concat(chunks));
+    });
+  });
+  await new Promise((resolve) => raw.listen(file, resolve));
+  const client = new Client({ socketFile: file });
+  client.on('connect', () => {
+    client.send('hello', { a: 1 });
+    client.send('bin', Buffer.from([0, 1, 2, 0xff]));
+  });
+  client.connect();
+  assert.deepEqual(await done, expected);
+  client.close();
+  await waitFor(client, 'close');
+  await new Promise((resolve) => raw.close(resolve));
+});
