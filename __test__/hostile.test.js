@@ -1,0 +1,533 @@
+'use strict';
+// Peers that do not follow the protocol: raw node:net sockets against a Server, and a Client
+// against raw node:net servers. Nothing they send may crash, hang or disturb other connections.
+
+const { test, describe } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const { once } = require('node:events');
+const { Server, Client } = require('..');
+const { socketPath, waitFor, collect, sleep } = require('./helpers');
+
+const T = { timeout: 20000 };
+
+// The hello both sides send first: len 8 | kind 0x01 | 'NSIPC' | version 1 | flags 0.
+const HELLO = Buffer.from('00000008014e534950430100', 'hex');
+const KIND_REJECT = 0x0f;
+
+// ----- local helpers -----
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** Closes tracked Servers, Clients, raw sockets and net servers when the test ends. */
+function autoClose(t) {
+  const open = [];
+  t.after(async () => {
+    const rank = (e) => (e instanceof net.Socket ? 0 : e instanceof Client ? 1 : 2);
+    for (const r of [0, 1, 2]) {
+      await Promise.all(
+        open
+          .filter((e) => rank(e) === r)
+          .map((e) => {
+            if (e instanceof net.Socket) {
+              e.destroy();
+              return e.closedPromise;
+            }
+            if (e instanceof net.Server) {
+              for (const s of e.sockets) s.destroy();
+              e.close();
+              return withTimeout(e.closedPromise, 5000, "a net.Server's 'close'");
+            }
+            e.close();
+            return withTimeout(e.closedPromise, 5000, `'close' of a ${e.constructor.name}`);
+          }),
+      );
+    }
+  });
+  return (emitter) => {
+    emitter.closedPromise = new Promise((resolve) => emitter.once('close', resolve));
+    open.push(emitter);
+    return emitter;
+  };
+}
+
+async function startServer(t, track, options = {}) {
+  const socketFile = socketPath(t);
+  const server = track(new Server({ socketFile, ...options }));
+  const listening = waitFor(server, 'listening');
+  server.listen();
+  await listening;
+  server.socketFile = socketFile;
+  return server;
+}
+
+async function connectClient(server, track, options = {}) {
+  const client = track(new Client({ socketFile: server.socketFile, ...options }));
+  const connection = waitFor(server, 'connection');
+  const connected = waitFor(client, 'connect');
+  client.connect();
+  const [[clientId]] = await Promise.all([connection, connected]);
+  return { client, clientId };
+}
+
+/** A raw socket connected to `path`; everything it receives accumulates in `sock.received`. */
+async function rawConnect(track, path) {
+  const sock = track(net.createConnection(path));
+  sock.received = Buffer.alloc(0);
+  sock.on('data', (d) => (sock.received = Buffer.concat([sock.received, d])));
+  sock.on('error', () => {}); // EPIPE/ECONNRESET from a server that hung up are expected
+  await once(sock, 'connect');
+  return sock;
+}
+
+/** Resolves on the socket's 'close' (unlike events.once, an 'error' first does not reject). */
+const closeOf = (sock) => new Promise((resolve) => sock.once('close', resolve));
+
+/** Waits until `sock.received` holds at least `n` bytes. */
+async function receivedAtLeast(sock, n, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (sock.received.length < n) {
+    if (Date.now() > deadline) throw new Error(`raw socket received ${sock.received.length} of ${n} bytes`);
+    await sleep(5);
+  }
+  return sock.received;
+}
+
+function frame(kind, body = Buffer.alloc(0)) {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(1 + body.length, 0);
+  head[4] = kind;
+  return Buffer.concat([head, body]);
+}
+
+function messageFrame(kind, topic, payload) {
+  const t = Buffer.from(topic);
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(t.length);
+  return frame(kind, Buffer.concat([len, t, Buffer.from(payload)]));
+}
+
+const jsonFrame = (topic, text) => messageFrame(0x10, topic, text);
+
+/** Counts events so a test can assert that some never fired. */
+function counter(emitter, event) {
+  const seen = [];
+  emitter.on(event, (...args) => seen.push(args));
+  return seen;
+}
+
+async function roundTrip(server, client, clientId, tag) {
+  const atServer = waitFor(server, 'message');
+  client.send('ping', { tag });
+  const [m1, topic1, id1] = await atServer;
+  assert.deepStrictEqual([m1, topic1, id1], [{ tag }, 'ping', clientId]);
+  const atClient = waitFor(client, 'message');
+  server.send('pong', { tag }, clientId);
+  assert.deepStrictEqual(await atClient, [{ tag }, 'pong']);
+}
+
+/** mulberry32: a small seeded PRNG so the fuzz run is reproducible. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// ----- raw clients against a Server -----
+
+describe('raw peers against a Server', () => {
+  test("garbage bytes get 'messageError' ERR_IPC_PROTOCOL, no 'connection', a closed socket, and a real client is undisturbed", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const { client, clientId } = await connectClient(server, track);
+    const connections = counter(server, 'connection');
+    const errors = counter(server, 'error');
+
+    const messageError = waitFor(server, 'messageError');
+    const raw = await rawConnect(track, server.socketFile);
+    const rawClosed = closeOf(raw);
+    raw.write('GET / HTTP/1.1\r\n\r\n');
+    const [err] = await messageError;
+    assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+    await withTimeout(rawClosed, 5000, 'the server to close the raw socket');
+    assert.equal(raw.received.length, 0, 'the server sent nothing to a peer that is not ours');
+
+    await roundTrip(server, client, clientId, 'after garbage');
+    assert.deepStrictEqual(connections, []);
+    assert.deepStrictEqual(errors, []);
+  });
+
+  test("a valid hello then an unknown frame kind gets 'messageError' ERR_IPC_PROTOCOL with the clientId, then 'connectionClose'", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const connection = waitFor(server, 'connection');
+    const messageError = waitFor(server, 'messageError');
+    const connectionClose = waitFor(server, 'connectionClose');
+    const order = [];
+    for (const e of ['connection', 'messageError', 'connectionClose']) server.on(e, () => order.push(e));
+
+    const raw = await rawConnect(track, server.socketFile);
+    raw.write(Buffer.concat([HELLO, frame(0x7e, Buffer.from('from the future'))]));
+    const [clientId] = await connection;
+    const [err, errId] = await messageError;
+    assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+    assert.equal(errId, clientId);
+    assert.equal(err.clientId, clientId);
+    assert.deepStrictEqual(await connectionClose, [clientId]);
+    assert.deepStrictEqual(order, ['connection', 'messageError', 'connectionClose']);
+    assert.deepStrictEqual((await receivedAtLeast(raw, HELLO.length)).subarray(0, HELLO.length), HELLO);
+  });
+
+  test("a hello then a truncated frame and end() gets 'messageError' ERR_IPC_PROTOCOL and 'connectionClose'", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const connection = waitFor(server, 'connection');
+    const messageError = waitFor(server, 'messageError');
+    const connectionClose = waitFor(server, 'connectionClose');
+    const messages = counter(server, 'message');
+
+    const raw = await rawConnect(track, server.socketFile);
+    const whole = jsonFrame('t', '{"a":1}');
+    raw.write(Buffer.concat([HELLO, whole, whole.subarray(0, whole.length - 3)]));
+    raw.end();
+    const [clientId] = await connection;
+    const [err, errId] = await messageError;
+    assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+    assert.equal(errId, clientId);
+    assert.deepStrictEqual(await connectionClose, [clientId]);
+    assert.deepStrictEqual(messages, [[{ a: 1 }, 't', clientId]], 'the complete frame before the truncated one was delivered');
+  });
+
+  test("a hello of protocol version 2 gets a reject frame and 'messageError' ERR_IPC_PROTOCOL, and no 'connection'", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const connections = counter(server, 'connection');
+    const messageError = waitFor(server, 'messageError');
+
+    const raw = await rawConnect(track, server.socketFile);
+    const rawClosed = closeOf(raw);
+    const v2 = Buffer.from(HELLO);
+    v2[10] = 2;
+    raw.write(v2);
+    const [err] = await messageError;
+    assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+    await withTimeout(rawClosed, 5000, 'the server to close the raw socket');
+    const got = raw.received;
+    assert.ok(got.length >= 5, `expected a reject frame, got ${got.toString('hex')}`);
+    assert.equal(got[4], KIND_REJECT);
+    assert.equal(got.readUInt32BE(0), got.length - 4, 'the reject frame is the only thing sent');
+    assert.match(got.subarray(5).toString(), /version/);
+    assert.deepStrictEqual(connections, []);
+  });
+
+  test("a frame announcing 0xFFFFFFF0 bytes gets 'messageError' ERR_IPC_MESSAGE_TOO_LARGE at once, allocating nothing", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const connection = waitFor(server, 'connection');
+    const messageError = waitFor(server, 'messageError', 2000);
+    const connectionClose = waitFor(server, 'connectionClose');
+    const rssBefore = process.memoryUsage.rss();
+
+    const raw = await rawConnect(track, server.socketFile);
+    raw.write(Buffer.concat([HELLO, Buffer.from([0xff, 0xff, 0xff, 0xf0, 0x10, 0x00])]));
+    const [clientId] = await connection;
+    const [err, errId] = await messageError;
+    assert.equal(err.code, 'ERR_IPC_MESSAGE_TOO_LARGE');
+    assert.equal(errId, clientId);
+    assert.deepStrictEqual(await connectionClose, [clientId]);
+    const grown = process.memoryUsage.rss() - rssBefore;
+    assert.ok(grown < 100 * 1024 * 1024, `RSS grew by ${(grown / 1048576).toFixed(1)} MB`);
+  });
+
+  test("a JSON frame whose payload is not JSON gets 'messageError' ERR_IPC_DECODE and the connection stays up", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const connection = waitFor(server, 'connection');
+    const messageError = waitFor(server, 'messageError');
+    const message = waitFor(server, 'message');
+    const closes = counter(server, 'connectionClose');
+
+    const raw = await rawConnect(track, server.socketFile);
+    raw.write(Buffer.concat([HELLO, jsonFrame('bad', '{not json'), jsonFrame('good', '{"ok":true}')]));
+    const [clientId] = await connection;
+    const [err, errId] = await messageError;
+    assert.equal(err.code, 'ERR_IPC_DECODE');
+    assert.equal(errId, clientId);
+    assert.deepStrictEqual(await message, [{ ok: true }, 'good', clientId]);
+
+    // still up in both directions
+    const reply = jsonFrame('back', '"hi"');
+    server.send('back', 'hi', clientId);
+    const got = await receivedAtLeast(raw, HELLO.length + reply.length);
+    assert.deepStrictEqual(got.subarray(HELLO.length), reply);
+    const second = waitFor(server, 'message');
+    raw.write(jsonFrame('again', '2'));
+    assert.deepStrictEqual(await second, [2, 'again', clientId]);
+    assert.deepStrictEqual(closes, []);
+  });
+
+  test("a raw client that sends nothing gets 'messageError' ERR_IPC_HANDSHAKE_TIMEOUT after handshakeTimeout", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track, { handshakeTimeout: 200 });
+    const connections = counter(server, 'connection');
+    const messageError = waitFor(server, 'messageError', 5000);
+    const raw = await rawConnect(track, server.socketFile);
+    const rawClosed = closeOf(raw);
+    const [err] = await messageError;
+    assert.equal(err.code, 'ERR_IPC_HANDSHAKE_TIMEOUT');
+    await withTimeout(rawClosed, 5000, 'the server to close the silent raw socket');
+    assert.deepStrictEqual(connections, []);
+  });
+
+  test('a hello that arrives one byte at a time is accepted, and a ping is answered with a pong', T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const connection = waitFor(server, 'connection');
+    const raw = await rawConnect(track, server.socketFile);
+    raw.setNoDelay?.(true);
+    for (const byte of HELLO) {
+      raw.write(Buffer.from([byte]));
+      await sleep(2);
+    }
+    const [clientId] = await connection;
+    const pong = frame(0x03);
+    raw.write(frame(0x02));
+    const got = await receivedAtLeast(raw, HELLO.length + pong.length);
+    assert.deepStrictEqual(got, Buffer.concat([HELLO, pong]));
+    const message = waitFor(server, 'message');
+    raw.write(jsonFrame('t', '[1]'));
+    assert.deepStrictEqual(await message, [[1], 't', clientId]);
+  });
+
+  test("a zero-length frame, a topic that overruns its body, or a non-UTF-8 topic gets 'messageError' ERR_IPC_PROTOCOL", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const zeroLength = Buffer.from([0, 0, 0, 0]);
+    // topic length 9, but only one byte of topic follows
+    const overrun = frame(0x10, Buffer.from([0, 9, 0x61]));
+    // topic bytes that are not UTF-8
+    const notUtf8 = frame(0x11, Buffer.from([0, 2, 0xc3, 0x28, 1, 2]));
+    for (const bad of [zeroLength, overrun, notUtf8]) {
+      const connection = waitFor(server, 'connection');
+      const messageError = waitFor(server, 'messageError');
+      const connectionClose = waitFor(server, 'connectionClose');
+      const raw = await rawConnect(track, server.socketFile);
+      raw.write(Buffer.concat([HELLO, bad]));
+      const [clientId] = await connection;
+      const [err, errId] = await messageError;
+      assert.equal(err.code, 'ERR_IPC_PROTOCOL', `for ${bad.toString('hex')}`);
+      assert.equal(errId, clientId);
+      assert.deepStrictEqual(await connectionClose, [clientId]);
+    }
+  });
+
+  test('a raw client that never reads does not hold up other clients or close()', T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const connection = waitFor(server, 'connection');
+    const raw = await rawConnect(track, server.socketFile);
+    raw.write(HELLO);
+    const [stuckId] = await connection;
+    await receivedAtLeast(raw, HELLO.length);
+    raw.pause();
+    // far more than the socket buffers hold
+    const chunk = Buffer.alloc(1024 * 1024, 0xab);
+    for (let i = 0; i < 32; i++) server.send('flood', chunk, stuckId);
+
+    const { client, clientId } = await connectClient(server, track);
+    await roundTrip(server, client, clientId, 'beside a stuck peer');
+
+    const clientClosed = client.closedPromise;
+    client.close();
+    await withTimeout(clientClosed, 5000, "the client's 'close'");
+    const started = Date.now();
+    server.close();
+    await withTimeout(server.closedPromise, 10000, "the server's 'close' with a peer that does not read");
+    assert.ok(Date.now() - started < 10000);
+  });
+
+  test('200 raw connections sending seeded random bytes after a valid hello leave the server working', T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const errors = counter(server, 'error');
+    const messageErrors = counter(server, 'messageError');
+    const messages = counter(server, 'message');
+    const COUNT = 200;
+    const closes = collect(server, 'connectionClose', COUNT, 15000);
+    closes.catch(() => {}); // awaited below; this only keeps an early failure from also reporting it
+    const random = prng(0x5eed1234);
+    const bytes = (n) => {
+      const b = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) b[i] = Math.floor(random() * 256);
+      return b;
+    };
+
+    const CONCURRENT = 20;
+    for (let start = 0; start < COUNT; start += CONCURRENT) {
+      await Promise.all(
+        Array.from({ length: CONCURRENT }, async () => {
+          const mode = random();
+          let payload = bytes(1 + Math.floor(random() * 4096));
+          if (mode < 0.3) {
+            // a small, plausible length, so the kind byte and body get looked at
+            if (payload.length >= 4) payload.writeUInt32BE(Math.floor(random() * 64), 0);
+          } else if (mode < 0.6) {
+            // well-formed message frames with random topics and payloads, then random bytes
+            const frames = [];
+            for (let n = Math.floor(random() * 5); n > 0; n--) {
+              const topic = bytes(Math.floor(random() * 8)).toString('latin1');
+              frames.push(messageFrame(random() < 0.5 ? 0x10 : 0x11, topic, bytes(Math.floor(random() * 300))));
+            }
+            payload = Buffer.concat([...frames, payload]);
+          }
+          // in a few pieces, so frames straddle reads (cut before any await: the run is reproducible)
+          const pieces = [];
+          for (let at = 0; at < payload.length; ) {
+            const n = 1 + Math.floor(random() * payload.length);
+            pieces.push(payload.subarray(at, at + n));
+            at += n;
+          }
+          const raw = await rawConnect(track, server.socketFile);
+          const closed = closeOf(raw);
+          raw.write(HELLO);
+          for (const piece of pieces) raw.write(piece);
+          raw.end();
+          await withTimeout(closed, 10000, 'the server to close a fuzzing connection');
+        }),
+      );
+    }
+    const closed = await closes;
+    assert.equal(closed.length, COUNT);
+    assert.deepStrictEqual(errors, []);
+    for (const [err] of messageErrors) {
+      assert.ok(['ERR_IPC_PROTOCOL', 'ERR_IPC_MESSAGE_TOO_LARGE', 'ERR_IPC_DECODE'].includes(err.code), `unexpected ${err.code}: ${err.message}`);
+    }
+    assert.ok(messageErrors.length > 0, 'random bytes produced protocol errors');
+    const byCode = {};
+    for (const [err] of messageErrors) byCode[err.code] = (byCode[err.code] || 0) + 1;
+    t.diagnostic(`fuzz: ${JSON.stringify(byCode)}, ${messages.length} messages delivered`);
+
+    const { client, clientId } = await connectClient(server, track);
+    await roundTrip(server, client, clientId, 'after fuzzing');
+  });
+});
+
+// ----- a Client against raw servers -----
+
+describe('a Client against raw servers', () => {
+  async function rawServer(t, track, onConnection) {
+    const path = socketPath(t, 'raw');
+    const srv = track(net.createServer(onConnection));
+    srv.sockets = new Set();
+    srv.on('connection', (sock) => {
+      srv.sockets.add(sock);
+      sock.on('close', () => srv.sockets.delete(sock));
+    });
+    srv.listen(path);
+    await once(srv, 'listening');
+    return path;
+  }
+
+  test("a Client whose server writes garbage gets 'connectError' ERR_IPC_PROTOCOL and no 'connect'", T, async (t) => {
+    const track = autoClose(t);
+    const path = await rawServer(t, track, (sock) => {
+      sock.on('error', () => {});
+      sock.write('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
+    });
+    const client = track(new Client({ socketFile: path }));
+    const connects = counter(client, 'connect');
+    const connectError = waitFor(client, 'connectError');
+    client.connect();
+    const [err] = await connectError;
+    assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+    assert.deepStrictEqual(connects, []);
+  });
+
+  test("a Client whose server answers with a reject frame gets 'connectError' ERR_IPC_PROTOCOL carrying the reason", T, async (t) => {
+    const track = autoClose(t);
+    const path = await rawServer(t, track, (sock) => {
+      sock.on('error', () => {});
+      sock.end(frame(KIND_REJECT, Buffer.from('go away, you are version 1')));
+    });
+    const client = track(new Client({ socketFile: path }));
+    const connectError = waitFor(client, 'connectError');
+    client.connect();
+    const [err] = await connectError;
+    assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+    assert.match(err.message, /go away, you are version 1/);
+  });
+
+  test("a Client whose server sends invalid JSON after the hello gets 'messageError' ERR_IPC_DECODE and stays connected", T, async (t) => {
+    const track = autoClose(t);
+    let peer;
+    const path = await rawServer(t, track, (sock) => {
+      peer = sock;
+      sock.on('error', () => {});
+      sock.write(Buffer.concat([HELLO, jsonFrame('bad', '{"unterminated'), jsonFrame('good', '{"ok":1}')]));
+    });
+    const client = track(new Client({ socketFile: path }));
+    const disconnects = counter(client, 'disconnect');
+    const connected = waitFor(client, 'connect');
+    const messageError = waitFor(client, 'messageError');
+    const message = waitFor(client, 'message');
+    client.connect();
+    await connected;
+    const [err] = await messageError;
+    assert.equal(err.code, 'ERR_IPC_DECODE');
+    assert.deepStrictEqual(await message, [{ ok: 1 }, 'good']);
+    // and the client still sends on the same connection
+    peer.received = Buffer.alloc(0);
+    peer.on('data', (d) => (peer.received = Buffer.concat([peer.received, d])));
+    client.send('up', true);
+    const expected = Buffer.concat([HELLO, jsonFrame('up', 'true')]);
+    assert.deepStrictEqual(await receivedAtLeast(peer, expected.length), expected);
+    assert.deepStrictEqual(disconnects, []);
+  });
+
+  test("a Client whose server sends an unknown frame kind or announces 0xFFFFFFF0 bytes gets 'messageError' and 'disconnect'", T, async (t) => {
+    for (const [bad, code] of [
+      [frame(0x7e), 'ERR_IPC_PROTOCOL'],
+      [Buffer.from([0xff, 0xff, 0xff, 0xf0, 0x10]), 'ERR_IPC_MESSAGE_TOO_LARGE'],
+    ]) {
+      const track = autoClose(t);
+      let accepted = 0;
+      const path = await rawServer(t, track, (sock) => {
+        sock.on('error', () => {});
+        // only the first connection misbehaves; the reconnect gets a clean hello
+        sock.write(accepted++ === 0 ? Buffer.concat([HELLO, bad]) : HELLO);
+      });
+      const client = track(new Client({ socketFile: path, reconnectDelay: 10 }));
+      const messageError = waitFor(client, 'messageError');
+      const disconnect = waitFor(client, 'disconnect');
+      const reconnect = waitFor(client, 'reconnect');
+      client.connect();
+      const [err] = await messageError;
+      assert.equal(err.code, code);
+      await disconnect;
+      await reconnect;
+    }
+  });
+
+  test("a Client whose server says nothing gets 'connectError' ERR_IPC_HANDSHAKE_TIMEOUT after handshakeTimeout", T, async (t) => {
+    const track = autoClose(t);
+    const path = await rawServer(t, track, (sock) => sock.on('error', () => {}));
+    const client = track(new Client({ socketFile: path, handshakeTimeout: 200 }));
+    const connects = counter(client, 'connect');
+    const connectError = waitFor(client, 'connectError', 5000);
+    client.connect();
+    const [err] = await connectError;
+    assert.equal(err.code, 'ERR_IPC_HANDSHAKE_TIMEOUT');
+    assert.deepStrictEqual(connects, []);
+  });
+});
