@@ -38,6 +38,14 @@ function topicEvent(topic) {
   return name;
 }
 
+function undeliveredError(undelivered) {
+  return ipcError(
+    'ERR_IPC_CLOSED',
+    `the client stopped (close() or maxRetries) with ${undelivered} message(s) not yet sent; they were not delivered`,
+    { undelivered },
+  );
+}
+
 function closedError(what) {
   return ipcError('ERR_IPC_CLOSED', `${what} was closed; create a new instance to send again`);
 }
@@ -57,9 +65,9 @@ class Server extends EventEmitter {
     this[kReferenced] = true;
     this[kListened] = false;
     this[kClients] = new Set();
+    // Before listen() nobody is connected, so a broadcast then reaches no one.
     this[kOutgoing] = new Outgoing(true, this[kOptions].maxMessageSize, (batch) => {
-      if (this[kNative] === null) return false;
-      this[kNative].send(batch);
+      if (this[kNative] !== null) this[kNative].send(batch);
       return true;
     });
   }
@@ -147,7 +155,8 @@ class Server extends EventEmitter {
     switch (kind) {
       case EVENT.LISTENING:
         this[kListened] = true;
-        if (this[kState] === 'starting') this[kState] = 'listening';
+        if (this[kState] !== 'starting') break; // close() came first
+        this[kState] = 'listening';
         this.emit('listening');
         break;
       case EVENT.CONNECTION:
@@ -198,7 +207,10 @@ class Client extends EventEmitter {
     this[kQueued] = 0;
     this[kOutgoing] = new Outgoing(false, this[kOptions].maxMessageSize, (batch) => {
       if (this[kNative] === null) return false;
-      this[kNative].send(batch);
+      // The core may have stopped (maxRetries) before this side heard of it: what it refuses
+      // is reported, not lost.
+      const refused = this[kNative].send(batch);
+      if (refused > 0) this.emit('error', undeliveredError(refused));
       return true;
     });
   }
@@ -264,12 +276,7 @@ class Client extends EventEmitter {
       this[kState] = 'closed';
       const undelivered = this[kOutgoing].discard();
       process.nextTick(() => {
-        if (undelivered > 0) {
-          this.emit(
-            'error',
-            ipcError('ERR_IPC_CLOSED', `close() discarded ${undelivered} message(s) sent before connect()`, { undelivered }),
-          );
-        }
+        if (undelivered > 0) this.emit('error', undeliveredError(undelivered));
         this.emit('close');
       });
       return this;
@@ -324,11 +331,15 @@ class Client extends EventEmitter {
       case EVENT.ERROR:
         this.emit('error', fromNative(body.toString()));
         break;
-      case EVENT.CLOSE:
+      case EVENT.CLOSE: {
         this[kState] = 'closed';
         this[kConnected] = false;
+        // Sent in this tick, after the core stopped: never reached it.
+        const undelivered = this[kOutgoing].discard();
+        if (undelivered > 0) this.emit('error', undeliveredError(undelivered));
         this.emit('close');
         break;
+      }
     }
   }
 }

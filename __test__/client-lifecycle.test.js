@@ -366,11 +366,7 @@ test("a client's close() flushes: messages sent right before close() reach the s
 
 test(
   "a send() from the 'error' handler of ERR_IPC_RETRIES_EXHAUSTED or the last 'connectError' handler is reported, not silently dropped",
-  {
-    ...T,
-    todo:
-      "library bug: once the core gave up (ERR_IPC_RETRIES_EXHAUSTED) the JS state stays 'running' until 'close' is dispatched, so send() queues into an outbox the core has already discarded: no ERR_IPC_CLOSED for it and it is missing from err.undelivered",
-  },
+  T,
   async (t) => {
     const outcome = {};
     for (const where of ['connectError', 'error']) {

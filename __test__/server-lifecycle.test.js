@@ -376,11 +376,7 @@ test('messages the server sends immediately before close() reach the client', T,
 
 test(
   'broadcast() before listen() reaches no client (it is not held back and delivered to clients that connect later)',
-  {
-    ...T,
-    todo:
-      'library bug: a broadcast() made before listen() (in an earlier tick) stays in the outgoing buffer and goes out with the next send()/broadcast() after listening, to whoever is connected then',
-  },
+  T,
   async (t) => {
     const socketFile = socketPath(t);
     const server = cleanup(t, new Server({ socketFile }));
@@ -402,11 +398,7 @@ test(
 
 test(
   'two servers reclaiming the same stale socket at the same moment: exactly one listens, the other emits EADDRINUSE',
-  {
-    ...T,
-    todo:
-      'library bug: bind_reclaiming() probes, unlinks, then binds; when two servers race, the second unlink can remove the socket the first just bound, so both emit \'listening\' and one is left listening on an unreachable, unlinked socket',
-  },
+  T,
   async (t) => {
     const dir = path.dirname(socketPath(t));
     const batch = 500;

@@ -225,10 +225,10 @@ impl NativeClient {
     self.events.take().into()
   }
 
-  /// Queues encoded wire frames.
+  /// Queues encoded wire frames; returns how many messages were refused (the client finished).
   #[napi]
-  pub fn send(&self, frames: BufferSlice) {
-    self.client.send(&frames);
+  pub fn send(&self, frames: BufferSlice) -> u32 {
+    self.client.send(&frames) as u32
   }
 
   #[napi]

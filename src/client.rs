@@ -40,8 +40,10 @@ impl Client {
   }
 
   /// Queues wire frames encoded by JS; they are written now if connected, else after connecting.
-  pub fn send(&self, frames: &[u8]) {
-    self.shared.outbox.append(frames);
+  /// Returns how many messages were refused because the client has already finished (closed or
+  /// gave up) — JS learns of that later than the core, and reports them instead of losing them.
+  pub fn send(&self, frames: &[u8]) -> usize {
+    self.shared.outbox.append(frames)
   }
 
   /// Stops retrying, flushes and ends the connection, then the `CLOSE` event.
@@ -102,7 +104,7 @@ async fn run(shared: Arc<Shared>) {
       _ = tokio::time::sleep(delay) => {}
     }
   }
-  let undelivered = shared.outbox.discard();
+  let undelivered = shared.outbox.close();
   if undelivered > 0 {
     shared.events.push_error(kind::ERROR, 0, &IpcError::ClosedWithQueued(undelivered));
   }

@@ -25,39 +25,61 @@ pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// many frames and the writer sends them with one `write`.
 #[derive(Default)]
 pub struct Outbox {
-  buf: Mutex<Vec<u8>>,
+  state: Mutex<OutboxState>,
   ready: Notify,
 }
 
+#[derive(Default)]
+struct OutboxState {
+  buf: Vec<u8>,
+  /// Set once nothing will ever write it out again; appends are then refused, not lost.
+  closed: bool,
+}
+
 impl Outbox {
-  fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-    self.buf.lock().unwrap_or_else(|p| p.into_inner())
+  fn lock(&self) -> MutexGuard<'_, OutboxState> {
+    self.state.lock().unwrap_or_else(|p| p.into_inner())
   }
 
-  pub fn append(&self, frames: &[u8]) {
-    self.append_with(|buf| buf.extend_from_slice(frames));
+  /// Queues frames; returns how many messages were refused because the outbox is closed.
+  pub fn append(&self, frames: &[u8]) -> usize {
+    let mut state = self.lock();
+    if state.closed {
+      return count_messages(frames);
+    }
+    state.buf.extend_from_slice(frames);
+    drop(state);
+    self.ready.notify_one();
+    0
   }
 
   /// Appends under one lock; for callers that gather frames from several places.
   pub fn append_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
-    write(&mut self.lock());
+    let mut state = self.lock();
+    if state.closed {
+      return;
+    }
+    write(&mut state.buf);
+    drop(state);
     self.ready.notify_one();
   }
 
   /// Takes everything queued, leaving `spare` (emptied) in its place so buffers are reused.
   fn take(&self, mut spare: Vec<u8>) -> Vec<u8> {
     spare.clear();
-    std::mem::replace(&mut *self.lock(), spare)
+    std::mem::replace(&mut self.lock().buf, spare)
   }
 
-  /// Drops everything queued and returns how many messages that was.
-  pub fn discard(&self) -> usize {
-    let buf = std::mem::take(&mut *self.lock());
-    count_messages(&buf)
+  /// Closes the outbox for good and returns how many queued messages it dropped.
+  pub fn close(&self) -> usize {
+    let mut state = self.lock();
+    state.closed = true;
+    count_messages(&std::mem::take(&mut state.buf))
   }
 }
 
-fn count_messages(mut frames: &[u8]) -> usize {
+/// Counts the message frames (not control frames) in a run of complete frames.
+pub fn count_messages(mut frames: &[u8]) -> usize {
   let mut n = 0;
   while frames.len() > codec::LEN_PREFIX {
     let len = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
@@ -346,14 +368,25 @@ mod tests {
   use super::*;
 
   #[test]
-  fn discard_counts_messages_not_control_frames() {
+  fn close_counts_the_dropped_messages_not_control_frames() {
     let outbox = Outbox::default();
     let mut frames = Vec::new();
     codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"1");
     codec::encode_control(&mut frames, kind::PONG);
     codec::encode_message(&mut frames, kind::MESSAGE_BINARY, "b", b"22");
-    outbox.append(&frames);
-    assert_eq!(outbox.discard(), 2);
-    assert_eq!(outbox.discard(), 0);
+    assert_eq!(outbox.append(&frames), 0);
+    assert_eq!(outbox.close(), 2);
+    assert_eq!(outbox.close(), 0);
+  }
+
+  #[test]
+  fn a_closed_outbox_refuses_and_counts_what_it_is_given() {
+    let outbox = Outbox::default();
+    outbox.close();
+    let mut frames = Vec::new();
+    codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"1");
+    codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"2");
+    assert_eq!(outbox.append(&frames), 2);
+    assert_eq!(outbox.close(), 0);
   }
 }

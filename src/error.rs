@@ -18,7 +18,7 @@ pub enum IpcError {
   RetriesExhausted(String),
   /// A message was addressed to a client that is not connected (`ERR_IPC_UNKNOWN_CLIENT`).
   UnknownClient(u32),
-  /// Queued messages were discarded by `close()` (`ERR_IPC_CLOSED`).
+  /// The client stopped (`close()` or `maxRetries`) with messages still queued (`ERR_IPC_CLOSED`).
   ClosedWithQueued(usize),
 }
 
@@ -105,7 +105,7 @@ impl fmt::Display for IpcError {
       ),
       IpcError::ClosedWithQueued(n) => write!(
         f,
-        "close() discarded {n} message(s) queued while disconnected; wait for 'connect' before closing if they must arrive"
+        "the client stopped (close() or maxRetries) with {n} message(s) not yet sent; they were not delivered"
       ),
     }
   }

@@ -71,7 +71,9 @@ impl Server {
       while let Some((target, frame, rest)) = split_record(records) {
         records = rest;
         if target == BROADCAST {
-          clients.values().for_each(|outbox| outbox.append(frame));
+          clients.values().for_each(|outbox| {
+            outbox.append(frame);
+          });
           continue;
         }
         let Some(outbox) = clients.get(&target) else {
@@ -81,8 +83,7 @@ impl Server {
         // Consecutive frames for the same client go in under one lock.
         outbox.append_with(|out| {
           out.extend_from_slice(frame);
-          while let Some((next, frame, rest)) = split_record(records).filter(|r| r.0 == target) {
-            debug_assert_eq!(next, target);
+          while let Some((_, frame, rest)) = split_record(records).filter(|r| r.0 == target) {
             out.extend_from_slice(frame);
             records = rest;
           }
@@ -219,11 +220,17 @@ async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
     Err(e) if e.kind() == io::ErrorKind::AddrInUse => e,
     Err(e) => return Err(IpcError::io(e, "listen", path)),
   };
+  // Probe, unlink and bind must not interleave with another process reclaiming the same file,
+  // or its unlink could remove the socket we just bound. An flock on the directory serialises
+  // reclaimers without leaving a lock file behind.
+  let _guard = lock_directory_of(path).await;
   match std::fs::symlink_metadata(path) {
     Ok(m) if m.file_type().is_socket() => {}
     Ok(_) => {
       return Err(IpcError::io(in_use, "listen", path).with_detail("the path exists and is not a socket; it was left untouched"))
     }
+    // Gone meanwhile (its server closed): take the path.
+    Err(e) if e.kind() == io::ErrorKind::NotFound => return UnixListener::bind(path).map_err(|e| IpcError::io(e, "listen", path)),
     Err(_) => return Err(IpcError::io(in_use, "listen", path)),
   }
   match tokio::time::timeout(PROBE_TIMEOUT, UnixStream::connect(path)).await {
@@ -240,5 +247,22 @@ async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
       IpcError::io(in_use, "listen", path).with_detail("another server is listening on this socket; it was left undisturbed"),
     ),
     _ => Err(IpcError::io(in_use, "listen", path)),
+  }
+}
+
+/// Takes an exclusive flock on the socket's directory, released when the returned file drops.
+/// Without a directory we can open, reclaiming goes ahead unserialised.
+async fn lock_directory_of(path: &str) -> Option<std::fs::File> {
+  let dir = match std::path::Path::new(path).parent() {
+    Some(d) if !d.as_os_str().is_empty() => d,
+    _ => std::path::Path::new("."),
+  };
+  let dir = std::fs::File::open(dir).ok()?;
+  loop {
+    match dir.try_lock() {
+      Ok(()) => return Some(dir),
+      Err(std::fs::TryLockError::WouldBlock) => tokio::time::sleep(Duration::from_millis(2)).await,
+      Err(std::fs::TryLockError::Error(_)) => return None,
+    }
   }
 }
