@@ -17,13 +17,14 @@ const kNative = Symbol('native');
 const kState = Symbol('state');
 const kOptions = Symbol('options');
 const kOutgoing = Symbol('outgoing');
-const kIncoming = Symbol('incoming');
 const kReferenced = Symbol('referenced');
 const kClients = Symbol('clients');
 const kListened = Symbol('listened');
 const kConnected = Symbol('connected');
 const kQueued = Symbol('queued');
 const kOnNativeError = Symbol('onNativeError');
+const kStart = Symbol('start');
+const kRefuseIfClosed = Symbol('refuseIfClosed');
 
 const BROADCAST = 0;
 
@@ -46,8 +47,43 @@ function undeliveredError(undelivered) {
   );
 }
 
-function closedError(what) {
-  return ipcError('ERR_IPC_CLOSED', `${what} was closed; create a new instance to send again`);
+// ===== What Server and Client share =====
+
+class Endpoint extends EventEmitter {
+  constructor() {
+    super();
+    this[kState] = 'new';
+    this[kNative] = null;
+    this[kReferenced] = true;
+  }
+
+  /** Creates the native object, which starts at once; its wake-ups drain into our listeners. */
+  [kStart](NativeClass, config) {
+    const incoming = new Incoming(() => this[kNative].takeEvents(), this);
+    this[kNative] = new NativeClass(config, () => incoming.drain());
+    if (!this[kReferenced]) this[kNative].setReferenced(false);
+  }
+
+  /** After close(): emits ERR_IPC_CLOSED and returns true. */
+  [kRefuseIfClosed]() {
+    if (this[kState] !== 'closing' && this[kState] !== 'closed') return false;
+    this.emit('error', ipcError('ERR_IPC_CLOSED', `the ${this.constructor.name} was closed; create a new one to send again`));
+    return true;
+  }
+
+  /** Like net.Server#ref: a running Server or Client keeps the process alive (the default). */
+  ref() {
+    this[kReferenced] = true;
+    if (this[kNative] !== null) this[kNative].setReferenced(true);
+    return this;
+  }
+
+  /** Like net.Server#unref: lets the process exit even while this is running. */
+  unref() {
+    this[kReferenced] = false;
+    if (this[kNative] !== null) this[kNative].setReferenced(false);
+    return this;
+  }
 }
 
 // ===== Server =====
@@ -56,13 +92,10 @@ function closedError(what) {
  * Listens on a Unix socket file and exchanges messages with any number of clients.
  * States: new -> starting -> listening -> closing -> closed (or new -> starting -> failed).
  */
-class Server extends EventEmitter {
+class Server extends Endpoint {
   constructor(options) {
     super();
     this[kOptions] = serverOptions(options);
-    this[kState] = 'new';
-    this[kNative] = null;
-    this[kReferenced] = true;
     this[kListened] = false;
     this[kClients] = new Set();
     // Before listen() nobody is connected, so a broadcast then reaches no one.
@@ -78,9 +111,7 @@ class Server extends EventEmitter {
       throw ipcError('ERR_IPC_ALREADY_LISTENING', 'listen() was already called on this Server; create a new Server to listen again');
     }
     const { socketFile, maxMessageSize, handshakeTimeout } = this[kOptions];
-    const incoming = new Incoming(() => this[kNative].takeEvents(), this);
-    this[kNative] = new NativeServer({ socketFile, maxMessageSize, handshakeTimeout }, () => incoming.drain());
-    if (!this[kReferenced]) this[kNative].setReferenced(false);
+    this[kStart](NativeServer, { socketFile, maxMessageSize, handshakeTimeout });
     this[kState] = 'starting';
     return this;
   }
@@ -88,10 +119,7 @@ class Server extends EventEmitter {
   /** Sends to one client. */
   send(topic, message, clientId) {
     topic = topicOf(topic);
-    if (this[kState] === 'closing' || this[kState] === 'closed') {
-      this.emit('error', closedError('the Server'));
-      return;
-    }
+    if (this[kRefuseIfClosed]()) return;
     if (!this[kClients].has(clientId)) {
       this.emit(
         'error',
@@ -105,10 +133,7 @@ class Server extends EventEmitter {
   /** Sends to every connected client; the message is encoded once. */
   broadcast(topic, message) {
     topic = topicOf(topic);
-    if (this[kState] === 'closing' || this[kState] === 'closed') {
-      this.emit('error', closedError('the Server'));
-      return;
-    }
+    if (this[kRefuseIfClosed]()) return;
     this[kOutgoing].append(BROADCAST, topic, message);
   }
 
@@ -124,18 +149,6 @@ class Server extends EventEmitter {
     this[kOutgoing].flush();
     this[kState] = 'closing';
     this[kNative].close();
-    return this;
-  }
-
-  ref() {
-    this[kReferenced] = true;
-    if (this[kNative] !== null) this[kNative].setReferenced(true);
-    return this;
-  }
-
-  unref() {
-    this[kReferenced] = false;
-    if (this[kNative] !== null) this[kNative].setReferenced(false);
     return this;
   }
 
@@ -196,13 +209,10 @@ class Server extends EventEmitter {
  * Connects to a Server, retrying and reconnecting by its options, and queues messages sent while
  * disconnected. States: new -> running -> closing -> closed.
  */
-class Client extends EventEmitter {
+class Client extends Endpoint {
   constructor(options) {
     super();
     this[kOptions] = clientOptions(options);
-    this[kState] = 'new';
-    this[kNative] = null;
-    this[kReferenced] = true;
     this[kConnected] = false;
     this[kQueued] = 0;
     this[kOutgoing] = new Outgoing(false, this[kOptions].maxMessageSize, (batch) => {
@@ -221,21 +231,16 @@ class Client extends EventEmitter {
       throw ipcError('ERR_IPC_ALREADY_CONNECTING', 'connect() was already called on this Client; create a new Client to connect again');
     }
     const o = this[kOptions];
-    const incoming = new Incoming(() => this[kNative].takeEvents(), this);
-    this[kNative] = new NativeClient(
-      {
-        socketFile: o.socketFile,
-        maxMessageSize: o.maxMessageSize,
-        handshakeTimeout: o.handshakeTimeout,
-        retryDelayMin: o.retryDelay.min,
-        retryDelayMax: o.retryDelay.max,
-        reconnectDelayMin: o.reconnectDelay.min,
-        reconnectDelayMax: o.reconnectDelay.max,
-        maxRetries: o.maxRetries,
-      },
-      () => incoming.drain(),
-    );
-    if (!this[kReferenced]) this[kNative].setReferenced(false);
+    this[kStart](NativeClient, {
+      socketFile: o.socketFile,
+      maxMessageSize: o.maxMessageSize,
+      handshakeTimeout: o.handshakeTimeout,
+      retryDelayMin: o.retryDelay.min,
+      retryDelayMax: o.retryDelay.max,
+      reconnectDelayMin: o.reconnectDelay.min,
+      reconnectDelayMax: o.reconnectDelay.max,
+      maxRetries: o.maxRetries,
+    });
     this[kState] = 'running';
     // Messages sent before connect() go out first.
     this[kOutgoing].flush();
@@ -245,10 +250,7 @@ class Client extends EventEmitter {
   /** Sends to the server; while disconnected the message waits in a queue of maxQueue messages. */
   send(topic, message) {
     topic = topicOf(topic);
-    if (this[kState] === 'closing' || this[kState] === 'closed') {
-      this.emit('error', closedError('the Client'));
-      return;
-    }
+    if (this[kRefuseIfClosed]()) return;
     if (this[kConnected]) {
       this[kOutgoing].append(BROADCAST, topic, message);
       return;
@@ -284,18 +286,6 @@ class Client extends EventEmitter {
     this[kOutgoing].flush();
     this[kState] = 'closing';
     this[kNative].close();
-    return this;
-  }
-
-  ref() {
-    this[kReferenced] = true;
-    if (this[kNative] !== null) this[kNative].setReferenced(true);
-    return this;
-  }
-
-  unref() {
-    this[kReferenced] = false;
-    if (this[kNative] !== null) this[kNative].setReferenced(false);
     return this;
   }
 

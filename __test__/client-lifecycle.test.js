@@ -6,51 +6,9 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { Server, Client } = require('..');
-const { socketPath, waitFor, collect, sleep, spawnFixture, childMessage, childExit } = require('./helpers');
+const { socketPath, waitFor, collect, sleep, until, waitClose, cleanup, startServerAt, spawnFixture, childMessage, childExit } = require('./helpers');
 
 const T = { timeout: 30000 };
-
-/** Closes `emitter` when the test ends and waits (at most 3 s) for its 'close'. */
-function cleanup(t, emitter) {
-  const closed = new Promise((resolve) => emitter.once('close', resolve));
-  t.after(async () => {
-    emitter.close();
-    let timer;
-    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, 3000)))]);
-    clearTimeout(timer);
-  });
-  return emitter;
-}
-
-/** Polls `predicate` until true, failing after `ms`. */
-async function until(predicate, ms = 5000, what = String(predicate)) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${what}`);
-    await sleep(5);
-  }
-}
-
-/**
- * Waits for 'close' (at most `ms`). Unlike waitFor() (events.once), an 'error' emitted meanwhile
- * does not reject it: several tests expect an 'error' right before 'close'.
- */
-function waitClose(emitter, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for 'close'`)), ms);
-    emitter.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-async function startServer(t, socketFile, options = {}) {
-  const server = cleanup(t, new Server({ socketFile, ...options }));
-  server.listen();
-  await waitFor(server, 'listening');
-  return server;
-}
 
 /** Records every event a client emits, in order, as strings (errors as 'error:<code>'). */
 function record(client) {
@@ -120,7 +78,7 @@ test("close() inside a 'connectError' handler stops all further attempts and 'cl
   assert.deepEqual(events, ['connectError:ENOENT', 'close']);
 
   // A server started afterwards never hears from this client.
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   let connections = 0;
   server.on('connection', () => connections++);
   await sleep(200);
@@ -140,7 +98,7 @@ test("close() before connect() emits 'close' once", T, async (t) => {
 
 test("close() is idempotent on a connected client: 'close' fires once", T, async (t) => {
   const socketFile = socketPath(t);
-  await startServer(t, socketFile);
+  await startServerAt(t, socketFile);
   const client = cleanup(t, new Client({ socketFile, retryDelay: 20 }));
   const events = record(client);
   client.connect();
@@ -156,7 +114,7 @@ test("close() is idempotent on a connected client: 'close' fires once", T, async
 
 test("send() after close() emits 'error' ERR_IPC_CLOSED", T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const received = [];
   server.on('message', (m) => received.push(m));
   const client = cleanup(t, new Client({ socketFile, retryDelay: 20 }));
@@ -320,7 +278,7 @@ test("after its server process is SIGKILLed and restarted, the client emits 'dis
 
 test("'disconnect' is not emitted after the user's own close()", T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const client = cleanup(t, new Client({ socketFile, retryDelay: 20 }));
   const events = record(client);
   client.connect();
@@ -335,7 +293,7 @@ test("'disconnect' is not emitted after the user's own close()", T, async (t) =>
 
 test("a client's close() flushes: messages sent right before close() reach the server", T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const received = [];
   server.on('message', (message, topic) => received.push([topic, message]));
   const client = cleanup(t, new Client({ socketFile, retryDelay: 20 }));

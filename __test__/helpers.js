@@ -1,12 +1,19 @@
 'use strict';
-// Shared by the test files: unique socket paths, waiting for events with a deadline, and child
-// processes that run a server or client script.
+// Shared by the test files: unique socket paths, waiting for events with a deadline, closing what
+// a test opened when it ends, starting Servers and connecting Clients, and child processes that
+// run a server or client script.
 
+const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { once } = require('node:events');
 const { fork } = require('node:child_process');
+
+// The library ({ Server, Client }), loaded on first use rather than here: process.test.js uses
+// these helpers without ever loading the library in its own process (its children and workers do).
+const lib = () => require('..');
 
 let counter = 0;
 
@@ -54,6 +61,149 @@ function collect(emitter, event, count, ms = 5000) {
 /** Resolves after `ms`. */
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Polls `predicate` every 5 ms until it returns true; rejects after `ms`, naming `what`. */
+async function until(predicate, ms = 5000, what = String(predicate)) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Settles like `promise`, or rejects after `ms` with "timed out after <ms> ms waiting for <what>". */
+function withTimeout(promise, ms, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Waits for `emitter`'s 'close' (at most `ms`). Unlike waitFor() (events.once), an 'error' emitted
+ * meanwhile does not reject it: several tests expect an 'error' right before 'close'.
+ */
+function waitClose(emitter, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for 'close'`)), ms);
+    emitter.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+// ----- closing what a test opened -----
+
+/**
+ * Closes one Server or Client when the test ends and waits (at most 3 s) for its 'close'; a
+ * missing 'close' does not fail the test (the lifecycle tests check 'close' themselves).
+ * Returns `emitter`.
+ */
+function cleanup(t, emitter) {
+  const closed = new Promise((resolve) => emitter.once('close', resolve));
+  t.after(async () => {
+    emitter.close();
+    let timer;
+    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, 3000)))]);
+    clearTimeout(timer);
+  });
+  return emitter;
+}
+
+/**
+ * Returns `track(emitter)`, which registers a Server, Client, raw net.Socket or net.Server to be
+ * closed when test `t` ends, gives it `closedPromise` (resolves on its 'close') and returns it.
+ * When the test ends they close in turn: raw sockets first (destroyed), then Clients, then
+ * Servers and net.Servers (a net.Server's open connections are destroyed first, or its 'close'
+ * would wait for them); each step waits for every 'close' in it, failing after 5 s.
+ */
+function autoClose(t) {
+  const open = [];
+  const connectionsOf = new Map(); // net.Server -> its open sockets
+  t.after(async () => {
+    const { Client } = lib();
+    const step = (e) => (e instanceof net.Socket ? 0 : e instanceof Client ? 1 : 2);
+    for (const s of [0, 1, 2]) {
+      await Promise.all(
+        open
+          .filter((e) => step(e) === s)
+          .map((e) => {
+            if (e instanceof net.Socket) {
+              e.destroy();
+              return withTimeout(e.closedPromise, 5000, "a raw socket's 'close'");
+            }
+            if (e instanceof net.Server) {
+              for (const sock of connectionsOf.get(e)) sock.destroy();
+              e.close();
+              return withTimeout(e.closedPromise, 5000, "a net.Server's 'close'");
+            }
+            e.close();
+            return withTimeout(e.closedPromise, 5000, `'close' of a ${e.constructor.name}`);
+          }),
+      );
+    }
+  });
+  return (emitter) => {
+    emitter.closedPromise = new Promise((resolve) => emitter.once('close', resolve));
+    if (emitter instanceof net.Server) {
+      const sockets = new Set();
+      connectionsOf.set(emitter, sockets);
+      emitter.on('connection', (sock) => {
+        sockets.add(sock);
+        sock.on('close', () => sockets.delete(sock));
+      });
+    }
+    open.push(emitter);
+    return emitter;
+  };
+}
+
+// ----- Servers and Clients -----
+
+/**
+ * A listening Server on a fresh socket path, tracked by `track` (see autoClose); the path is in
+ * `server.socketFile`. Also asserts that listen() returns the server.
+ */
+async function startServer(t, track, options = {}) {
+  const { Server } = lib();
+  const socketFile = socketPath(t);
+  const server = track(new Server({ socketFile, ...options }));
+  const listening = waitFor(server, 'listening');
+  assert.equal(server.listen(), server);
+  await listening;
+  server.socketFile = socketFile;
+  return server;
+}
+
+/**
+ * A Client, tracked by `track`, connected to a Server from startServer(), and the clientId the
+ * server's 'connection' gave it: { client, clientId }. Connect one client at a time.
+ */
+async function connectClient(server, track, options = {}) {
+  const { Client } = lib();
+  const client = track(new Client({ socketFile: server.socketFile, ...options }));
+  const connection = waitFor(server, 'connection');
+  const connected = waitFor(client, 'connect');
+  client.connect();
+  const [[clientId]] = await Promise.all([connection, connected]);
+  return { client, clientId };
+}
+
+/**
+ * A Server listening on the given `socketFile`, closed by cleanup() when the test ends (for the
+ * lifecycle tests, which choose and inspect their own paths).
+ */
+async function startServerAt(t, socketFile, options = {}) {
+  const { Server } = lib();
+  const server = cleanup(t, new Server({ socketFile, ...options }));
+  server.listen();
+  await waitFor(server, 'listening');
+  return server;
+}
+
+// ----- child processes -----
+
 /**
  * Forks `__test__/fixtures/<script>` with args; it talks back with process.send().
  * The child is killed when the test ends.
@@ -96,4 +246,20 @@ function childExit(child, ms = 5000) {
   });
 }
 
-module.exports = { socketPath, waitFor, collect, sleep, spawnFixture, childMessage, childExit };
+module.exports = {
+  socketPath,
+  waitFor,
+  collect,
+  sleep,
+  until,
+  withTimeout,
+  waitClose,
+  cleanup,
+  autoClose,
+  startServer,
+  connectClient,
+  startServerAt,
+  spawnFixture,
+  childMessage,
+  childExit,
+};

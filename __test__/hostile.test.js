@@ -6,8 +6,8 @@ const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const { once } = require('node:events');
-const { Server, Client } = require('..');
-const { socketPath, waitFor, collect, sleep } = require('./helpers');
+const { Client } = require('..');
+const { socketPath, waitFor, collect, sleep, withTimeout, autoClose, startServer, connectClient } = require('./helpers');
 
 const T = { timeout: 20000 };
 
@@ -16,65 +16,6 @@ const HELLO = Buffer.from('00000008014e534950430100', 'hex');
 const KIND_REJECT = 0x0f;
 
 // ----- local helpers -----
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-/** Closes tracked Servers, Clients, raw sockets and net servers when the test ends. */
-function autoClose(t) {
-  const open = [];
-  t.after(async () => {
-    const rank = (e) => (e instanceof net.Socket ? 0 : e instanceof Client ? 1 : 2);
-    for (const r of [0, 1, 2]) {
-      await Promise.all(
-        open
-          .filter((e) => rank(e) === r)
-          .map((e) => {
-            if (e instanceof net.Socket) {
-              e.destroy();
-              return e.closedPromise;
-            }
-            if (e instanceof net.Server) {
-              for (const s of e.sockets) s.destroy();
-              e.close();
-              return withTimeout(e.closedPromise, 5000, "a net.Server's 'close'");
-            }
-            e.close();
-            return withTimeout(e.closedPromise, 5000, `'close' of a ${e.constructor.name}`);
-          }),
-      );
-    }
-  });
-  return (emitter) => {
-    emitter.closedPromise = new Promise((resolve) => emitter.once('close', resolve));
-    open.push(emitter);
-    return emitter;
-  };
-}
-
-async function startServer(t, track, options = {}) {
-  const socketFile = socketPath(t);
-  const server = track(new Server({ socketFile, ...options }));
-  const listening = waitFor(server, 'listening');
-  server.listen();
-  await listening;
-  server.socketFile = socketFile;
-  return server;
-}
-
-async function connectClient(server, track, options = {}) {
-  const client = track(new Client({ socketFile: server.socketFile, ...options }));
-  const connection = waitFor(server, 'connection');
-  const connected = waitFor(client, 'connect');
-  client.connect();
-  const [[clientId]] = await Promise.all([connection, connected]);
-  return { client, clientId };
-}
 
 /** A raw socket connected to `path`; everything it receives accumulates in `sock.received`. */
 async function rawConnect(track, path) {
@@ -426,14 +367,10 @@ describe('raw peers against a Server', () => {
 // ----- a Client against raw servers -----
 
 describe('a Client against raw servers', () => {
+  /** A tracked net.Server on a fresh path that hands each connection to `onConnection`; returns the path. */
   async function rawServer(t, track, onConnection) {
     const path = socketPath(t, 'raw');
     const srv = track(net.createServer(onConnection));
-    srv.sockets = new Set();
-    srv.on('connection', (sock) => {
-      srv.sockets.add(sock);
-      sock.on('close', () => srv.sockets.delete(sock));
-    });
     srv.listen(path);
     await once(srv, 'listening');
     return path;

@@ -6,64 +6,14 @@
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
-const { Server, Client } = require('..');
-const { socketPath, waitFor, collect } = require('./helpers');
+const { Client } = require('..');
+const { waitFor, collect, autoClose, startServer, connectClient } = require('./helpers');
 
 const T = { timeout: 20000 };
 
 // ----- local helpers -----
 
-/** Closes every tracked Server/Client when the test ends (clients first) and awaits 'close'. */
-function autoClose(t) {
-  const open = [];
-  t.after(async () => {
-    const clients = open.filter((e) => e instanceof Client);
-    const servers = open.filter((e) => !(e instanceof Client));
-    for (const group of [clients, servers]) {
-      await Promise.all(
-        group.map((e) => {
-          e.close();
-          return withTimeout(e.closedPromise, 5000, `'close' of a ${e.constructor.name}`);
-        }),
-      );
-    }
-  });
-  return (emitter) => {
-    emitter.closedPromise = new Promise((resolve) => emitter.once('close', resolve));
-    open.push(emitter);
-    return emitter;
-  };
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-/** A listening Server on a fresh socket path. */
-async function startServer(t, track, options = {}) {
-  const socketFile = socketPath(t);
-  const server = track(new Server({ socketFile, ...options }));
-  const listening = waitFor(server, 'listening');
-  assert.equal(server.listen(), server);
-  await listening;
-  server.socketFile = socketFile;
-  return server;
-}
-
-/** A connected Client and the id the server gave it (one connection at a time). */
-async function connectClient(server, track, options = {}) {
-  const client = track(new Client({ socketFile: server.socketFile, ...options }));
-  const connection = waitFor(server, 'connection');
-  const connected = waitFor(client, 'connect');
-  client.connect();
-  const [[clientId]] = await Promise.all([connection, connected]);
-  return { client, clientId };
-}
-
+/** A Server and one Client connected to it, both closed when the test ends. */
 async function pair(t, serverOptions = {}, clientOptions = {}) {
   const track = autoClose(t);
   const server = await startServer(t, track, serverOptions);
@@ -405,6 +355,15 @@ describe('large messages', () => {
     return { id: 7, text: chunk.repeat(Math.ceil(MiB2 / chunk.length)).slice(0, MiB2), tail: [1, 2, 3] };
   };
 
+  /** Checks the two collected messages: `json` on topic 'json', then the bytes of `bin` as a Buffer on 'bin'. */
+  const checkIntact = ([[m1, t1], [m2, t2]], json, bin) => {
+    assert.equal(t1, 'json');
+    assert.deepStrictEqual(m1, json);
+    assert.equal(t2, 'bin');
+    assert.ok(Buffer.isBuffer(m2));
+    assert.ok(m2.equals(bin), 'binary bytes are identical');
+  };
+
   test('a 2 MiB JSON message and a 2 MiB Buffer arrive intact from client to server', T, async (t) => {
     const { server, client } = await pair(t);
     const json = bigJson();
@@ -412,12 +371,7 @@ describe('large messages', () => {
     const got = collect(server, 'message', 2, 15000);
     client.send('json', json);
     client.send('bin', bin);
-    const [[m1, t1], [m2, t2]] = await got;
-    assert.equal(t1, 'json');
-    assert.deepStrictEqual(m1, json);
-    assert.equal(t2, 'bin');
-    assert.ok(Buffer.isBuffer(m2));
-    assert.ok(m2.equals(bin), 'binary bytes are identical');
+    checkIntact(await got, json, bin);
   });
 
   test('a 2 MiB JSON message and a 2 MiB Buffer arrive intact from server to client', T, async (t) => {
@@ -427,12 +381,7 @@ describe('large messages', () => {
     const got = collect(client, 'message', 2, 15000);
     server.send('json', json, clientId);
     server.send('bin', bin, clientId);
-    const [[m1, t1], [m2, t2]] = await got;
-    assert.equal(t1, 'json');
-    assert.deepStrictEqual(m1, json);
-    assert.equal(t2, 'bin');
-    assert.ok(Buffer.isBuffer(m2));
-    assert.ok(m2.equals(bin), 'binary bytes are identical');
+    checkIntact(await got, json, bin);
   });
 });
 

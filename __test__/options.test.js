@@ -5,40 +5,12 @@
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
 const { Server, Client } = require('..');
-const { socketPath, waitFor } = require('./helpers');
+const { socketPath, waitFor, autoClose } = require('./helpers');
 
 const T = { timeout: 20000 };
 const CLASSES = [Server, Client];
 
 // ----- local helpers -----
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const deadline = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-/** Closes tracked Servers/Clients when the test ends (clients first) and awaits 'close'. */
-function autoClose(t) {
-  const open = [];
-  t.after(async () => {
-    for (const group of [open.filter((e) => e instanceof Client), open.filter((e) => !(e instanceof Client))]) {
-      await Promise.all(
-        group.map((e) => {
-          e.close();
-          return withTimeout(e.closedPromise, 5000, `'close' of a ${e.constructor.name}`);
-        }),
-      );
-    }
-  });
-  return (emitter) => {
-    emitter.closedPromise = new Promise((resolve) => emitter.once('close', resolve));
-    open.push(emitter);
-    return emitter;
-  };
-}
 
 /** Asserts that `fn` throws an instance of `Ctor` with `code` and a message matching `pattern`. */
 function assertThrows(fn, Ctor, code, pattern) {

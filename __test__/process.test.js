@@ -13,29 +13,29 @@ const T = { timeout: 30000 };
 
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
 
-/** Collects every message a child sends. */
-function messagesOf(child) {
+/**
+ * Runs fixture `script` with `args` and asserts that it exits by itself, with code 0, within 5 s;
+ * returns every message it sent.
+ */
+async function runToCleanExit(t, script, args) {
+  const child = spawnFixture(t, script, args);
   const seen = [];
   child.on('message', (m) => seen.push(m));
+  const exit = await childExit(child, 5000);
+  assert.deepEqual(exit, { code: 0, signal: null }, `child output:\n${child.output}`);
   return seen;
 }
 
 test('a process whose server and client have closed exits by itself with code 0', T, async (t) => {
   const socketFile = socketPath(t);
-  const child = spawnFixture(t, 'exit-after-close.js', [socketFile]);
-  const seen = messagesOf(child);
-  const exit = await childExit(child, 5000);
-  assert.deepEqual(exit, { code: 0, signal: null }, `child output:\n${child.output}`);
+  const seen = await runToCleanExit(t, 'exit-after-close.js', [socketFile]);
   assert.deepEqual(seen, [{ event: 'exchanged', message: { got: 'world' } }, { event: 'closed' }]);
   assert.equal(fs.existsSync(socketFile), false, 'the socket file is gone');
 });
 
 test('a process whose only handle is a listening server that called unref() exits by itself, removing its socket file', T, async (t) => {
   const socketFile = socketPath(t);
-  const child = spawnFixture(t, 'unref-server.js', [socketFile, 'unref']);
-  const seen = messagesOf(child);
-  const exit = await childExit(child, 5000);
-  assert.deepEqual(exit, { code: 0, signal: null }, `child output:\n${child.output}`);
+  const seen = await runToCleanExit(t, 'unref-server.js', [socketFile, 'unref']);
   assert.deepEqual(seen, [{ event: 'listening' }]);
   assert.equal(fs.existsSync(socketFile), false, 'the socket file is removed when the process exits');
 });
@@ -52,19 +52,13 @@ test('a process with a listening (referenced) server does not exit by itself', T
 
 test('client.unref() while it keeps retrying lets the process exit by itself', T, async (t) => {
   const socketFile = socketPath(t);
-  const child = spawnFixture(t, 'unref-client.js', [socketFile]);
-  const seen = messagesOf(child);
-  const exit = await childExit(child, 5000);
-  assert.deepEqual(exit, { code: 0, signal: null }, `child output:\n${child.output}`);
+  const seen = await runToCleanExit(t, 'unref-client.js', [socketFile]);
   assert.deepEqual(seen, [{ event: 'unref', code: 'ENOENT' }]);
 });
 
 test("a 'message' listener that throws reaches process 'uncaughtException', and the rest of the batch is still delivered", T, async (t) => {
   const socketFile = socketPath(t);
-  const child = spawnFixture(t, 'throwing-listener.js', [socketFile]);
-  const seen = messagesOf(child);
-  const exit = await childExit(child, 5000);
-  assert.deepEqual(exit, { code: 0, signal: null }, `child output:\n${child.output}`);
+  const seen = await runToCleanExit(t, 'throwing-listener.js', [socketFile]);
   const messages = seen.filter((m) => m.event === 'message').map((m) => m.message);
   assert.deepEqual(messages, [1, 2, 3, 4, 5], `all five messages arrive, in order: ${JSON.stringify(seen)}`);
   const uncaught = seen.filter((m) => m.event === 'uncaughtException');

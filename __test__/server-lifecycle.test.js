@@ -7,58 +7,37 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Server, Client } = require('..');
-const { socketPath, waitFor, collect, sleep, spawnFixture, childMessage, childExit } = require('./helpers');
+const { socketPath, waitFor, collect, sleep, until, waitClose, cleanup, startServerAt, spawnFixture, childMessage, childExit } = require('./helpers');
 
 const T = { timeout: 30000 };
 
-/** Closes `emitter` when the test ends and waits (at most 3 s) for its 'close'. */
-function cleanup(t, emitter) {
-  const closed = new Promise((resolve) => emitter.once('close', resolve));
-  t.after(async () => {
-    emitter.close();
-    let timer;
-    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, 3000)))]);
-    clearTimeout(timer);
-  });
-  return emitter;
-}
-
 /**
- * Waits for 'close' (at most `ms`). Unlike waitFor() (events.once), an 'error' emitted meanwhile
- * does not reject it.
+ * A Client connected to the Server on `socketFile` (retry and reconnect delays of 20 ms unless
+ * `options` say otherwise), closed by cleanup() when the test ends.
  */
-function waitClose(emitter, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for 'close'`)), ms);
-    emitter.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
-
-async function startServer(t, socketFile, options = {}) {
-  const server = cleanup(t, new Server({ socketFile, ...options }));
-  server.listen();
-  await waitFor(server, 'listening');
-  return server;
-}
-
-/** A connected client; `server` (if given) must report the matching 'connection'. */
-async function connectClient(t, socketFile, options = {}) {
+async function connectClientAt(t, socketFile, options = {}) {
   const client = cleanup(t, new Client({ socketFile, retryDelay: 20, reconnectDelay: 20, ...options }));
   client.connect();
   await waitFor(client, 'connect');
   return client;
 }
 
-/** Polls `predicate` until true, failing after `ms`. */
-async function until(predicate, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${predicate}`);
-    await sleep(5);
-  }
+/**
+ * Makes a Server on `socketFile` (closed by cleanup() when the test ends) whose listen() must
+ * fail: asserts that its 'error' has a string code and the path, and that 'listening' never fired.
+ * Returns the server.
+ */
+async function listenMustFail(t, socketFile) {
+  const server = cleanup(t, new Server({ socketFile }));
+  let listening = false;
+  server.on('listening', () => (listening = true));
+  const error = waitFor(server, 'error');
+  server.listen();
+  const [err] = await error;
+  assert.equal(typeof err.code, 'string');
+  assert.equal(err.path, socketFile);
+  assert.equal(listening, false);
+  return server;
 }
 
 const isSocket = (p) => {
@@ -78,7 +57,7 @@ test("'listening' fires once the socket file exists and accepts connections", T,
   await waitFor(server, 'listening');
   assert.ok(isSocket(socketFile), 'the socket file exists once listening');
   const connection = waitFor(server, 'connection');
-  await connectClient(t, socketFile);
+  await connectClientAt(t, socketFile);
   const [clientId] = await connection;
   assert.ok(Number.isInteger(clientId) && clientId > 0);
   await sleep(50);
@@ -111,7 +90,7 @@ test("listen() on a path in a missing directory emits 'error' ENOENT (syscall 'l
 
 test("listen() where a live server listens emits 'error' EADDRINUSE and leaves the first server and its clients undisturbed", T, async (t) => {
   const socketFile = socketPath(t);
-  const first = await startServer(t, socketFile);
+  const first = await startServerAt(t, socketFile);
   const connections = [];
   const messageErrors = [];
   const firstErrors = [];
@@ -120,7 +99,7 @@ test("listen() where a live server listens emits 'error' EADDRINUSE and leaves t
   first.on('error', (err) => firstErrors.push(err));
   first.on('message.echo', (message, clientId) => first.send('echo', message, clientId));
 
-  const clientA = await connectClient(t, socketFile);
+  const clientA = await connectClientAt(t, socketFile);
   await until(() => connections.length === 1);
 
   const second = cleanup(t, new Server({ socketFile }));
@@ -146,7 +125,7 @@ test("listen() where a live server listens emits 'error' EADDRINUSE and leaves t
   clientA.send('echo', { still: 'alive' });
   assert.deepEqual((await reply)[0], { still: 'alive' });
   // ...and new clients reach the first server.
-  const clientB = await connectClient(t, socketFile);
+  const clientB = await connectClientAt(t, socketFile);
   const replyB = waitFor(clientB, 'message.echo');
   clientB.send('echo', 'b');
   assert.deepEqual((await replyB)[0], 'b');
@@ -162,10 +141,10 @@ test('a stale socket file left by a SIGKILLed server process is reclaimed by a n
   assert.equal(exit.signal, 'SIGKILL');
   assert.ok(isSocket(socketFile), 'the killed server left its socket file behind');
 
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const connection = waitFor(server, 'connection');
   const message = waitFor(server, 'message');
-  const client = await connectClient(t, socketFile);
+  const client = await connectClientAt(t, socketFile);
   await connection;
   client.send('hello', { after: 'reclaim' });
   const [msg, topic] = await message;
@@ -176,15 +155,7 @@ test('a stale socket file left by a SIGKILLed server process is reclaimed by a n
 test("a regular file at socketFile makes listen() emit 'error' and leaves the file and its content untouched", T, async (t) => {
   const socketFile = socketPath(t);
   fs.writeFileSync(socketFile, 'precious data\n');
-  const server = cleanup(t, new Server({ socketFile }));
-  let listening = false;
-  server.on('listening', () => (listening = true));
-  const error = waitFor(server, 'error');
-  server.listen();
-  const [err] = await error;
-  assert.equal(typeof err.code, 'string');
-  assert.equal(err.path, socketFile);
-  assert.equal(listening, false);
+  const server = await listenMustFail(t, socketFile);
   assert.ok(fs.statSync(socketFile).isFile());
   assert.equal(fs.readFileSync(socketFile, 'utf8'), 'precious data\n');
   server.close();
@@ -196,22 +167,14 @@ test("a directory at socketFile makes listen() emit 'error' and leaves the direc
   const socketFile = socketPath(t);
   fs.mkdirSync(socketFile);
   fs.writeFileSync(path.join(socketFile, 'inside.txt'), 'keep me');
-  const server = cleanup(t, new Server({ socketFile }));
-  let listening = false;
-  server.on('listening', () => (listening = true));
-  const error = waitFor(server, 'error');
-  server.listen();
-  const [err] = await error;
-  assert.equal(typeof err.code, 'string');
-  assert.equal(err.path, socketFile);
-  assert.equal(listening, false);
+  await listenMustFail(t, socketFile);
   assert.ok(fs.statSync(socketFile).isDirectory());
   assert.equal(fs.readFileSync(path.join(socketFile, 'inside.txt'), 'utf8'), 'keep me');
 });
 
 test("a client process killed with SIGKILL produces 'connectionClose' with its id, and the server keeps serving", T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const errors = [];
   server.on('error', (err) => errors.push(err));
   const connection = waitFor(server, 'connection');
@@ -228,7 +191,7 @@ test("a client process killed with SIGKILL produces 'connectionClose' with its i
   assert.deepEqual(await gone, [clientId]);
 
   const next = waitFor(server, 'connection');
-  await connectClient(t, socketFile);
+  await connectClientAt(t, socketFile);
   const [nextId] = await next;
   assert.notEqual(nextId, clientId);
   assert.deepEqual(errors, []);
@@ -236,7 +199,7 @@ test("a client process killed with SIGKILL produces 'connectionClose' with its i
 
 test('close() removes the socket file', T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   assert.ok(isSocket(socketFile));
   server.close();
   await waitClose(server);
@@ -258,13 +221,13 @@ test("close() right after listen() emits 'close' once and leaves no socket file"
 
 test("close() is idempotent and 'close' fires exactly once, after every 'connectionClose'", T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const order = [];
   server.on('connection', (id) => order.push(`connection:${id}`));
   server.on('connectionClose', (id) => order.push(`connectionClose:${id}`));
   server.on('close', () => order.push('close'));
   const connections = collect(server, 'connection', 3);
-  for (let i = 0; i < 3; i++) await connectClient(t, socketFile, { reconnectDelay: 5000 });
+  for (let i = 0; i < 3; i++) await connectClientAt(t, socketFile, { reconnectDelay: 5000 });
   const ids = (await connections).map(([id]) => id);
 
   assert.equal(server.close(), server, 'close() returns the server');
@@ -297,9 +260,9 @@ test("close() before listen() emits 'close' once", T, async (t) => {
 
 test("send() and broadcast() after close() emit 'error' ERR_IPC_CLOSED", T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const connection = waitFor(server, 'connection');
-  await connectClient(t, socketFile, { reconnectDelay: 5000 });
+  await connectClientAt(t, socketFile, { reconnectDelay: 5000 });
   const [clientId] = await connection;
   const errors = [];
   server.on('error', (err) => errors.push(err));
@@ -328,7 +291,7 @@ test("send() and broadcast() after close() emit 'error' ERR_IPC_CLOSED", T, asyn
 
 test('client ids are positive integers, never reused across 20 connect/disconnect cycles', T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const ids = [];
   for (let i = 0; i < 20; i++) {
     const connection = waitFor(server, 'connection');
@@ -353,9 +316,9 @@ test('client ids are positive integers, never reused across 20 connect/disconnec
 
 test('messages the server sends immediately before close() reach the client', T, async (t) => {
   const socketFile = socketPath(t);
-  const server = await startServer(t, socketFile);
+  const server = await startServerAt(t, socketFile);
   const connection = waitFor(server, 'connection');
-  const client = await connectClient(t, socketFile, { reconnectDelay: 5000 });
+  const client = await connectClientAt(t, socketFile, { reconnectDelay: 5000 });
   const [clientId] = await connection;
 
   const received = [];
@@ -385,7 +348,7 @@ test(
     server.listen();
     await waitFor(server, 'listening');
     const connection = waitFor(server, 'connection');
-    const client = await connectClient(t, socketFile);
+    const client = await connectClientAt(t, socketFile);
     const [clientId] = await connection;
     const received = [];
     client.on('message', (message, topic) => received.push(topic));

@@ -71,8 +71,8 @@ function delay(options, name) {
   return range;
 }
 
-function serverOptions(input) {
-  const options = optionsObject(input, 'Server');
+// The options both ends have.
+function endpointOptions(options) {
   return {
     socketFile: socketFile(options.socketFile),
     maxMessageSize: integer(options, 'maxMessageSize', 16, MAX_MESSAGE_SIZE_LIMIT),
@@ -80,12 +80,14 @@ function serverOptions(input) {
   };
 }
 
+function serverOptions(input) {
+  return endpointOptions(optionsObject(input, 'Server'));
+}
+
 function clientOptions(input) {
   const options = optionsObject(input, 'Client');
   return {
-    socketFile: socketFile(options.socketFile),
-    maxMessageSize: integer(options, 'maxMessageSize', 16, MAX_MESSAGE_SIZE_LIMIT),
-    handshakeTimeout: integer(options, 'handshakeTimeout', 1, 2 ** 31 - 1),
+    ...endpointOptions(options),
     retryDelay: delay(options, 'retryDelay'),
     reconnectDelay: delay(options, 'reconnectDelay'),
     maxRetries: integer(options, 'maxRetries', 0, Infinity),

@@ -29,7 +29,12 @@ impl Wake for TsfnWake {
 }
 
 fn event_queue(on_events: Function<u32, ()>) -> Result<(Arc<EventQueue>, Weak<WakeFn>)> {
-  let tsfn = Arc::new(on_events.build_threadsafe_function::<u32>().callee_handled::<false>().build()?);
+  let tsfn = Arc::new(
+    on_events
+      .build_threadsafe_function::<u32>()
+      .callee_handled::<false>()
+      .build()?,
+  );
   let weak = Arc::downgrade(&tsfn);
   Ok((EventQueue::new(Box::new(TsfnWake(tsfn))), weak))
 }
@@ -46,7 +51,10 @@ fn set_referenced(env: &Env, wake: &Weak<WakeFn>, referenced: bool) -> Result<()
   };
   match status {
     napi::sys::Status::napi_ok => Ok(()),
-    other => Err(Error::new(Status::from(other), "could not change the threadsafe function's ref")),
+    other => Err(Error::new(
+      Status::from(other),
+      "could not change the threadsafe function's ref",
+    )),
   }
 }
 
@@ -58,7 +66,10 @@ fn delay(min: f64, max: f64) -> Delay {
   if min == max {
     Delay::Fixed(millis(min))
   } else {
-    Delay::Uniform { min: millis(min), max: millis(max) }
+    Delay::Uniform {
+      min: millis(min),
+      max: millis(max),
+    }
   }
 }
 
@@ -86,12 +97,16 @@ impl TeardownHook {
   fn register(env: &Env, abandon: Box<dyn FnOnce() + Send>) -> Result<Self> {
     let slot = Arc::new(HookSlot(Mutex::new(Some(abandon))));
     let for_hook = Arc::into_raw(slot.clone());
-    let status = unsafe { napi::sys::napi_add_env_cleanup_hook(env.raw(), Some(run_teardown), for_hook as *mut c_void) };
+    let status =
+      unsafe { napi::sys::napi_add_env_cleanup_hook(env.raw(), Some(run_teardown), for_hook as *mut c_void) };
     if status != napi::sys::Status::napi_ok {
       drop(unsafe { Arc::from_raw(for_hook) });
       return Err(Error::new(Status::from(status), "could not register the teardown hook"));
     }
-    Ok(TeardownHook { env: env.raw(), slot: Arc::into_raw(slot) })
+    Ok(TeardownHook {
+      env: env.raw(),
+      slot: Arc::into_raw(slot),
+    })
   }
 
   /// Called on the JS thread when the object closes normally.
@@ -104,6 +119,28 @@ impl TeardownHook {
         napi::sys::napi_remove_env_cleanup_hook(self.env, Some(run_teardown), self.slot as *mut c_void);
         Arc::decrement_strong_count(self.slot);
       }
+    }
+  }
+}
+
+// ===== What both classes hold =====
+
+/// The parts of a running native object that are the same for server and client.
+struct Running {
+  events: Arc<EventQueue>,
+  wake: Weak<WakeFn>,
+  teardown: Option<TeardownHook>,
+}
+
+impl Running {
+  fn take_events(&self) -> Buffer {
+    self.events.take().into()
+  }
+
+  /// Closed normally: the teardown hook is no longer needed.
+  fn closed(&mut self) {
+    if let Some(hook) = self.teardown.take() {
+      hook.unregister();
     }
   }
 }
@@ -121,9 +158,7 @@ pub struct NativeServerConfig {
 #[napi(js_name = "NativeServer", custom_finalize)]
 pub struct NativeServer {
   server: Server,
-  events: Arc<EventQueue>,
-  wake: Weak<WakeFn>,
-  teardown: Option<TeardownHook>,
+  running: Running,
 }
 
 #[napi]
@@ -139,13 +174,20 @@ impl NativeServer {
     let server = within_runtime_if_available(|| Server::listen(options, events.clone()));
     let for_hook = server.clone();
     let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
-    Ok(NativeServer { server, events, wake, teardown: Some(teardown) })
+    Ok(NativeServer {
+      server,
+      running: Running {
+        events,
+        wake,
+        teardown: Some(teardown),
+      },
+    })
   }
 
   /// Everything that happened since the last call, as one Buffer of records (see events.rs).
   #[napi]
   pub fn take_events(&self) -> Buffer {
-    self.events.take().into()
+    self.running.take_events()
   }
 
   /// Queues encoded messages: records of `target: u32 BE | wire frame`, target 0 = broadcast.
@@ -157,14 +199,12 @@ impl NativeServer {
   #[napi]
   pub fn close(&mut self) {
     self.server.close();
-    if let Some(hook) = self.teardown.take() {
-      hook.unregister();
-    }
+    self.running.closed();
   }
 
   #[napi]
   pub fn set_referenced(&self, env: Env, referenced: bool) -> Result<()> {
-    set_referenced(&env, &self.wake, referenced)
+    set_referenced(&env, &self.running.wake, referenced)
   }
 }
 
@@ -194,9 +234,7 @@ pub struct NativeClientConfig {
 #[napi(js_name = "NativeClient", custom_finalize)]
 pub struct NativeClient {
   client: Client,
-  events: Arc<EventQueue>,
-  wake: Weak<WakeFn>,
-  teardown: Option<TeardownHook>,
+  running: Running,
 }
 
 #[napi]
@@ -211,18 +249,28 @@ impl NativeClient {
       retry: RetryPolicy {
         retry_delay: delay(config.retry_delay_min, config.retry_delay_max),
         reconnect_delay: delay(config.reconnect_delay_min, config.reconnect_delay_max),
-        max_retries: config.max_retries.is_finite().then(|| config.max_retries.clamp(0.0, u32::MAX as f64) as u32),
+        max_retries: config
+          .max_retries
+          .is_finite()
+          .then(|| config.max_retries.clamp(0.0, u32::MAX as f64) as u32),
       },
     };
     let client = within_runtime_if_available(|| Client::connect(options, events.clone()));
     let for_hook = client.clone();
     let teardown = TeardownHook::register(&env, Box::new(move || for_hook.close()))?;
-    Ok(NativeClient { client, events, wake, teardown: Some(teardown) })
+    Ok(NativeClient {
+      client,
+      running: Running {
+        events,
+        wake,
+        teardown: Some(teardown),
+      },
+    })
   }
 
   #[napi]
   pub fn take_events(&self) -> Buffer {
-    self.events.take().into()
+    self.running.take_events()
   }
 
   /// Queues encoded wire frames; returns how many messages were refused (the client finished).
@@ -234,14 +282,12 @@ impl NativeClient {
   #[napi]
   pub fn close(&mut self) {
     self.client.close();
-    if let Some(hook) = self.teardown.take() {
-      hook.unregister();
-    }
+    self.running.closed();
   }
 
   #[napi]
   pub fn set_referenced(&self, env: Env, referenced: bool) -> Result<()> {
-    set_referenced(&env, &self.wake, referenced)
+    set_referenced(&env, &self.running.wake, referenced)
   }
 }
 

@@ -34,7 +34,12 @@ struct Shared {
 impl Client {
   /// Starts connecting on the current tokio runtime; progress arrives as events.
   pub fn connect(options: ClientOptions, events: Arc<EventQueue>) -> Client {
-    let shared = Arc::new(Shared { options, events, outbox: Outbox::default(), shutdown: CancellationToken::new() });
+    let shared = Arc::new(Shared {
+      options,
+      events,
+      outbox: Outbox::default(),
+      shutdown: CancellationToken::new(),
+    });
     tokio::spawn(run(shared.clone()));
     Client { shared }
   }
@@ -106,20 +111,24 @@ async fn run(shared: Arc<Shared>) {
   }
   let undelivered = shared.outbox.close();
   if undelivered > 0 {
-    shared.events.push_error(kind::ERROR, 0, &IpcError::ClosedWithQueued(undelivered));
+    shared
+      .events
+      .push_error(kind::ERROR, 0, &IpcError::ClosedWithQueued(undelivered));
   }
   shared.events.push(kind::CLOSE, 0, b"");
   shared.events.finish();
 }
 
 async fn connect_once(options: &ClientOptions) -> Result<Conn, IpcError> {
-  let stream = UnixStream::connect(&options.path).await.map_err(|e| IpcError::io(e, "connect", &options.path))?;
+  let stream = UnixStream::connect(&options.path)
+    .await
+    .map_err(|e| IpcError::io(e, "connect", &options.path))?;
   let mut conn = Conn::new(stream);
   match conn.offer_hello(options.handshake_timeout).await {
     Ok(()) => Ok(conn),
     Err(HandshakeFailure::Error(e)) => Err(e),
-    Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => {
-      Err(IpcError::Protocol("the server closed the connection during the hello".into()))
-    }
+    Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => Err(IpcError::Protocol(
+      "the server closed the connection during the hello".into(),
+    )),
   }
 }

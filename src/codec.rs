@@ -36,7 +36,10 @@ pub mod kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
   /// The length prefix announces more than the receiver's `maxMessageSize`.
-  TooLarge { len: usize, max: usize },
+  TooLarge {
+    len: usize,
+    max: usize,
+  },
   /// A length prefix of zero: there is no kind byte.
   Empty,
   UnknownKind(u8),
@@ -200,7 +203,10 @@ mod tests {
 
   fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+      .step_by(2)
+      .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+      .collect()
   }
 
   // These vectors are the ones printed in PROTOCOL.md; __test__/protocol.test.js decodes the same.
@@ -250,7 +256,10 @@ mod tests {
     let prefix = 0xffff_ffffu32.to_be_bytes();
     assert_eq!(
       peek_frame_size(&prefix, DEFAULT_MAX_MESSAGE_SIZE),
-      Err(FrameError::TooLarge { len: 0xffff_ffff, max: DEFAULT_MAX_MESSAGE_SIZE })
+      Err(FrameError::TooLarge {
+        len: 0xffff_ffff,
+        max: DEFAULT_MAX_MESSAGE_SIZE
+      })
     );
   }
 
@@ -263,19 +272,34 @@ mod tests {
   fn unknown_kind_and_bad_topics_are_rejected() {
     let f = Frame { kind: 0x7e, body: b"" };
     assert_eq!(validate(&f), Err(FrameError::UnknownKind(0x7e)));
-    let truncated = Frame { kind: kind::MESSAGE_JSON, body: &[0, 9, b'a'] };
+    let truncated = Frame {
+      kind: kind::MESSAGE_JSON,
+      body: &[0, 9, b'a'],
+    };
     assert_eq!(validate(&truncated), Err(FrameError::BadTopic));
-    let not_utf8 = Frame { kind: kind::MESSAGE_JSON, body: &[0, 1, 0xff] };
+    let not_utf8 = Frame {
+      kind: kind::MESSAGE_JSON,
+      body: &[0, 1, 0xff],
+    };
     assert_eq!(validate(&not_utf8), Err(FrameError::BadTopic));
-    let ping_with_body = Frame { kind: kind::PING, body: b"x" };
+    let ping_with_body = Frame {
+      kind: kind::PING,
+      body: b"x",
+    };
     assert_eq!(validate(&ping_with_body), Err(FrameError::BadControl(kind::PING)));
   }
 
   #[test]
   fn hello_is_told_apart_from_foreign_bytes() {
-    let garbage = Frame { kind: kind::HELLO, body: b"HTTP/1.1" };
+    let garbage = Frame {
+      kind: kind::HELLO,
+      body: b"HTTP/1.1",
+    };
     assert_eq!(parse_hello(&garbage), None);
-    let message = Frame { kind: kind::MESSAGE_JSON, body: b"\0\0" };
+    let message = Frame {
+      kind: kind::MESSAGE_JSON,
+      body: b"\0\0",
+    };
     assert_eq!(parse_hello(&message), None);
     let mut future = Vec::new();
     encode_hello_version(&mut future, 9);

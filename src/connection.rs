@@ -118,7 +118,10 @@ impl From<IpcError> for HandshakeFailure {
 
 impl Conn {
   pub fn new(stream: UnixStream) -> Self {
-    Conn { stream, buf: BytesMut::with_capacity(READ_CHUNK) }
+    Conn {
+      stream,
+      buf: BytesMut::with_capacity(READ_CHUNK),
+    }
   }
 
   /// Reads the peer's first frame, which must be a hello (or a reject).
@@ -146,15 +149,15 @@ impl Conn {
   async fn write_frame(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), HandshakeFailure> {
     let mut frame = Vec::new();
     encode(&mut frame);
-    self.stream.write_all(&frame).await.map_err(|_| HandshakeFailure::Silent)
+    self
+      .stream
+      .write_all(&frame)
+      .await
+      .map_err(|_| HandshakeFailure::Silent)
   }
 
   /// Server side: wait for the client's hello, answer with ours (or a reject).
-  pub async fn accept_hello(
-    &mut self,
-    limit: Duration,
-    shutdown: &CancellationToken,
-  ) -> Result<(), HandshakeFailure> {
+  pub async fn accept_hello(&mut self, limit: Duration, shutdown: &CancellationToken) -> Result<(), HandshakeFailure> {
     let hello = bounded(limit, shutdown, "client", self.read_hello("client")).await?;
     match hello {
       Hello::Version(codec::VERSION) => self.write_frame(codec::encode_hello).await,
@@ -173,7 +176,9 @@ impl Conn {
   /// Client side: send our hello, wait for the server's.
   pub async fn offer_hello(&mut self, limit: Duration) -> Result<(), HandshakeFailure> {
     self.write_frame(codec::encode_hello).await.map_err(|_| {
-      HandshakeFailure::Error(IpcError::Protocol("the server closed the connection during the hello".into()))
+      HandshakeFailure::Error(IpcError::Protocol(
+        "the server closed the connection during the hello".into(),
+      ))
     })?;
     let never = CancellationToken::new();
     match bounded(limit, &never, "server", self.read_hello("server")).await {
@@ -287,7 +292,9 @@ async fn read_loop(mut reader: OwnedReadHalf, mut buf: BytesMut, link: &Link<'_>
       return Ended::Failed(e.into());
     }
     if pings > 0 {
-      link.outbox.append_with(|out| (0..pings).for_each(|_| codec::encode_control(out, kind::PONG)));
+      link
+        .outbox
+        .append_with(|out| (0..pings).for_each(|_| codec::encode_control(out, kind::PONG)));
     }
 
     // A large frame gets one allocation of its exact size, only once its size passed the limit.

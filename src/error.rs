@@ -7,7 +7,12 @@ use std::{fmt, io};
 #[derive(Debug)]
 pub enum IpcError {
   /// A system call failed; `path` is the socket path it was about, `detail` what we found there.
-  Io { error: io::Error, syscall: &'static str, path: String, detail: Option<&'static str> },
+  Io {
+    error: io::Error,
+    syscall: &'static str,
+    path: String,
+    detail: Option<&'static str>,
+  },
   /// The peer's bytes are not protocol v1 (`ERR_IPC_PROTOCOL`).
   Protocol(String),
   /// A frame longer than `maxMessageSize` was announced (`ERR_IPC_MESSAGE_TOO_LARGE`).
@@ -24,7 +29,12 @@ pub enum IpcError {
 
 impl IpcError {
   pub fn io(error: io::Error, syscall: &'static str, path: &str) -> Self {
-    IpcError::Io { error, syscall, path: path.to_owned(), detail: None }
+    IpcError::Io {
+      error,
+      syscall,
+      path: path.to_owned(),
+      detail: None,
+    }
   }
 
   /// The same OS error, explained: what the user should know about the path.
@@ -59,7 +69,12 @@ impl IpcError {
       write_field(dst, "code", code);
     }
     match self {
-      IpcError::Io { error, syscall, path, detail } => {
+      IpcError::Io {
+        error,
+        syscall,
+        path,
+        detail,
+      } => {
         if let Some(text) = detail {
           dst.push(b',');
           write_field(dst, "detail", text);

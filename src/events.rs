@@ -59,7 +59,11 @@ struct State {
 impl EventQueue {
   pub fn new(waker: Box<dyn Wake>) -> Arc<Self> {
     Arc::new(EventQueue {
-      state: Mutex::new(State { buf: Vec::new(), scheduled: false, waker: Some(waker) }),
+      state: Mutex::new(State {
+        buf: Vec::new(),
+        scheduled: false,
+        waker: Some(waker),
+      }),
       room: Notify::new(),
     })
   }
@@ -163,7 +167,11 @@ pub fn decode_records(mut buf: &[u8]) -> Vec<Record> {
   while buf.len() >= RECORD_HEADER {
     let id = u32::from_be_bytes(buf[1..5].try_into().unwrap());
     let len = u32::from_be_bytes(buf[5..9].try_into().unwrap()) as usize;
-    out.push(Record { kind: buf[0], id, body: buf[RECORD_HEADER..RECORD_HEADER + len].to_vec() });
+    out.push(Record {
+      kind: buf[0],
+      id,
+      body: buf[RECORD_HEADER..RECORD_HEADER + len].to_vec(),
+    });
     buf = &buf[RECORD_HEADER + len..];
   }
   out
@@ -206,8 +214,16 @@ mod tests {
     assert_eq!(
       records,
       vec![
-        Record { kind: kind::MESSAGE_JSON, id: 5, body: b"\0\x01t[1]".to_vec() },
-        Record { kind: kind::MESSAGE_BINARY, id: 5, body: vec![0, 1, b'b', 7, 8] },
+        Record {
+          kind: kind::MESSAGE_JSON,
+          id: 5,
+          body: b"\0\x01t[1]".to_vec()
+        },
+        Record {
+          kind: kind::MESSAGE_BINARY,
+          id: 5,
+          body: vec![0, 1, b'b', 7, 8]
+        },
       ]
     );
   }

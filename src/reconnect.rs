@@ -82,7 +82,11 @@ pub struct Retries {
 
 impl Retries {
   pub fn new(policy: RetryPolicy, jitter: Jitter) -> Self {
-    Retries { policy, failures: 0, jitter }
+    Retries {
+      policy,
+      failures: 0,
+      jitter,
+    }
   }
 
   /// A connection was established: the budget starts over.
@@ -119,7 +123,10 @@ mod tests {
 
   #[test]
   fn uniform_delays_stay_inside_their_bounds_and_vary() {
-    let d = Delay::Uniform { min: ms(10), max: ms(20) };
+    let d = Delay::Uniform {
+      min: ms(10),
+      max: ms(20),
+    };
     let mut j = Jitter::seeded(42);
     let picks: Vec<_> = (0..1000).map(|_| d.pick(&mut j)).collect();
     assert!(picks.iter().all(|p| *p >= ms(10) && *p <= ms(20)));
@@ -128,7 +135,10 @@ mod tests {
 
   #[test]
   fn max_retries_counts_retries_after_the_first_attempt() {
-    let policy = RetryPolicy { max_retries: Some(2), ..Default::default() };
+    let policy = RetryPolicy {
+      max_retries: Some(2),
+      ..Default::default()
+    };
     let mut r = Retries::new(policy, Jitter::seeded(1));
     assert_eq!(r.failed(), Some(ms(1000)));
     assert_eq!(r.failed(), Some(ms(1000)));
@@ -137,7 +147,10 @@ mod tests {
 
   #[test]
   fn a_success_restores_the_whole_budget() {
-    let policy = RetryPolicy { max_retries: Some(1), ..Default::default() };
+    let policy = RetryPolicy {
+      max_retries: Some(1),
+      ..Default::default()
+    };
     let mut r = Retries::new(policy, Jitter::seeded(1));
     assert!(r.failed().is_some());
     r.succeeded();
@@ -147,7 +160,10 @@ mod tests {
 
   #[test]
   fn zero_retries_gives_up_after_one_failure() {
-    let policy = RetryPolicy { max_retries: Some(0), ..Default::default() };
+    let policy = RetryPolicy {
+      max_retries: Some(0),
+      ..Default::default()
+    };
     assert_eq!(Retries::new(policy, Jitter::seeded(1)).failed(), None);
   }
 

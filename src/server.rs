@@ -91,7 +91,10 @@ impl Server {
       }
     }
     for id in unknown {
-      self.shared.events.push_error(kind::ERROR, id, &IpcError::UnknownClient(id));
+      self
+        .shared
+        .events
+        .push_error(kind::ERROR, id, &IpcError::UnknownClient(id));
     }
   }
 
@@ -185,7 +188,10 @@ async fn accept_until_shutdown(shared: &Arc<Shared>, listener: UnixListener) {
 
 async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
   let mut conn = Conn::new(stream);
-  match conn.accept_hello(shared.options.handshake_timeout, &shared.shutdown).await {
+  match conn
+    .accept_hello(shared.options.handshake_timeout, &shared.shutdown)
+    .await
+  {
     Ok(()) => {}
     Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => return,
     Err(HandshakeFailure::Error(e)) => {
@@ -227,10 +233,14 @@ async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
   match std::fs::symlink_metadata(path) {
     Ok(m) if m.file_type().is_socket() => {}
     Ok(_) => {
-      return Err(IpcError::io(in_use, "listen", path).with_detail("the path exists and is not a socket; it was left untouched"))
+      return Err(
+        IpcError::io(in_use, "listen", path).with_detail("the path exists and is not a socket; it was left untouched"),
+      )
     }
     // Gone meanwhile (its server closed): take the path.
-    Err(e) if e.kind() == io::ErrorKind::NotFound => return UnixListener::bind(path).map_err(|e| IpcError::io(e, "listen", path)),
+    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+      return UnixListener::bind(path).map_err(|e| IpcError::io(e, "listen", path))
+    }
     Err(_) => return Err(IpcError::io(in_use, "listen", path)),
   }
   match tokio::time::timeout(PROBE_TIMEOUT, UnixStream::connect(path)).await {
@@ -244,7 +254,8 @@ async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
       UnixListener::bind(path).map_err(|e| IpcError::io(e, "listen", path))
     }
     Ok(Ok(_probe)) => Err(
-      IpcError::io(in_use, "listen", path).with_detail("another server is listening on this socket; it was left undisturbed"),
+      IpcError::io(in_use, "listen", path)
+        .with_detail("another server is listening on this socket; it was left undisturbed"),
     ),
     _ => Err(IpcError::io(in_use, "listen", path)),
   }

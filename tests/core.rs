@@ -25,7 +25,9 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 const STEP_TIMEOUT: Duration = Duration::from_secs(6);
 
 async fn within_10s(body: impl Future<Output = ()>) {
-  tokio::time::timeout(TEST_TIMEOUT, body).await.expect("test did not finish within 10 s (hang?)");
+  tokio::time::timeout(TEST_TIMEOUT, body)
+    .await
+    .expect("test did not finish within 10 s (hang?)");
 }
 
 /// A unique socket path per test: temp dir + pid + test name + counter.
@@ -67,7 +69,12 @@ impl Recorder {
   fn new() -> Self {
     let notify = Arc::new(Notify::new());
     let queue = EventQueue::new(Box::new(NotifyWake(notify.clone())));
-    Recorder { queue, notify, records: Vec::new(), cursor: 0 }
+    Recorder {
+      queue,
+      notify,
+      records: Vec::new(),
+      cursor: 0,
+    }
   }
 
   fn queue(&self) -> Arc<EventQueue> {
@@ -155,7 +162,12 @@ fn dump(records: &[Record]) -> String {
   let mut out = String::new();
   for (i, r) in records.iter().enumerate().take(60) {
     let body = String::from_utf8_lossy(&r.body[..r.body.len().min(200)]).into_owned();
-    out.push_str(&format!("  #{i} {} id={} len={} {body:?}\n", kind_name(r.kind), r.id, r.body.len()));
+    out.push_str(&format!(
+      "  #{i} {} id={} len={} {body:?}\n",
+      kind_name(r.kind),
+      r.id,
+      r.body.len()
+    ));
   }
   if records.len() > 60 {
     out.push_str(&format!("  ... {} more\n", records.len() - 60));
@@ -170,7 +182,10 @@ fn text(r: &Record) -> String {
 /// Asserts an error record's JSON carries `"code":"<code>"` and returns the JSON.
 fn assert_code(r: &Record, code: &str) -> String {
   let json = text(r);
-  assert!(json.contains(&format!("\"code\":\"{code}\"")), "expected code {code} in {json}");
+  assert!(
+    json.contains(&format!("\"code\":\"{code}\"")),
+    "expected code {code} in {json}"
+  );
   json
 }
 
@@ -233,7 +248,12 @@ async fn start_server_with(options: ServerOptions) -> (Server, Recorder) {
   let server = Server::listen(options, rec.queue());
   let first = rec.wait_for(kind::LISTENING).await;
   assert_eq!(first.id, 0);
-  assert_eq!(rec.records[0].kind, kind::LISTENING, "LISTENING is the first record:\n{}", dump(&rec.records));
+  assert_eq!(
+    rec.records[0].kind,
+    kind::LISTENING,
+    "LISTENING is the first record:\n{}",
+    dump(&rec.records)
+  );
   (server, rec)
 }
 
@@ -261,12 +281,16 @@ async fn raw_hello(path: &str) -> UnixStream {
 
 async fn close_client(client: &Client, rec: &mut Recorder) {
   client.close();
-  rec.wait_until("client CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE)).await;
+  rec
+    .wait_until("client CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE))
+    .await;
 }
 
 async fn close_server(server: &Server, rec: &mut Recorder) {
   server.close();
-  rec.wait_until("server CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE)).await;
+  rec
+    .wait_until("server CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE))
+    .await;
 }
 
 // ===== 1. Connection and messages in both directions =====
@@ -280,7 +304,10 @@ async fn connect_and_exchange_json_messages_in_both_directions() {
     let server = Server::listen(server_options(&path), srec.queue());
     let listening = srec.next_records().await;
     assert_eq!(listening[0].kind, kind::LISTENING, "{}", dump(&listening));
-    assert!(Path::new(&path).exists(), "the socket file exists once LISTENING is reported");
+    assert!(
+      Path::new(&path).exists(),
+      "the socket file exists once LISTENING is reported"
+    );
 
     let mut crec = Recorder::new();
     let client = Client::connect(client_options(&path), crec.queue());
@@ -308,7 +335,11 @@ async fn connect_and_exchange_json_messages_in_both_directions() {
     assert_eq!(reply.body, message_body("reply", br#"{"ok":true}"#));
     assert_eq!(server.client_count(), 1);
 
-    let no_errors = |r: &Recorder| r.records.iter().all(|x| !matches!(x.kind, kind::ERROR | kind::MESSAGE_ERROR));
+    let no_errors = |r: &Recorder| {
+      r.records
+        .iter()
+        .all(|x| !matches!(x.kind, kind::ERROR | kind::MESSAGE_ERROR))
+    };
     assert!(no_errors(&srec), "{}", dump(&srec.records));
     assert!(no_errors(&crec), "{}", dump(&crec.records));
 
@@ -346,7 +377,12 @@ async fn broadcast_reaches_every_connected_client() {
     }
     for (c, rec) in clients.iter_mut() {
       close_client(c, rec).await;
-      assert_eq!(rec.count(kind::MESSAGE_JSON), 1, "exactly one copy:\n{}", dump(&rec.records));
+      assert_eq!(
+        rec.count(kind::MESSAGE_JSON),
+        1,
+        "exactly one copy:\n{}",
+        dump(&rec.records)
+      );
     }
     close_server(&server, &mut srec).await;
   })
@@ -374,7 +410,11 @@ async fn send_to_an_unknown_client_id_reports_err_ipc_unknown_client() {
     assert!(json.contains("\"clientId\":9999"), "{json}");
 
     let m = crec.wait_for(kind::MESSAGE_JSON).await;
-    assert_eq!(m.body, message_body("kept", b"2"), "the valid frame in the same batch still goes out");
+    assert_eq!(
+      m.body,
+      message_body("kept", b"2"),
+      "the valid frame in the same batch still goes out"
+    );
 
     close_client(&client, &mut crec).await;
     close_server(&server, &mut srec).await;
@@ -420,11 +460,16 @@ async fn messages_from_one_client_arrive_in_send_order() {
       client.send(&batch);
     }
     srec
-      .wait_until("10,000 messages", |r| r.iter().filter(|x| x.kind == kind::MESSAGE_JSON).count() >= ORDERED_COUNT)
+      .wait_until("10,000 messages", |r| {
+        r.iter().filter(|x| x.kind == kind::MESSAGE_JSON).count() >= ORDERED_COUNT
+      })
       .await;
     let seqs = sequence_numbers(&srec.records, kind::MESSAGE_JSON, id);
     assert_eq!(seqs.len(), ORDERED_COUNT);
-    assert!(seqs.iter().copied().eq(0..ORDERED_COUNT), "messages out of order or missing");
+    assert!(
+      seqs.iter().copied().eq(0..ORDERED_COUNT),
+      "messages out of order or missing"
+    );
 
     close_client(&client, &mut crec).await;
     close_server(&server, &mut srec).await;
@@ -451,10 +496,15 @@ async fn messages_from_the_server_to_one_client_arrive_in_send_order() {
       server.send(&records);
     }
     crec
-      .wait_until("10,000 messages", |r| r.iter().filter(|x| x.kind == kind::MESSAGE_JSON).count() >= ORDERED_COUNT)
+      .wait_until("10,000 messages", |r| {
+        r.iter().filter(|x| x.kind == kind::MESSAGE_JSON).count() >= ORDERED_COUNT
+      })
       .await;
     let seqs = sequence_numbers(&crec.records, kind::MESSAGE_JSON, 0);
-    assert!(seqs.iter().copied().eq(0..ORDERED_COUNT), "messages out of order or missing");
+    assert!(
+      seqs.iter().copied().eq(0..ORDERED_COUNT),
+      "messages out of order or missing"
+    );
 
     close_client(&client, &mut crec).await;
     close_server(&server, &mut srec).await;
@@ -481,7 +531,10 @@ async fn garbage_from_a_foreign_peer_is_a_protocol_error_and_the_server_keeps_se
     // And the server hangs up on it without answering.
     let mut rest = Vec::new();
     let r = raw.read_to_end(&mut rest).await;
-    assert!(rest.is_empty(), "the server must not answer a foreign peer: {rest:?} ({r:?})");
+    assert!(
+      rest.is_empty(),
+      "the server must not answer a foreign peer: {rest:?} ({r:?})"
+    );
 
     // A real client is still served.
     let (client, mut crec, id) = connect_client(&path, &mut srec).await;
@@ -501,7 +554,11 @@ async fn a_frame_announced_over_max_message_size_is_rejected_and_the_connection_
   within_10s(async {
     let path = socket_path("toolarge");
     let _cleanup = Cleanup(path.clone());
-    let (server, mut srec) = start_server_with(ServerOptions { max_message_size: 1024, ..server_options(&path) }).await;
+    let (server, mut srec) = start_server_with(ServerOptions {
+      max_message_size: 1024,
+      ..server_options(&path)
+    })
+    .await;
 
     let mut raw = raw_hello(&path).await;
     let id = srec.wait_for(kind::CONNECTION).await.id;
@@ -542,12 +599,19 @@ async fn a_hello_of_a_future_version_is_answered_with_a_reject_frame() {
     let mut head = [0u8; 5];
     raw.read_exact(&mut head).await.unwrap();
     let len = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
-    assert_eq!(head[4], frame_kind::REJECT, "a REJECT frame (0x0F) answers the v9 hello");
+    assert_eq!(
+      head[4],
+      frame_kind::REJECT,
+      "a REJECT frame (0x0F) answers the v9 hello"
+    );
     assert!((1..=4096).contains(&len));
     let mut reason = vec![0u8; len - 1];
     raw.read_exact(&mut reason).await.unwrap();
     let reason = String::from_utf8(reason).unwrap();
-    assert!(reason.contains('9'), "the reason names the version the client sent: {reason}");
+    assert!(
+      reason.contains('9'),
+      "the reason names the version the client sent: {reason}"
+    );
 
     let err = srec.wait_for(kind::MESSAGE_ERROR).await;
     assert_code(&err, "ERR_IPC_PROTOCOL");
@@ -610,7 +674,12 @@ async fn messages_written_right_behind_the_hello_are_delivered() {
 
     drop(raw);
     srec.wait_for(kind::CONNECTION_CLOSE).await;
-    assert_eq!(srec.count(kind::MESSAGE_ERROR), 0, "a plain EOF is not an error:\n{}", dump(&srec.records));
+    assert_eq!(
+      srec.count(kind::MESSAGE_ERROR),
+      0,
+      "a plain EOF is not an error:\n{}",
+      dump(&srec.records)
+    );
     close_server(&server, &mut srec).await;
   })
   .await;
@@ -638,8 +707,15 @@ async fn a_ping_is_answered_with_a_pong_and_never_reaches_the_events() {
 
     let m = srec.wait_for(kind::MESSAGE_JSON).await;
     assert_eq!((m.id, m.body.clone()), (id, message_body("after-ping", b"0")));
-    let only_expected = srec.records.iter().all(|r| matches!(r.kind, kind::LISTENING | kind::CONNECTION | kind::MESSAGE_JSON));
-    assert!(only_expected, "the ping itself produced no record:\n{}", dump(&srec.records));
+    let only_expected = srec
+      .records
+      .iter()
+      .all(|r| matches!(r.kind, kind::LISTENING | kind::CONNECTION | kind::MESSAGE_JSON));
+    assert!(
+      only_expected,
+      "the ping itself produced no record:\n{}",
+      dump(&srec.records)
+    );
 
     drop(raw);
     close_server(&server, &mut srec).await;
@@ -682,7 +758,12 @@ async fn listening_on_a_live_servers_path_fails_with_eaddrinuse_and_leaves_it_un
     assert!(json.contains("\"errno\":98"), "EADDRINUSE expected: {json}");
     assert!(json.contains("\"syscall\":\"listen\""), "{json}");
     second_rec.settle(Duration::from_millis(100)).await;
-    assert_eq!(second_rec.records.len(), 1, "nothing after the ERROR:\n{}", dump(&second_rec.records));
+    assert_eq!(
+      second_rec.records.len(),
+      1,
+      "nothing after the ERROR:\n{}",
+      dump(&second_rec.records)
+    );
 
     // The probe did not show up as a client of the first server, and its file is intact.
     first_rec.settle(Duration::from_millis(200)).await;
@@ -748,9 +829,16 @@ async fn server_close_flushes_sent_messages_ends_each_connection_and_removes_the
     server.send(&batch);
     server.close();
 
-    srec.wait_until("server CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE)).await;
+    srec
+      .wait_until("server CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE))
+      .await;
     assert!(!Path::new(&path).exists(), "the socket file is gone by CLOSE");
-    assert_eq!(srec.records.last().unwrap().kind, kind::CLOSE, "CLOSE is last:\n{}", dump(&srec.records));
+    assert_eq!(
+      srec.records.last().unwrap().kind,
+      kind::CLOSE,
+      "CLOSE is last:\n{}",
+      dump(&srec.records)
+    );
     let close_at = srec.records.len() - 1;
     for id in [id1, id2] {
       let at = srec
@@ -760,14 +848,27 @@ async fn server_close_flushes_sent_messages_ends_each_connection_and_removes_the
     }
     assert_eq!(srec.count(kind::CONNECTION_CLOSE), 2);
     srec.settle(Duration::from_millis(50)).await;
-    assert_eq!(srec.records.len(), close_at + 1, "nothing after CLOSE:\n{}", dump(&srec.records));
+    assert_eq!(
+      srec.records.len(),
+      close_at + 1,
+      "nothing after CLOSE:\n{}",
+      dump(&srec.records)
+    );
 
     for (c, rec) in [(&c1, &mut r1), (&c2, &mut r2)] {
       let disconnect = rec.wait_for(kind::DISCONNECT).await;
       assert_eq!(disconnect.id, 0);
       let before: Vec<Record> = rec.records[..rec.cursor - 1].to_vec();
-      assert_eq!(sequence_numbers(&before, kind::MESSAGE_JSON, 0), (0..100).collect::<Vec<_>>(), "{}", dump(&before));
-      let bye = before.iter().filter(|r| r.kind == kind::MESSAGE_JSON && topic_of(r) == "bye").count();
+      assert_eq!(
+        sequence_numbers(&before, kind::MESSAGE_JSON, 0),
+        (0..100).collect::<Vec<_>>(),
+        "{}",
+        dump(&before)
+      );
+      let bye = before
+        .iter()
+        .filter(|r| r.kind == kind::MESSAGE_JSON && topic_of(r) == "bye")
+        .count();
       assert_eq!(bye, 1, "the broadcast arrives before DISCONNECT");
       assert_eq!(rec.count(kind::MESSAGE_ERROR), 0, "{}", dump(&rec.records));
       close_client(c, rec).await;
@@ -789,11 +890,19 @@ async fn a_client_gives_up_after_max_retries_with_retries_exhausted_then_close()
     options.retry.retry_delay = Delay::Fixed(Duration::from_millis(10));
     let _client = Client::connect(options, rec.queue());
 
-    rec.wait_until("CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE)).await;
+    rec
+      .wait_until("CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE))
+      .await;
     let kinds: Vec<u8> = rec.records.iter().map(|r| r.kind).collect();
     assert_eq!(
       kinds,
-      [kind::CONNECT_ERROR, kind::CONNECT_ERROR, kind::CONNECT_ERROR, kind::ERROR, kind::CLOSE],
+      [
+        kind::CONNECT_ERROR,
+        kind::CONNECT_ERROR,
+        kind::CONNECT_ERROR,
+        kind::ERROR,
+        kind::CLOSE
+      ],
       "{}",
       dump(&rec.records)
     );
@@ -840,7 +949,12 @@ async fn a_client_reconnects_to_a_new_server_and_delivers_what_was_sent_while_di
     assert_eq!(back.body, message_body("welcome", b"back"));
 
     close_client(&client, &mut crec).await;
-    assert_eq!(crec.count(kind::ERROR), 0, "nothing undelivered:\n{}", dump(&crec.records));
+    assert_eq!(
+      crec.count(kind::ERROR),
+      0,
+      "nothing undelivered:\n{}",
+      dump(&crec.records)
+    );
     close_server(&second, &mut second_rec).await;
   })
   .await;
@@ -862,7 +976,9 @@ async fn closing_a_retrying_client_reports_the_undelivered_messages_then_close()
     rec.wait_for(kind::CONNECT_ERROR).await;
 
     client.close();
-    rec.wait_until("CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE)).await;
+    rec
+      .wait_until("CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE))
+      .await;
     let n = rec.records.len();
     assert!(n >= 2);
     assert_eq!(rec.records[n - 1].kind, kind::CLOSE, "{}", dump(&rec.records));
@@ -881,15 +997,21 @@ async fn a_silent_peer_is_dropped_with_handshake_timeout() {
   within_10s(async {
     let path = socket_path("hs-srv");
     let _cleanup = Cleanup(path.clone());
-    let (server, mut srec) =
-      start_server_with(ServerOptions { handshake_timeout: Duration::from_millis(200), ..server_options(&path) }).await;
+    let (server, mut srec) = start_server_with(ServerOptions {
+      handshake_timeout: Duration::from_millis(200),
+      ..server_options(&path)
+    })
+    .await;
 
     let started = Instant::now();
     let mut raw = UnixStream::connect(&path).await.unwrap();
     let err = srec.wait_for(kind::MESSAGE_ERROR).await;
     let elapsed = started.elapsed();
     assert_code(&err, "ERR_IPC_HANDSHAKE_TIMEOUT");
-    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?} for a 200 ms handshake timeout");
+    assert!(
+      elapsed < Duration::from_secs(3),
+      "took {elapsed:?} for a 200 ms handshake timeout"
+    );
     assert_eq!(srec.count(kind::CONNECTION), 0);
     let mut buf = [0u8; 8];
     let r = raw.read(&mut buf).await;
@@ -917,9 +1039,14 @@ async fn a_client_facing_a_server_that_never_answers_gets_handshake_timeout() {
     let err = rec.wait_for(kind::CONNECT_ERROR).await;
     let elapsed = started.elapsed();
     assert_code(&err, "ERR_IPC_HANDSHAKE_TIMEOUT");
-    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?} for a 200 ms handshake timeout");
+    assert!(
+      elapsed < Duration::from_secs(3),
+      "took {elapsed:?} for a 200 ms handshake timeout"
+    );
 
-    rec.wait_until("CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE)).await;
+    rec
+      .wait_until("CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE))
+      .await;
     assert_eq!(rec.count(kind::CONNECT), 0, "{}", dump(&rec.records));
   })
   .await;
@@ -928,7 +1055,9 @@ async fn a_client_facing_a_server_that_never_answers_gets_handshake_timeout() {
 // ===== 12. Large messages =====
 
 fn big_payload() -> Vec<u8> {
-  (0..2 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+  (0..2 * 1024 * 1024u32)
+    .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -953,7 +1082,10 @@ async fn a_2_mib_binary_message_arrives_intact_in_both_directions() {
     let down = crec.wait_for(kind::MESSAGE_BINARY).await;
     assert_eq!(topic_of(&down), "blob");
     assert_eq!(payload_of(&down).len(), payload.len());
-    assert!(payload_of(&down) == payload.as_slice(), "server->client payload differs");
+    assert!(
+      payload_of(&down) == payload.as_slice(),
+      "server->client payload differs"
+    );
 
     close_client(&client, &mut crec).await;
     close_server(&server, &mut srec).await;
