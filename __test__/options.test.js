@@ -203,3 +203,14 @@ describe('listen() and connect()', () => {
     assertThrows(() => client.connect(), Error, 'ERR_IPC_ALREADY_CONNECTING');
   });
 });
+
+test('a socketFile over 107 bytes or containing a NUL byte throws TypeError ERR_INVALID_ARG_VALUE naming socketFile', () => {
+  const tooLong = `/tmp/${'x'.repeat(103)}`; // 108 bytes
+  const longest = `/tmp/${'x'.repeat(102)}`; // 107 bytes
+  for (const Ctor of [Server, Client]) {
+    for (const bad of [tooLong, '/tmp/a\0b.sock', `/tmp/${'é'.repeat(52)}`]) {
+      assert.throws(() => new Ctor({ socketFile: bad }), (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_VALUE' && /socketFile/.test(err.message));
+    }
+    assert.doesNotThrow(() => new Ctor({ socketFile: longest }));
+  }
+});

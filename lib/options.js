@@ -6,6 +6,8 @@ const { typeError, rangeError } = require('./errors');
 
 const DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024;
 const MAX_MESSAGE_SIZE_LIMIT = 0xffffffff;
+// sockaddr_un.sun_path is 108 bytes including the terminating NUL.
+const MAX_SOCKET_PATH_BYTES = 107;
 
 const DEFAULTS = {
   maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
@@ -33,6 +35,16 @@ function socketFile(value) {
   }
   if (typeof value !== 'string') {
     throw typeError('ERR_INVALID_ARG_TYPE', `Invalid value for 'options.socketFile': expected a string path, got ${typeof value}`);
+  }
+  if (value.includes('\0')) {
+    throw typeError('ERR_INVALID_ARG_VALUE', "Invalid value for 'options.socketFile': contains a NUL byte");
+  }
+  const bytes = Buffer.byteLength(value);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw typeError(
+      'ERR_INVALID_ARG_VALUE',
+      `Invalid value for 'options.socketFile': ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES}-byte limit of Unix socket paths on Linux. Use a shorter path (e.g. under /tmp or $XDG_RUNTIME_DIR)`,
+    );
   }
   if (/^\d+$/.test(value)) {
     throw typeError('ERR_INVALID_ARG_VALUE', `Invalid value for 'options.socketFile' (${value}): Looks like a port. Pass the path of a Unix socket file`);
