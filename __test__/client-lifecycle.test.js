@@ -220,12 +220,13 @@ test('retryDelay {min, max} spaces failed attempts between min and (generously) 
   client.connect();
   await until(() => times.length >= 8, 10000);
   client.close();
+  // The average gap, not each one: two attempts whose events reach a busy JS thread in one batch
+  // look closer together than they were, but the span of seven gaps cannot shrink that way.
   const gaps = times.slice(1, 8).map((at, i) => at - times[i]);
-  for (const gap of gaps) {
-    // A little slack below min for when the JS thread picks the event up; generous above max.
-    assert.ok(gap >= min - 15, `gap ${gap.toFixed(1)} ms is at least about min (${min}): ${gaps.map(Math.round)}`);
-    assert.ok(gap <= max + 500, `gap ${gap.toFixed(1)} ms is not far over max (${max}): ${gaps.map(Math.round)}`);
-  }
+  const average = (times[7] - times[0]) / 7;
+  assert.ok(average >= min - 15, `average gap ${average.toFixed(1)} ms is at least about min (${min}): ${gaps.map(Math.round)}`);
+  assert.ok(average <= max + 200, `average gap ${average.toFixed(1)} ms is not far over max (${max}): ${gaps.map(Math.round)}`);
+  assert.ok(new Set(gaps.map(Math.round)).size > 1, `random delays vary: ${gaps.map(Math.round)}`);
 });
 
 test("after its server process is SIGKILLed and restarted, the client emits 'disconnect', then 'connect' followed by 'reconnect', and messages reach the new server", T, async (t) => {
