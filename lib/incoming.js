@@ -30,6 +30,9 @@ const onMessage = Symbol('onMessage');
 const onMessageError = Symbol('onMessageError');
 const onEvent = Symbol('onEvent');
 
+const KIND_JSON_GROUP = 0x12;
+const GROUP_ENTRY = 7;
+
 class Incoming {
   /**
    * @param {() => Buffer} take  takes the pending batch from the core
@@ -40,6 +43,8 @@ class Incoming {
     this.handler = handler;
     this.buf = Buffer.alloc(0);
     this.pos = 0;
+    // A JSON group being emitted; kept here so a throwing listener loses none of it.
+    this.group = null;
   }
 
   /** Called on each wake-up from the core. */
@@ -59,6 +64,7 @@ class Incoming {
   }
 
   dispatch() {
+    if (this.group !== null) this.emitGroup();
     const buf = this.buf;
     const handler = this.handler;
     while (this.pos < buf.length) {
@@ -69,7 +75,10 @@ class Incoming {
       const end = start + buf.readUInt32BE(at + 5);
       // Advance first: a listener that throws skips only its own record.
       this.pos = end;
-      if (kind === KIND_JSON || kind === KIND_BINARY) {
+      if (kind === KIND_JSON_GROUP) {
+        this.startGroup(buf, id, start, end);
+        this.emitGroup();
+      } else if (kind === KIND_JSON || kind === KIND_BINARY) {
         const topicEnd = start + 2 + buf.readUInt16BE(start);
         const topic = buf.toString('utf8', start + 2, topicEnd);
         let message;
@@ -79,8 +88,7 @@ class Incoming {
           try {
             message = JSON.parse(buf.toString('utf8', topicEnd, end));
           } catch (err) {
-            const decodeError = ipcError('ERR_IPC_DECODE', `message on topic '${topic}' is not valid JSON: ${err.message}`, { topic, cause: err });
-            handler[onMessageError](decodeError, id);
+            handler[onMessageError](decodeError(topic, err), id);
             continue;
           }
         }
@@ -92,6 +100,67 @@ class Incoming {
       }
     }
   }
+
+  /**
+   * A JSON group (src/events.rs, encode_messages): `count u32 | array_at u32 | count × entry |
+   * topics | [p1,p2,…]`, entry = `same_topic u8 | topic_len u16 | payload_len u32`. One
+   * JSON.parse reads every payload; if it fails, each payload is parsed alone so only the bad
+   * ones become 'messageError'.
+   */
+  startGroup(buf, id, start, end) {
+    const count = buf.readUInt32BE(start);
+    const arrayAt = start + buf.readUInt32BE(start + 4);
+    let values = null;
+    try {
+      values = JSON.parse(buf.toString('utf8', arrayAt, end));
+    } catch {
+      // Some payload is not valid JSON: fall back to one parse per message.
+    }
+    this.group = {
+      buf, id, count, values,
+      index: 0,
+      entry: start + 8,
+      topicAt: start + 8 + count * GROUP_ENTRY,
+      payloadAt: arrayAt + 1,
+      topic: '',
+    };
+  }
+
+  emitGroup() {
+    const g = this.group;
+    const { buf, id, values } = g;
+    const handler = this.handler;
+    while (g.index < g.count) {
+      const i = g.index++;
+      const entry = g.entry;
+      g.entry += GROUP_ENTRY;
+      if (buf[entry] === 0) {
+        const topicLen = buf.readUInt16BE(entry + 1);
+        g.topic = buf.toString('utf8', g.topicAt, g.topicAt + topicLen);
+        g.topicAt += topicLen;
+      }
+      const payloadAt = g.payloadAt;
+      const payloadLen = buf.readUInt32BE(entry + 3);
+      g.payloadAt += payloadLen + 1;
+      let message;
+      if (values !== null) {
+        message = values[i];
+      } else {
+        try {
+          message = JSON.parse(buf.toString('utf8', payloadAt, payloadAt + payloadLen));
+        } catch (err) {
+          handler[onMessageError](decodeError(g.topic, err), id);
+          continue;
+        }
+      }
+      handler[onMessage](message, g.topic, id);
+    }
+    this.group = null;
+  }
+}
+
+function decodeError(topic, cause) {
+  return ipcError('ERR_IPC_DECODE', `message on topic '${topic}' is not valid JSON: ${cause.message}`, { topic, cause });
 }
 
 module.exports = { Incoming, EVENT, onMessage, onMessageError, onEvent };

@@ -132,6 +132,35 @@ pub fn message_payload(body: &[u8]) -> Option<&[u8]> {
   Some(&body[2 + topic.len()..])
 }
 
+/// True when a JSON payload can stand as one element of a JSON array next to others: its brackets
+/// and strings close within it, it has no top-level comma, and it is not blank. It does not check
+/// that the payload is valid JSON (JSON.parse does); it guarantees that elements cannot bleed into
+/// each other, so a parsed array has exactly one element per payload.
+pub fn stands_alone(payload: &[u8]) -> bool {
+  let (mut depth, mut in_string, mut escaped, mut any) = (0u32, false, false, false);
+  for &b in payload {
+    if in_string {
+      match b {
+        _ if escaped => escaped = false,
+        b'\\' => escaped = true,
+        b'"' => in_string = false,
+        _ => {}
+      }
+      continue;
+    }
+    match b {
+      b'"' => (in_string, any) = (true, true),
+      b'{' | b'[' => (depth, any) = (depth + 1, true),
+      b'}' | b']' if depth == 0 => return false,
+      b'}' | b']' => depth -= 1,
+      b',' if depth == 0 => return false,
+      b' ' | b'\t' | b'\n' | b'\r' => {}
+      _ => any = true,
+    }
+  }
+  !in_string && depth == 0 && any
+}
+
 /// Appends one message frame. The caller guarantees `topic.len() <= MAX_TOPIC_LEN`.
 pub fn encode_message(dst: &mut Vec<u8>, message_kind: u8, topic: &str, payload: &[u8]) {
   debug_assert!(topic.len() <= MAX_TOPIC_LEN);
@@ -309,6 +338,16 @@ mod tests {
     encode_reject(&mut reject, "nope");
     let f = next_frame(&reject, HELLO_MAX_LEN).unwrap().unwrap();
     assert_eq!(parse_hello(&f), Some(Hello::Rejected("nope".into())));
+  }
+
+  #[test]
+  fn only_self_contained_json_may_share_an_array() {
+    for ok in [&b"1"[..], b"{\"a\":[1,2]}", b"\"x],[\"", b"\"\\\"\"", b" null ", b"{]"] {
+      assert!(stands_alone(ok), "{}", String::from_utf8_lossy(ok));
+    }
+    for bad in [&b""[..], b"  ", b"1,2", b"[1", b"1]", b"\"open", b"]["] {
+      assert!(!stands_alone(bad), "{}", String::from_utf8_lossy(bad));
+    }
   }
 
   #[test]

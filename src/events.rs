@@ -12,7 +12,7 @@
 //! `kind: u8 | id: u32 | len: u32 | body[len]`. For messages the body is the wire frame minus its
 //! length prefix and kind (`topic_len: u16 | topic | payload`), copied once.
 
-use crate::codec::{self, kind as frame_kind};
+use crate::codec;
 use crate::error::IpcError;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 /// Record kinds. Messages reuse their wire kinds.
 pub mod kind {
   pub use crate::codec::kind::{MESSAGE_BINARY, MESSAGE_JSON};
+  /// Two or more JSON messages from one connection, parsed by JS as one array (see `encode_messages`).
+  pub const JSON_GROUP: u8 = 0x12;
   pub const LISTENING: u8 = 0x21;
   pub const CONNECTION: u8 = 0x22;
   pub const CONNECTION_CLOSE: u8 = 0x23;
@@ -98,18 +100,7 @@ impl EventQueue {
   /// Appends every message in `frames` (complete, validated wire frames) from connection `id`.
   /// Control frames are skipped: they are the connection's business, not the user's.
   pub fn push_frames(&self, id: u32, frames: &[u8]) {
-    self.append(|buf| {
-      let mut pos = 0;
-      while pos < frames.len() {
-        let len = u32::from_be_bytes(frames[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = frames[pos + codec::LEN_PREFIX];
-        let body = &frames[pos + codec::LEN_PREFIX + 1..pos + codec::LEN_PREFIX + len];
-        if kind == frame_kind::MESSAGE_JSON || kind == frame_kind::MESSAGE_BINARY {
-          write_record(buf, kind, id, body);
-        }
-        pos += codec::LEN_PREFIX + len;
-      }
-    });
+    self.append(|buf| encode_messages(buf, id, frames));
   }
 
   /// Called on the JS thread: everything appended so far, in order.
@@ -153,6 +144,94 @@ fn write_record(buf: &mut Vec<u8>, kind: u8, id: u32, body: &[u8]) {
   buf.extend_from_slice(body);
 }
 
+/// Bytes of one entry in a JSON group's table: `same_topic: u8 | topic_len: u16 | payload_len: u32`.
+const GROUP_ENTRY: usize = 7;
+
+/// Turns message frames into records. Runs of two or more JSON messages whose payloads can stand
+/// as array elements become one `JSON_GROUP` record, so JS parses the whole run with a single
+/// `JSON.parse` — about half the main-thread cost of parsing each message on its own. Layout:
+/// `count: u32 | array_at: u32 | count × entry | topics (only where not same_topic) | [p1,p2,…]`,
+/// with `array_at` counted from the start of the body.
+pub fn encode_messages(buf: &mut Vec<u8>, id: u32, frames: &[u8]) {
+  let mut messages = MessageFrames(frames).peekable();
+  while let Some((kind, body)) = messages.next() {
+    if kind != kind::MESSAGE_JSON || !groupable(body) {
+      write_record(buf, kind, id, body);
+      continue;
+    }
+    let mut run = vec![body];
+    while let Some((_, next)) = messages.next_if(|(k, b)| *k == kind::MESSAGE_JSON && groupable(b)) {
+      run.push(next);
+    }
+    if run.len() == 1 {
+      write_record(buf, kind, id, body);
+    } else {
+      write_group(buf, id, &run);
+    }
+  }
+}
+
+fn groupable(body: &[u8]) -> bool {
+  codec::message_payload(body).is_some_and(codec::stands_alone)
+}
+
+fn write_group(buf: &mut Vec<u8>, id: u32, bodies: &[&[u8]]) {
+  let record_at = buf.len();
+  buf.extend_from_slice(&[kind::JSON_GROUP, 0, 0, 0, 0, 0, 0, 0, 0]);
+  buf[record_at + 1..record_at + 5].copy_from_slice(&id.to_be_bytes());
+  let body_at = buf.len();
+  buf.extend_from_slice(&(bodies.len() as u32).to_be_bytes());
+  buf.extend_from_slice(&[0; 4]); // array_at, filled in below
+  let mut previous: Option<&[u8]> = None;
+  for body in bodies {
+    let topic = codec::message_topic(body).unwrap_or_default();
+    let payload = &body[2 + topic.len()..];
+    buf.push(u8::from(previous == Some(topic)));
+    buf.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    previous = Some(topic);
+  }
+  debug_assert_eq!(buf.len(), body_at + 8 + GROUP_ENTRY * bodies.len());
+  let mut previous: Option<&[u8]> = None;
+  for body in bodies {
+    let topic = codec::message_topic(body).unwrap_or_default();
+    if previous != Some(topic) {
+      buf.extend_from_slice(topic);
+    }
+    previous = Some(topic);
+  }
+  let array_at = (buf.len() - body_at) as u32;
+  buf[body_at + 4..body_at + 8].copy_from_slice(&array_at.to_be_bytes());
+  buf.push(b'[');
+  for (i, body) in bodies.iter().enumerate() {
+    if i > 0 {
+      buf.push(b',');
+    }
+    buf.extend_from_slice(codec::message_payload(body).unwrap_or_default());
+  }
+  buf.push(b']');
+  let len = (buf.len() - body_at) as u32;
+  buf[record_at + 5..record_at + 9].copy_from_slice(&len.to_be_bytes());
+}
+
+/// Iterates the message frames (kind, body) in a run of complete wire frames, skipping control frames.
+struct MessageFrames<'a>(&'a [u8]);
+
+impl<'a> Iterator for MessageFrames<'a> {
+  type Item = (u8, &'a [u8]);
+
+  fn next(&mut self) -> Option<Self::Item> {
+    loop {
+      let len = u32::from_be_bytes(self.0.get(..codec::LEN_PREFIX)?.try_into().unwrap()) as usize;
+      let frame = &self.0[codec::LEN_PREFIX..codec::LEN_PREFIX + len];
+      self.0 = &self.0[codec::LEN_PREFIX + len..];
+      if frame[0] == kind::MESSAGE_JSON || frame[0] == kind::MESSAGE_BINARY {
+        return Some((frame[0], &frame[1..]));
+      }
+    }
+  }
+}
+
 /// One decoded record, for tests and tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -161,18 +240,45 @@ pub struct Record {
   pub body: Vec<u8>,
 }
 
-/// Splits a taken buffer into records.
-pub fn decode_records(mut buf: &[u8]) -> Vec<Record> {
+/// Splits a taken buffer into records exactly as they are laid out.
+pub fn split_records(mut buf: &[u8]) -> Vec<Record> {
   let mut out = Vec::new();
   while buf.len() >= RECORD_HEADER {
     let id = u32::from_be_bytes(buf[1..5].try_into().unwrap());
     let len = u32::from_be_bytes(buf[5..9].try_into().unwrap()) as usize;
-    out.push(Record {
-      kind: buf[0],
-      id,
-      body: buf[RECORD_HEADER..RECORD_HEADER + len].to_vec(),
-    });
+    out.push(Record { kind: buf[0], id, body: buf[RECORD_HEADER..RECORD_HEADER + len].to_vec() });
     buf = &buf[RECORD_HEADER + len..];
+  }
+  out
+}
+
+/// Splits a taken buffer into records, one per event as JS emits them: each message of a
+/// `JSON_GROUP` becomes its own `MESSAGE_JSON` record (body `topic_len | topic | payload`).
+pub fn decode_records(buf: &[u8]) -> Vec<Record> {
+  let mut out = Vec::new();
+  for record in split_records(buf) {
+    if record.kind != kind::JSON_GROUP {
+      out.push(record);
+      continue;
+    }
+    let body = &record.body;
+    let count = u32::from_be_bytes(body[..4].try_into().unwrap()) as usize;
+    let array_at = u32::from_be_bytes(body[4..8].try_into().unwrap()) as usize;
+    let (mut topic_at, mut payload_at) = (8 + count * GROUP_ENTRY, array_at + 1);
+    let mut topic: &[u8] = &[];
+    for entry in body[8..8 + count * GROUP_ENTRY].chunks(GROUP_ENTRY) {
+      let topic_len = u16::from_be_bytes([entry[1], entry[2]]) as usize;
+      let payload_len = u32::from_be_bytes(entry[3..7].try_into().unwrap()) as usize;
+      if entry[0] == 0 {
+        topic = &body[topic_at..topic_at + topic_len];
+        topic_at += topic_len;
+      }
+      let mut message = (topic.len() as u16).to_be_bytes().to_vec();
+      message.extend_from_slice(topic);
+      message.extend_from_slice(&body[payload_at..payload_at + payload_len]);
+      payload_at += payload_len + 1;
+      out.push(Record { kind: kind::MESSAGE_JSON, id: record.id, body: message });
+    }
   }
   out
 }
@@ -206,9 +312,9 @@ mod tests {
   fn message_frames_become_records_and_control_frames_vanish() {
     let q = EventQueue::new(Box::new(CountingWake(Default::default())));
     let mut wire = Vec::new();
-    codec::encode_message(&mut wire, frame_kind::MESSAGE_JSON, "t", b"[1]");
-    codec::encode_control(&mut wire, frame_kind::PING);
-    codec::encode_message(&mut wire, frame_kind::MESSAGE_BINARY, "b", &[7, 8]);
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "t", b"[1]");
+    codec::encode_control(&mut wire, codec::kind::PING);
+    codec::encode_message(&mut wire, kind::MESSAGE_BINARY, "b", &[7, 8]);
     q.push_frames(5, &wire);
     let records = decode_records(&q.take());
     assert_eq!(
@@ -226,6 +332,35 @@ mod tests {
         },
       ]
     );
+  }
+
+  #[test]
+  fn runs_of_json_messages_become_one_group_parsed_as_one_array() {
+    let mut wire = Vec::new();
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "a", b"1");
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "a", b"{\"x\":2}");
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "bb", b"[3]");
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "bb", b"1,2"); // cannot share an array
+    codec::encode_message(&mut wire, kind::MESSAGE_BINARY, "c", b"\x00");
+    let mut out = Vec::new();
+    encode_messages(&mut out, 7, &wire);
+    let records = split_records(&out);
+    assert_eq!(records.iter().map(|r| r.kind).collect::<Vec<_>>(), [kind::JSON_GROUP, kind::MESSAGE_JSON, kind::MESSAGE_BINARY]);
+    let group = &records[0].body;
+    assert_eq!(records[0].id, 7);
+    assert_eq!(&group[..4], &3u32.to_be_bytes());
+    let array_at = u32::from_be_bytes(group[4..8].try_into().unwrap()) as usize;
+    let entries: Vec<&[u8]> = group[8..8 + 3 * GROUP_ENTRY].chunks(GROUP_ENTRY).collect();
+    assert_eq!(entries[0], [0, 0, 1, 0, 0, 0, 1]);
+    assert_eq!(entries[1], [1, 0, 1, 0, 0, 0, 7], "same topic as before: not repeated");
+    assert_eq!(entries[2], [0, 0, 2, 0, 0, 0, 3]);
+    assert_eq!(&group[8 + 3 * GROUP_ENTRY..array_at], b"abb");
+    assert_eq!(&group[array_at..], b"[1,{\"x\":2},[3]]");
+
+    let expanded = decode_records(&out);
+    assert_eq!(expanded.len(), 5);
+    assert_eq!(expanded[1], Record { kind: kind::MESSAGE_JSON, id: 7, body: b"\0\x01a{\"x\":2}".to_vec() });
+    assert_eq!(expanded[2], Record { kind: kind::MESSAGE_JSON, id: 7, body: b"\0\x02bb[3]".to_vec() });
   }
 
   #[test]
