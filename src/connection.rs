@@ -5,10 +5,10 @@ use crate::codec::{self, kind, Hello};
 use crate::error::IpcError;
 use crate::events::EventQueue;
 use bytes::{Buf, BytesMut};
-use std::sync::{Mutex, MutexGuard};
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,11 @@ pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Frames waiting to be written. JS hands over whole batches, so one append usually carries
 /// many frames and the writer sends them with one `write`.
+///
+/// A small append that finds the connection idle (nothing queued, the writer not writing) is
+/// written straight from the calling thread: that saves waking the writer task for a lone
+/// message. Larger batches still go to the writer task, so bulk sends do not put the kernel
+/// copy on the JS thread.
 #[derive(Default)]
 pub struct Outbox {
   state: Mutex<OutboxState>,
@@ -34,7 +39,18 @@ struct OutboxState {
   buf: Vec<u8>,
   /// Set once nothing will ever write it out again; appends are then refused, not lost.
   closed: bool,
+  /// The current connection's socket, for direct writes; `None` while disconnected.
+  direct: Option<Arc<UnixStream>>,
+  /// The writer task holds bytes taken from `buf` and is writing them.
+  writing: bool,
+  /// Leading bytes of `buf` that finish a frame a direct write sent only part of. They belong to
+  /// the current connection: if it ends before they are written, they are dropped, never sent as
+  /// the start of the next connection's stream.
+  tail_of_partial: usize,
 }
+
+/// Appends up to this size may be written directly by the caller.
+const DIRECT_WRITE_MAX: usize = 8 * 1024;
 
 impl Outbox {
   fn lock(&self) -> MutexGuard<'_, OutboxState> {
@@ -47,9 +63,22 @@ impl Outbox {
     if state.closed {
       return count_messages(frames);
     }
-    state.buf.extend_from_slice(frames);
-    drop(state);
-    self.ready.notify_one();
+    let mut rest = frames;
+    if state.buf.is_empty() && !state.writing && frames.len() <= DIRECT_WRITE_MAX {
+      if let Some(stream) = &state.direct {
+        // Any error (WouldBlock, a dead peer) leaves the frames to the writer, which handles it.
+        let written = stream.try_write(frames).unwrap_or(0);
+        rest = &frames[written..];
+        if written > 0 && !rest.is_empty() {
+          state.tail_of_partial = rest.len().min(frame_remainder(frames, written));
+        }
+      }
+    }
+    if !rest.is_empty() {
+      state.buf.extend_from_slice(rest);
+      drop(state);
+      self.ready.notify_one();
+    }
     0
   }
 
@@ -64,10 +93,35 @@ impl Outbox {
     self.ready.notify_one();
   }
 
-  /// Takes everything queued, leaving `spare` (emptied) in its place so buffers are reused.
+  /// The writer takes everything queued, leaving `spare` (emptied) in its place so buffers are
+  /// reused; direct writes pause until `written()`.
   fn take(&self, mut spare: Vec<u8>) -> Vec<u8> {
     spare.clear();
-    std::mem::replace(&mut self.lock().buf, spare)
+    let mut state = self.lock();
+    state.writing = true;
+    state.tail_of_partial = 0;
+    std::mem::replace(&mut state.buf, spare)
+  }
+
+  /// The writer finished what it took.
+  fn written(&self) {
+    self.lock().writing = false;
+  }
+
+  fn attach(&self, stream: Arc<UnixStream>) {
+    let mut state = self.lock();
+    state.direct = Some(stream);
+    state.writing = false;
+  }
+
+  /// The connection ended: no more direct writes, and the unsent end of a partly sent frame is
+  /// dropped with it.
+  fn detach(&self) {
+    let mut state = self.lock();
+    state.direct = None;
+    state.writing = false;
+    let tail = std::mem::take(&mut state.tail_of_partial);
+    state.buf.drain(..tail);
   }
 
   /// Closes the outbox for good and returns how many queued messages it dropped.
@@ -76,6 +130,19 @@ impl Outbox {
     state.closed = true;
     count_messages(&std::mem::take(&mut state.buf))
   }
+}
+
+/// After `written` bytes of `frames` went out, how many more complete the frame they stopped in.
+fn frame_remainder(frames: &[u8], written: usize) -> usize {
+  let mut pos = 0;
+  while pos + codec::LEN_PREFIX <= frames.len() {
+    let end = pos + codec::LEN_PREFIX + u32::from_be_bytes(frames[pos..pos + 4].try_into().unwrap()) as usize;
+    if end > written {
+      return end - written;
+    }
+    pos = end;
+  }
+  0
 }
 
 /// Counts the message frames (not control frames) in a run of complete frames.
@@ -243,25 +310,30 @@ pub struct Link<'a> {
 
 /// Runs the connection until the peer leaves, breaks the protocol, or we shut down.
 pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
-  let (reader, writer) = conn.stream.into_split();
+  // Shared by the reader, the writer and the outbox's direct writes; all use readiness-based
+  // `try_read`/`try_write`, which take `&self`.
+  let stream = Arc::new(conn.stream);
+  link.outbox.attach(stream.clone());
   // Ends the other half early when one half finds the connection dead.
   let dead = CancellationToken::new();
   let reading = async {
-    let end = read_loop(reader, conn.buf, &link, &dead).await;
+    let end = read_loop(&stream, conn.buf, &link, &dead).await;
     if !matches!(end, Ended::Shutdown) {
       dead.cancel();
     }
     end
   };
   let writing = async {
-    if write_loop(writer, &link, &dead).await.is_err() {
+    if write_loop(&stream, &link, &dead).await.is_err() {
       dead.cancel();
     }
   };
-  tokio::join!(reading, writing).0
+  let end = tokio::join!(reading, writing).0;
+  link.outbox.detach();
+  end
 }
 
-async fn read_loop(mut reader: OwnedReadHalf, mut buf: BytesMut, link: &Link<'_>, dead: &CancellationToken) -> Ended {
+async fn read_loop(stream: &UnixStream, mut buf: BytesMut, link: &Link<'_>, dead: &CancellationToken) -> Ended {
   loop {
     let mut complete = 0;
     let mut pings = 0;
@@ -316,26 +388,54 @@ async fn read_loop(mut reader: OwnedReadHalf, mut buf: BytesMut, link: &Link<'_>
       biased;
       _ = link.shutdown.cancelled() => return Ended::Shutdown,
       _ = dead.cancelled() => return Ended::PeerClosed,
-      read = reader.read_buf(&mut buf) => match read {
-        Ok(0) if buf.is_empty() => return Ended::PeerClosed,
-        Ok(0) => {
-          return Ended::Failed(IpcError::Protocol(format!(
-            "the peer closed the connection in the middle of a frame ({} bytes of it had arrived)",
-            buf.len()
-          )))
+      ready = stream.readable() => {
+        if ready.is_err() {
+          return Ended::PeerClosed;
         }
-        Ok(_) => {}
-        Err(_) => return Ended::PeerClosed,
-      },
+        match stream.try_read_buf(&mut buf) {
+          Ok(0) if buf.is_empty() => return Ended::PeerClosed,
+          Ok(0) => {
+            return Ended::Failed(IpcError::Protocol(format!(
+              "the peer closed the connection in the middle of a frame ({} bytes of it had arrived)",
+              buf.len()
+            )))
+          }
+          Ok(_) => {}
+          Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+          Err(_) => return Ended::PeerClosed,
+        }
+      }
     }
   }
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, link: &Link<'_>, dead: &CancellationToken) -> std::io::Result<()> {
+/// Writes some of `bytes` once the socket is writable.
+async fn write_some(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
+  loop {
+    stream.writable().await?;
+    match stream.try_write(bytes) {
+      Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+      Ok(n) => return Ok(n),
+      Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+      Err(e) => return Err(e),
+    }
+  }
+}
+
+async fn write_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
+  while !bytes.is_empty() {
+    let n = write_some(stream, bytes).await?;
+    bytes = &bytes[n..];
+  }
+  Ok(())
+}
+
+async fn write_loop(stream: &UnixStream, link: &Link<'_>, dead: &CancellationToken) -> io::Result<()> {
   let mut chunk = Vec::new();
   let mut written = 0;
   loop {
     if written == chunk.len() {
+      link.outbox.written();
       tokio::select! {
         biased;
         _ = dead.cancelled() => return Ok(()),
@@ -350,24 +450,30 @@ async fn write_loop(mut writer: OwnedWriteHalf, link: &Link<'_>, dead: &Cancella
       biased;
       _ = dead.cancelled() => return Ok(()),
       _ = link.shutdown.cancelled() => break,
-      n = writer.write(&chunk[written..]) => match n? {
-        0 => return Err(std::io::ErrorKind::WriteZero.into()),
-        n => written += n,
-      },
+      n = write_some(stream, &chunk[written..]) => written += n?,
     }
   }
   // Closing: what was sent before close() still goes out, then a half-close tells the peer
   // that was the last of it. A peer that stops reading cannot hold the close up for long.
   let flush = async {
-    writer.write_all(&chunk[written..]).await?;
+    write_all(stream, &chunk[written..]).await?;
     let rest = link.outbox.take(Vec::new());
-    writer.write_all(&rest).await?;
-    writer.shutdown().await
+    write_all(stream, &rest).await?;
+    shutdown_write(stream)
   };
   tokio::select! {
     _ = dead.cancelled() => Ok(()),
     r = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush) => r.unwrap_or(Ok(())),
   }
+}
+
+/// `shutdown(SHUT_WR)` through a shared reference (tokio's needs `&mut`).
+fn shutdown_write(stream: &UnixStream) -> io::Result<()> {
+  use std::os::fd::{AsRawFd, FromRawFd};
+  // Borrow the fd as a std socket without taking ownership: ManuallyDrop never closes it.
+  let borrowed =
+    std::mem::ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(stream.as_raw_fd()) });
+  borrowed.shutdown(std::net::Shutdown::Write)
 }
 
 #[cfg(test)]
@@ -384,6 +490,16 @@ mod tests {
     assert_eq!(outbox.append(&frames), 0);
     assert_eq!(outbox.close(), 2);
     assert_eq!(outbox.close(), 0);
+  }
+
+  #[test]
+  fn the_remainder_of_a_partly_written_frame_is_measured_from_its_header() {
+    let mut frames = Vec::new();
+    codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"12"); // 10 bytes on the wire
+    codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"345"); // 11 bytes
+    assert_eq!(frame_remainder(&frames, 3), 7);
+    assert_eq!(frame_remainder(&frames, 10), 11);
+    assert_eq!(frame_remainder(&frames, 12), 9);
   }
 
   #[test]

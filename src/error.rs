@@ -168,11 +168,17 @@ mod tests {
 
   #[test]
   fn a_path_error_without_errno_has_its_own_code() {
-    let e = IpcError::io(io::Error::new(io::ErrorKind::InvalidInput, "path too long"), "listen", "/x");
+    let e = IpcError::io(
+      io::Error::new(io::ErrorKind::InvalidInput, "path too long"),
+      "listen",
+      "/x",
+    );
     assert_eq!(e.code(), Some("ERR_IPC_INVALID_PATH"));
     let mut out = Vec::new();
     e.write_json(&mut out);
-    assert!(String::from_utf8(out).unwrap().contains("\"code\":\"ERR_IPC_INVALID_PATH\""));
+    assert!(String::from_utf8(out)
+      .unwrap()
+      .contains("\"code\":\"ERR_IPC_INVALID_PATH\""));
   }
 
   #[test]

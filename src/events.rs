@@ -246,7 +246,11 @@ pub fn split_records(mut buf: &[u8]) -> Vec<Record> {
   while buf.len() >= RECORD_HEADER {
     let id = u32::from_be_bytes(buf[1..5].try_into().unwrap());
     let len = u32::from_be_bytes(buf[5..9].try_into().unwrap()) as usize;
-    out.push(Record { kind: buf[0], id, body: buf[RECORD_HEADER..RECORD_HEADER + len].to_vec() });
+    out.push(Record {
+      kind: buf[0],
+      id,
+      body: buf[RECORD_HEADER..RECORD_HEADER + len].to_vec(),
+    });
     buf = &buf[RECORD_HEADER + len..];
   }
   out
@@ -277,7 +281,11 @@ pub fn decode_records(buf: &[u8]) -> Vec<Record> {
       message.extend_from_slice(topic);
       message.extend_from_slice(&body[payload_at..payload_at + payload_len]);
       payload_at += payload_len + 1;
-      out.push(Record { kind: kind::MESSAGE_JSON, id: record.id, body: message });
+      out.push(Record {
+        kind: kind::MESSAGE_JSON,
+        id: record.id,
+        body: message,
+      });
     }
   }
   out
@@ -345,7 +353,10 @@ mod tests {
     let mut out = Vec::new();
     encode_messages(&mut out, 7, &wire);
     let records = split_records(&out);
-    assert_eq!(records.iter().map(|r| r.kind).collect::<Vec<_>>(), [kind::JSON_GROUP, kind::MESSAGE_JSON, kind::MESSAGE_BINARY]);
+    assert_eq!(
+      records.iter().map(|r| r.kind).collect::<Vec<_>>(),
+      [kind::JSON_GROUP, kind::MESSAGE_JSON, kind::MESSAGE_BINARY]
+    );
     let group = &records[0].body;
     assert_eq!(records[0].id, 7);
     assert_eq!(&group[..4], &3u32.to_be_bytes());
@@ -359,8 +370,22 @@ mod tests {
 
     let expanded = decode_records(&out);
     assert_eq!(expanded.len(), 5);
-    assert_eq!(expanded[1], Record { kind: kind::MESSAGE_JSON, id: 7, body: b"\0\x01a{\"x\":2}".to_vec() });
-    assert_eq!(expanded[2], Record { kind: kind::MESSAGE_JSON, id: 7, body: b"\0\x02bb[3]".to_vec() });
+    assert_eq!(
+      expanded[1],
+      Record {
+        kind: kind::MESSAGE_JSON,
+        id: 7,
+        body: b"\0\x01a{\"x\":2}".to_vec()
+      }
+    );
+    assert_eq!(
+      expanded[2],
+      Record {
+        kind: kind::MESSAGE_JSON,
+        id: 7,
+        body: b"\0\x02bb[3]".to_vec()
+      }
+    );
   }
 
   #[test]
