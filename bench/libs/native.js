@@ -1,0 +1,80 @@
+'use strict';
+// native-socket-ipc, this package, loaded exactly as a user would (its main entry).
+//
+// Every adapter in this folder exports the same small interface, so each scenario is written once:
+//
+//   name
+//   unsupported?: { [scenario]: reason }     scenarios this library cannot run, and why
+//   listen(socketPath, { pattern }) -> Promise<Server>     resolves once listening
+//   connect(socketPath, { pattern }) -> Promise<Client>    resolves once connected
+//
+//   Server: onMessage(fn(message, topic, peer)), onConnection(fn(peer)),
+//           send(peer, topic, message), broadcast(topic, message)
+//   Client: onMessage(fn(message, topic)), send(topic, message)
+//           retries      failed connection attempts before this one succeeded
+//   both:   flush()      called after each turn of sends (net-batch writes its batch there)
+//           congested()  true while the library reports a backlog (> 1 MiB queued in a socket)
+//           drained()    resolves when that backlog has drained
+//
+// send/broadcast may return a promise (zeromq); the caller waits for it before the next send.
+// `pattern` ('c2s', 's2c', 'rpc', 'broadcast', 'idle') only matters to zeromq, whose socket
+// types differ by messaging pattern. A library error is thrown, so the run fails loudly.
+
+const path = require('node:path');
+const { Server, Client } = require(path.join(__dirname, '..', '..'));
+
+const raise = (err) => {
+  throw err;
+};
+
+// The library has no writable-length or drain signal: send() never reports a backlog, so a
+// sender cannot pause. The core batches per tick and its readers stop reading past 4 MiB of
+// unread events, which pushes back through the socket, but not onto the sending JavaScript.
+const noBacklog = {
+  flush() {},
+  congested: () => false,
+  drained: () => Promise.resolve(),
+};
+
+function listen(socketFile) {
+  const server = new Server({ socketFile });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.once('listening', () => {
+      server.off('error', reject);
+      server.on('error', raise);
+      server.on('messageError', raise);
+      resolve({
+        ...noBacklog,
+        onMessage: (fn) => server.on('message', fn),
+        onConnection: (fn) => server.on('connection', fn),
+        send: (peer, topic, message) => server.send(topic, message, peer),
+        broadcast: (topic, message) => server.broadcast(topic, message),
+      });
+    });
+    server.listen();
+  });
+}
+
+function connect(socketFile) {
+  const client = new Client({ socketFile });
+  let retries = 0;
+  return new Promise((resolve) => {
+    client.on('error', raise);
+    client.on('messageError', raise);
+    // A failed attempt (e.g. EAGAIN: the server's accept backlog is full) is retried by the
+    // library after retryDelay (default 1000 ms).
+    client.on('connectError', () => retries++);
+    client.once('connect', () =>
+      resolve({
+        ...noBacklog,
+        retries,
+        onMessage: (fn) => client.on('message', fn),
+        send: (topic, message) => client.send(topic, message),
+      }),
+    );
+    client.connect();
+  });
+}
+
+module.exports = { name: 'native', listen, connect };

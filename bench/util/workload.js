@@ -1,0 +1,133 @@
+'use strict';
+// The workload every scenario shares: the message, the paced sender, the receive window and
+// the clock. Used inside the child processes.
+
+const { performance } = require('node:perf_hooks');
+
+const TOPIC = 'bench';
+
+// seq starts at 100000 so it always has 6 digits and every message is exactly 65 bytes of JSON,
+// e.g. {"seq":100000,"src":"bench","kind":"tick","value":1000,"ok":true}.
+const SEQ_BASE = 100000;
+
+/** The i-th benchmark message: a fresh object, as an application would build it. */
+function message(i) {
+  return { seq: SEQ_BASE + i, src: 'bench', kind: 'tick', value: 1000 + (i % 9000), ok: true };
+}
+
+/** Messages sent per event-loop turn before yielding (setImmediate), as in the earlier bench. */
+const PER_TURN = 1000;
+
+/** A sender pauses while more than this is queued in its socket, where the library exposes it. */
+const HIGH_WATER = 1024 * 1024;
+
+/** Nanoseconds on CLOCK_MONOTONIC, which all processes share, so stamps compare across them. */
+const now = () => Number(process.hrtime.bigint());
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Sends `count` messages built by `make(i)` with `send(message)` (default: endpoint.send on the
+ * bench topic), `perTurn` per event-loop turn. After each turn it flushes (net-batch writes its
+ * batch there) and waits while the endpoint reports a backlog. zeromq's send returns a promise
+ * that must settle before the next send.
+ */
+async function sendMany(endpoint, count, { make = message, perTurn = PER_TURN, send = (m) => endpoint.send(TOPIC, m) } = {}) {
+  let i = 0;
+  while (i < count) {
+    const end = Math.min(count, i + perTurn);
+    for (; i < end; i++) {
+      const pending = send(make(i));
+      if (pending) await pending;
+    }
+    endpoint.flush();
+    while (endpoint.congested()) await endpoint.drained();
+    await nextTurn();
+  }
+}
+
+/**
+ * A 'message' listener that counts `count` messages, checks that they arrive complete and in
+ * order, and calls `done(stats, lastMessage)` with the window from the first to the last one.
+ * Over that window it also samples the event loop's active time and the process's CPU time
+ * (loop-cost). `check(message, index)` returns an error text for a wrong message.
+ */
+function receiveWindow(count, done, check = checkSeq) {
+  let received = 0;
+  let first = 0;
+  let elu0 = null;
+  let cpu0 = null;
+  return (msg) => {
+    if (received === 0) {
+      first = now();
+      elu0 = performance.eventLoopUtilization();
+      cpu0 = process.cpuUsage();
+    }
+    const problem = check(msg, received);
+    if (problem) throw new Error(`message ${received}: ${problem}`);
+    received++;
+    if (received === count) {
+      const last = now();
+      const elu = performance.eventLoopUtilization(elu0);
+      const cpu = process.cpuUsage(cpu0);
+      done({ count, first, last, loopActiveMs: elu.active, cpuUs: cpu.user + cpu.system }, msg);
+    }
+  };
+}
+
+/**
+ * Collects the server's peers as they connect and tells the orchestrator ('peers', with the
+ * time) once `expected` have; returns the array it fills.
+ */
+function announcePeers(ctx, server, expected) {
+  const peers = [];
+  server.onConnection((peer) => {
+    peers.push(peer);
+    if (peers.length === expected) ctx.send('peers', { at: now(), count: expected });
+  });
+  return peers;
+}
+
+function checkSeq(msg, index) {
+  if (msg === null || typeof msg !== 'object') return `expected an object, got ${typeof msg}`;
+  if (msg.seq !== SEQ_BASE + index) return `expected seq ${SEQ_BASE + index}, got ${msg.seq} (lost or reordered)`;
+  return null;
+}
+
+/** Messages per second over a window that opens at the first message: n − 1 intervals. */
+function ratePerSecond(count, firstNs, lastNs) {
+  return lastNs > firstNs ? ((count - 1) * 1e9) / (lastNs - firstNs) : NaN;
+}
+
+/** Nearest-rank percentile of an ascending sorted array. */
+function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1];
+}
+
+/** Resolves when `predicate()` becomes true (polled every 2 ms) or rejects after `ms`. */
+async function until(predicate, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+module.exports = {
+  TOPIC,
+  SEQ_BASE,
+  PER_TURN,
+  HIGH_WATER,
+  message,
+  now,
+  nextTurn,
+  sendMany,
+  receiveWindow,
+  announcePeers,
+  checkSeq,
+  ratePerSecond,
+  percentile,
+  until,
+};
