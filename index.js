@@ -99,10 +99,18 @@ class Server extends Endpoint {
     this[kListened] = false;
     this[kClients] = new Set();
     // Before listen() nobody is connected, so a broadcast then reaches no one.
-    this[kOutgoing] = new Outgoing(true, this[kOptions].maxMessageSize, (batch) => {
-      if (this[kNative] !== null) this[kNative].send(batch);
-      return true;
-    });
+    this[kOutgoing] = new Outgoing(
+      true,
+      this[kOptions].maxMessageSize,
+      (batch) => {
+        if (this[kNative] !== null) this[kNative].send(batch);
+        return true;
+      },
+      (target, head, payload) => {
+        if (this[kNative] !== null) this[kNative].sendLarge(target, head, payload);
+        return true;
+      },
+    );
   }
 
   /** Starts listening; 'listening' or 'error' follows. */
@@ -215,14 +223,18 @@ class Client extends Endpoint {
     this[kOptions] = clientOptions(options);
     this[kConnected] = false;
     this[kQueued] = 0;
-    this[kOutgoing] = new Outgoing(false, this[kOptions].maxMessageSize, (batch) => {
-      if (this[kNative] === null) return false;
-      // The core may have stopped (maxRetries) before this side heard of it: what it refuses
-      // is reported, not lost.
-      const refused = this[kNative].send(batch);
+    // The core may have stopped (maxRetries) before this side heard of it: what it refuses is
+    // reported, not lost.
+    const refusedIfAny = (refused) => {
       if (refused > 0) this.emit('error', undeliveredError(refused));
       return true;
-    });
+    };
+    this[kOutgoing] = new Outgoing(
+      false,
+      this[kOptions].maxMessageSize,
+      (batch) => this[kNative] !== null && refusedIfAny(this[kNative].send(batch)),
+      (target, head, payload) => this[kNative] !== null && refusedIfAny(this[kNative].sendLarge(head, payload)),
+    );
   }
 
   /** Starts connecting; retries until connected, 'close' or maxRetries. */

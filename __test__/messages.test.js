@@ -519,3 +519,54 @@ describe('sends to clients that are not connected', () => {
     assert.equal(err.clientId, clientId);
   });
 });
+
+describe('large Buffers among small messages', () => {
+  // Buffers of 64 KiB and more travel as pieces of their own (lib/outgoing.js appendLarge);
+  // they must keep their place among the batched small messages, both ways and in broadcasts.
+  const sequence = () => {
+    const out = [];
+    for (let i = 0; i < 6; i++) {
+      out.push(['small', { i }]);
+      out.push(['big', crypto.randomBytes(64 * 1024 + i * 1000)]);
+    }
+    return out;
+  };
+
+  test('keep their order, both directions, when sent in one tick with small messages', T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const { client, clientId } = await connectClient(server, track);
+    const toServer = sequence();
+    const toClient = sequence();
+    const atServer = collect(server, 'message', toServer.length);
+    const atClient = collect(client, 'message', toClient.length);
+    for (const [topic, message] of toServer) client.send(topic, message);
+    for (const [topic, message] of toClient) server.send(topic, message, clientId);
+    assert.deepEqual((await atServer).map(([m, topic]) => [topic, m]), toServer);
+    assert.deepEqual((await atClient).map(([m, topic]) => [topic, m]), toClient);
+  });
+
+  test('sent before connect() are delivered in order after it', T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const client = track(new Client({ socketFile: server.socketFile }));
+    const messages = sequence();
+    for (const [topic, message] of messages) client.send(topic, message);
+    const atServer = collect(server, 'message', messages.length);
+    client.connect();
+    assert.deepEqual((await atServer).map(([m, topic]) => [topic, m]), messages);
+  });
+
+  test('broadcast reaches every client intact and in order', T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const clients = [];
+    for (let i = 0; i < 3; i++) clients.push((await connectClient(server, track)).client);
+    const messages = sequence();
+    const received = clients.map((c) => collect(c, 'message', messages.length));
+    for (const [topic, message] of messages) server.broadcast(topic, message);
+    for (const got of await Promise.all(received)) {
+      assert.deepEqual(got.map(([m, topic]) => [topic, m]), messages);
+    }
+  });
+});

@@ -11,6 +11,8 @@ const MAX_TOPIC_BYTES = 0xffff;
 // len (4) + kind (1) + topic length (2)
 const FRAME_HEADER = 7;
 const INITIAL_CAPACITY = 64 * 1024;
+// A binary payload this large is handed to the core on its own (see appendLarge).
+const LARGE_PAYLOAD = 64 * 1024;
 // Past this, a batch goes to the core at once instead of waiting for the end of the tick.
 const FLUSH_AT = 1024 * 1024;
 // A batch buffer that grew for one huge message is not kept around.
@@ -37,11 +39,14 @@ class Outgoing {
    * @param {boolean} targeted  each frame is preceded by a u32 target client id (server side)
    * @param {number} maxMessageSize
    * @param {(batch: Buffer) => boolean} deliver  hands a batch to the core; false keeps it for later
+   * @param {(target: number, head: Buffer, payload: Buffer) => boolean} deliverLarge  hands one
+   *   large binary message to the core (which copies it once); false if it cannot take it now
    */
-  constructor(targeted, maxMessageSize, deliver) {
+  constructor(targeted, maxMessageSize, deliver, deliverLarge) {
     this.prefix = targeted ? 4 : 0;
     this.maxMessageSize = maxMessageSize;
     this.deliver = deliver;
+    this.deliverLarge = deliverLarge;
     this.buf = Buffer.allocUnsafe(INITIAL_CAPACITY);
     this.len = 0;
     this.scheduled = false;
@@ -68,6 +73,7 @@ class Outgoing {
     const max = this.maxMessageSize;
     const payloadAtLeast = bytes ? bytes.length : text.length;
     if (3 + topic.length + payloadAtLeast > max) throw tooLarge(3 + topic.length + payloadAtLeast, max);
+    if (bytes && bytes.length >= LARGE_PAYLOAD && this.appendLarge(target, topic, bytes)) return;
 
     // Reserve the worst case (3 UTF-8 bytes per UTF-16 unit), write, then fill in the lengths.
     const start = this.len;
@@ -96,6 +102,24 @@ class Outgoing {
       this.scheduled = true;
       process.nextTick(flushAtEndOfTick, this);
     }
+  }
+
+  /**
+   * A large Buffer skips the batch: copying it there and then into the core would be two copies
+   * of a megabyte where one will do. The batch so far goes first, to keep the order.
+   */
+  appendLarge(target, topic, bytes) {
+    const encodedTopic = this.encodeTopic(topic);
+    const frameLen = 3 + encodedTopic.length + bytes.length;
+    if (frameLen > this.maxMessageSize) throw tooLarge(frameLen, this.maxMessageSize);
+    this.flush();
+    if (this.len > 0) return false; // the core cannot take the batch yet; queue behind it
+    const head = Buffer.allocUnsafe(FRAME_HEADER + encodedTopic.length);
+    head.writeUInt32BE(frameLen, 0);
+    head[4] = KIND_BINARY;
+    head.writeUInt16BE(encodedTopic.length, 5);
+    encodedTopic.copy(head, FRAME_HEADER);
+    return this.deliverLarge(target, head, bytes);
   }
 
   /** The UTF-8 bytes of a topic, cached: most programs use a handful of topics. */

@@ -196,6 +196,12 @@ impl NativeServer {
     self.server.send(&records);
   }
 
+  /// Queues one large message as its own piece: `head` (length, kind, topic) then `payload`.
+  #[napi]
+  pub fn send_large(&self, target: u32, head: BufferSlice, payload: BufferSlice) {
+    self.server.send_piece(target, &head, &payload);
+  }
+
   #[napi]
   pub fn close(&mut self) {
     self.server.close();
@@ -277,6 +283,12 @@ impl NativeClient {
   #[napi]
   pub fn send(&self, frames: BufferSlice) -> u32 {
     self.client.send(&frames) as u32
+  }
+
+  /// Queues one large message as its own piece; returns 1 if refused (the client finished).
+  #[napi]
+  pub fn send_large(&self, head: BufferSlice, payload: BufferSlice) -> u32 {
+    self.client.send_piece(&head, &payload) as u32
   }
 
   #[napi]

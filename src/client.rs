@@ -51,6 +51,11 @@ impl Client {
     self.shared.outbox.append(frames)
   }
 
+  /// Queues one large frame (`head` then `payload`, copied once); returns 1 if refused, as `send`.
+  pub fn send_piece(&self, head: &[u8], payload: &[u8]) -> usize {
+    self.shared.outbox.append_piece(crate::connection::piece(head, payload))
+  }
+
   /// Stops retrying, flushes and ends the connection, then the `CLOSE` event.
   pub fn close(&self) {
     self.shared.shutdown.cancel();

@@ -4,7 +4,8 @@
 use crate::codec::{self, kind, Hello};
 use crate::error::IpcError;
 use crate::events::EventQueue;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// written straight from the calling thread: that saves waking the writer task for a lone
 /// message. Larger batches still go to the writer task, so bulk sends do not put the kernel
 /// copy on the JS thread.
+///
+/// A large message arrives as its own `Bytes` (shared, not copied, when broadcast) and is queued
+/// as a piece of its own rather than copied into the coalescing buffer.
 #[derive(Default)]
 pub struct Outbox {
   state: Mutex<OutboxState>,
@@ -39,21 +43,79 @@ pub struct Outbox {
 
 #[derive(Default)]
 struct OutboxState {
+  /// Earlier bytes, in order, before `buf`: large messages and the small frames sealed before them.
+  pieces: VecDeque<Bytes>,
+  /// Small frames being coalesced; the newest bytes.
   buf: Vec<u8>,
   /// Set once nothing will ever write it out again; appends are then refused, not lost.
   closed: bool,
   /// The current connection's socket, for direct writes; `None` while disconnected.
   direct: Option<Arc<UnixStream>>,
-  /// The writer task holds bytes taken from `buf` and is writing them.
+  /// The writer task holds bytes it took and is writing them.
   writing: bool,
-  /// Leading bytes of `buf` that finish a frame a direct write sent only part of. They belong to
-  /// the current connection: if it ends before they are written, they are dropped, never sent as
-  /// the start of the next connection's stream.
+  /// Leading bytes (of the first piece, or of `buf`) that finish a frame a direct write sent only
+  /// part of. They belong to the current connection: if it ends before they are written, they
+  /// are dropped, never sent as the start of the next connection's stream.
   tail_of_partial: usize,
 }
 
 /// Appends up to this size may be written directly by the caller.
 const DIRECT_WRITE_MAX: usize = 8 * 1024;
+
+/// Buffers of written large frames, kept for the next ones: copying a megabyte into memory the
+/// allocator just handed back to the OS costs a page fault per 4 KiB; into warm memory it is a
+/// plain memcpy (bench `large`: the sender's main thread was bound by those faults).
+static PIECE_POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+const PIECE_POOL_MAX: usize = 8;
+/// Frames smaller than this are not worth pooling.
+const PIECE_POOL_MIN: usize = 64 * 1024;
+
+/// One frame from its two parts, in a buffer of (about) its size.
+pub fn piece(head: &[u8], payload: &[u8]) -> Bytes {
+  let need = head.len() + payload.len();
+  let reused = {
+    let mut pool = PIECE_POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let fit = pool
+      .iter()
+      .position(|v| v.capacity() >= need && v.capacity() <= need.saturating_mul(2));
+    fit.map(|i| pool.swap_remove(i))
+  };
+  let mut frame = reused.unwrap_or_else(|| Vec::with_capacity(need));
+  frame.clear();
+  frame.extend_from_slice(head);
+  frame.extend_from_slice(payload);
+  Bytes::from(frame)
+}
+
+/// Returns a fully written piece's buffer to the pool, unless someone else still holds it
+/// (a broadcast shares one piece among clients) or it is small or the pool is full.
+fn recycle(piece: Bytes) {
+  let Ok(unique) = piece.try_into_mut() else { return };
+  let buffer = Vec::from(unique);
+  if buffer.capacity() < PIECE_POOL_MIN {
+    return;
+  }
+  let mut pool = PIECE_POOL.lock().unwrap_or_else(|p| p.into_inner());
+  if pool.len() < PIECE_POOL_MAX {
+    pool.push(buffer);
+  }
+}
+
+/// What the writer takes in one go.
+struct Taken {
+  pieces: VecDeque<Bytes>,
+  buf: Vec<u8>,
+}
+
+impl OutboxState {
+  fn is_empty(&self) -> bool {
+    self.pieces.is_empty() && self.buf.is_empty()
+  }
+
+  fn queued_messages(&self) -> usize {
+    self.pieces.iter().map(|p| count_messages(p)).sum::<usize>() + count_messages(&self.buf)
+  }
+}
 
 impl Outbox {
   fn lock(&self) -> MutexGuard<'_, OutboxState> {
@@ -67,7 +129,7 @@ impl Outbox {
       return count_messages(frames);
     }
     let mut rest = frames;
-    if state.buf.is_empty() && !state.writing && frames.len() <= DIRECT_WRITE_MAX {
+    if state.is_empty() && !state.writing && frames.len() <= DIRECT_WRITE_MAX {
       if let Some(stream) = &state.direct {
         // Any error (WouldBlock, a dead peer) leaves the frames to the writer, which handles it.
         let written = stream.try_write(frames).unwrap_or(0);
@@ -85,6 +147,22 @@ impl Outbox {
     0
   }
 
+  /// Queues one large frame as a piece of its own; returns 1 if refused (the outbox is closed).
+  pub fn append_piece(&self, frame: Bytes) -> usize {
+    let mut state = self.lock();
+    if state.closed {
+      return count_messages(&frame);
+    }
+    if !state.buf.is_empty() {
+      let sealed = Bytes::from(std::mem::take(&mut state.buf));
+      state.pieces.push_back(sealed);
+    }
+    state.pieces.push_back(frame);
+    drop(state);
+    self.ready.notify_one();
+    0
+  }
+
   /// Appends under one lock; for callers that gather frames from several places.
   pub fn append_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
     let mut state = self.lock();
@@ -96,14 +174,17 @@ impl Outbox {
     self.ready.notify_one();
   }
 
-  /// The writer takes everything queued, leaving `spare` (emptied) in its place so buffers are
-  /// reused; direct writes pause until `written()`.
-  fn take(&self, mut spare: Vec<u8>) -> Vec<u8> {
+  /// The writer takes everything queued, leaving `spare` (emptied) as the new coalescing buffer
+  /// so its allocation is reused; direct writes pause until `written()`.
+  fn take(&self, mut spare: Vec<u8>) -> Taken {
     spare.clear();
     let mut state = self.lock();
     state.writing = true;
     state.tail_of_partial = 0;
-    std::mem::replace(&mut state.buf, spare)
+    Taken {
+      pieces: std::mem::take(&mut state.pieces),
+      buf: std::mem::replace(&mut state.buf, spare),
+    }
   }
 
   /// The writer finished what it took.
@@ -124,14 +205,20 @@ impl Outbox {
     state.direct = None;
     state.writing = false;
     let tail = std::mem::take(&mut state.tail_of_partial);
-    state.buf.drain(..tail);
+    match state.pieces.front_mut() {
+      Some(first) => first.advance(tail),
+      None => drop(state.buf.drain(..tail)),
+    }
   }
 
   /// Closes the outbox for good and returns how many queued messages it dropped.
   pub fn close(&self) -> usize {
     let mut state = self.lock();
     state.closed = true;
-    count_messages(&std::mem::take(&mut state.buf))
+    let dropped = state.queued_messages();
+    state.pieces.clear();
+    state.buf = Vec::new();
+    dropped
   }
 }
 
@@ -429,19 +516,46 @@ async fn write_some(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
   }
 }
 
-async fn write_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
-  while !bytes.is_empty() {
-    let n = write_some(stream, bytes).await?;
-    bytes = &bytes[n..];
+/// Bytes the writer has taken and not yet written: pieces first, then the coalesced buffer.
+struct InHand {
+  pieces: VecDeque<Bytes>,
+  buf: Vec<u8>,
+  buf_written: usize,
+}
+
+impl InHand {
+  fn next(&self) -> Option<&[u8]> {
+    match self.pieces.front() {
+      Some(piece) => Some(piece),
+      None if self.buf_written < self.buf.len() => Some(&self.buf[self.buf_written..]),
+      None => None,
+    }
   }
-  Ok(())
+
+  fn consumed(&mut self, n: usize) {
+    match self.pieces.front_mut() {
+      Some(piece) if n < piece.len() => piece.advance(n),
+      Some(_) => recycle(self.pieces.pop_front().expect("front exists")),
+      None => self.buf_written += n,
+    }
+  }
+
+  fn refill(&mut self, outbox: &Outbox) {
+    let taken = outbox.take(std::mem::take(&mut self.buf));
+    self.pieces = taken.pieces;
+    self.buf = taken.buf;
+    self.buf_written = 0;
+  }
 }
 
 async fn write_loop(stream: &UnixStream, link: &Link<'_>, dead: &CancellationToken) -> io::Result<()> {
-  let mut chunk = Vec::new();
-  let mut written = 0;
+  let mut hand = InHand {
+    pieces: VecDeque::new(),
+    buf: Vec::new(),
+    buf_written: 0,
+  };
   loop {
-    if written == chunk.len() {
+    let Some(bytes) = hand.next() else {
       link.outbox.written();
       tokio::select! {
         biased;
@@ -449,23 +563,28 @@ async fn write_loop(stream: &UnixStream, link: &Link<'_>, dead: &CancellationTok
         _ = link.shutdown.cancelled() => break,
         _ = link.outbox.ready.notified() => {}
       }
-      chunk = link.outbox.take(chunk);
-      written = 0;
+      hand.refill(link.outbox);
       continue;
-    }
+    };
     tokio::select! {
       biased;
       _ = dead.cancelled() => return Ok(()),
       _ = link.shutdown.cancelled() => break,
-      n = write_some(stream, &chunk[written..]) => written += n?,
+      n = write_some(stream, bytes) => hand.consumed(n?),
     }
   }
   // Closing: what was sent before close() still goes out, then a half-close tells the peer
   // that was the last of it. A peer that stops reading cannot hold the close up for long.
   let flush = async {
-    write_all(stream, &chunk[written..]).await?;
-    let rest = link.outbox.take(Vec::new());
-    write_all(stream, &rest).await?;
+    for refill in [false, true] {
+      if refill {
+        hand.refill(link.outbox);
+      }
+      while let Some(bytes) = hand.next() {
+        let n = write_some(stream, bytes).await?;
+        hand.consumed(n);
+      }
+    }
     shutdown_write(stream)
   };
   tokio::select! {
@@ -497,6 +616,26 @@ mod tests {
     assert_eq!(outbox.append(&frames), 0);
     assert_eq!(outbox.close(), 2);
     assert_eq!(outbox.close(), 0);
+  }
+
+  #[test]
+  fn large_pieces_keep_their_place_among_small_frames() {
+    let outbox = Outbox::default();
+    let frame = |payload: &[u8]| {
+      let mut f = Vec::new();
+      codec::encode_message(&mut f, kind::MESSAGE_BINARY, "t", payload);
+      f
+    };
+    outbox.append(&frame(b"1"));
+    outbox.append_piece(Bytes::from(frame(&[2; 100])));
+    outbox.append(&frame(b"3"));
+    let taken = outbox.take(Vec::new());
+    let mut stream: Vec<u8> = taken.pieces.iter().flat_map(|p| p.to_vec()).collect();
+    stream.extend_from_slice(&taken.buf);
+    assert_eq!(stream, [frame(b"1"), frame(&[2; 100]), frame(b"3")].concat());
+    outbox.append_piece(Bytes::from(frame(b"4")));
+    assert_eq!(outbox.close(), 1);
+    assert_eq!(outbox.append_piece(Bytes::from(frame(b"5"))), 1, "refused once closed");
   }
 
   #[test]

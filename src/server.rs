@@ -98,6 +98,27 @@ impl Server {
     }
   }
 
+  /// Queues one large frame (`head` then `payload`, copied once into a shared piece) for a client,
+  /// or for every client when `target` is `BROADCAST`.
+  pub fn send_piece(&self, target: u32, head: &[u8], payload: &[u8]) {
+    let piece = crate::connection::piece(head, payload);
+    let clients = self.shared.clients();
+    if target == BROADCAST {
+      clients.values().for_each(|outbox| {
+        outbox.append_piece(piece.clone());
+      });
+      return;
+    }
+    let known = clients.get(&target).map(|outbox| outbox.append_piece(piece)).is_some();
+    drop(clients);
+    if !known {
+      self
+        .shared
+        .events
+        .push_error(kind::ERROR, target, &IpcError::UnknownClient(target));
+    }
+  }
+
   /// Graceful close: stop accepting, flush and end every connection, remove the socket file,
   /// then the `CLOSE` event.
   pub fn close(&self) {
