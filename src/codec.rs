@@ -137,12 +137,20 @@ pub fn message_payload(body: &[u8]) -> Option<&[u8]> {
 /// that the payload is valid JSON (JSON.parse does); it guarantees that elements cannot bleed into
 /// each other, so a parsed array has exactly one element per payload.
 pub fn stands_alone(payload: &[u8]) -> bool {
-  let (mut depth, mut in_string, mut escaped, mut any) = (0u32, false, false, false);
-  for &b in payload {
+  let (mut depth, mut in_string, mut any) = (0u32, false, false);
+  let mut i = 0;
+  while i < payload.len() {
+    // Most bytes are letters and digits: skip runs of them with one table lookup each.
+    if !STRUCTURAL[payload[i] as usize] {
+      any |= !in_string;
+      i += 1;
+      continue;
+    }
+    let b = payload[i];
+    i += 1;
     if in_string {
       match b {
-        _ if escaped => escaped = false,
-        b'\\' => escaped = true,
+        b'\\' => i += 1, // the escaped byte cannot end the string
         b'"' => in_string = false,
         _ => {}
       }
@@ -154,12 +162,24 @@ pub fn stands_alone(payload: &[u8]) -> bool {
       b'}' | b']' if depth == 0 => return false,
       b'}' | b']' => depth -= 1,
       b',' if depth == 0 => return false,
-      b' ' | b'\t' | b'\n' | b'\r' => {}
-      _ => any = true,
+      _ => {} // whitespace, or a comma inside a container
     }
   }
   !in_string && depth == 0 && any
 }
+
+/// Bytes that matter to `stands_alone`; JSON whitespace is among them so a blank payload is
+/// not mistaken for a value.
+const STRUCTURAL: [bool; 256] = {
+  let mut table = [false; 256];
+  let mut k = 0;
+  let special = *b"\"\\{}[], \t\n\r";
+  while k < special.len() {
+    table[special[k] as usize] = true;
+    k += 1;
+  }
+  table
+};
 
 /// Appends one message frame. The caller guarantees `topic.len() <= MAX_TOPIC_LEN`.
 pub fn encode_message(dst: &mut Vec<u8>, message_kind: u8, topic: &str, payload: &[u8]) {
@@ -342,7 +362,7 @@ mod tests {
 
   #[test]
   fn only_self_contained_json_may_share_an_array() {
-    for ok in [&b"1"[..], b"{\"a\":[1,2]}", b"\"x],[\"", b"\"\\\"\"", b" null ", b"{]"] {
+    for ok in [&b"1"[..], b"\"a\\\\\"", b"[\"x,\", 2]", b"{\"a\":[1,2]}", b"\"x],[\"", b"\"\\\"\"", b" null ", b"{]"] {
       assert!(stands_alone(ok), "{}", String::from_utf8_lossy(ok));
     }
     for bad in [&b""[..], b"  ", b"1,2", b"[1", b"1]", b"\"open", b"]["] {

@@ -29,6 +29,7 @@ module.exports = {
     return {
       rate: ratePerSecond(r.count, r.first, r.last),
       // For loop-cost.js: the receiver's cost per message over the same window.
+      mainNsPerMsg: r.mainCpuNs / intervals,
       loopNsPerMsg: (r.loopActiveMs * 1e6) / intervals,
       cpuNsPerMsg: (r.cpuUs * 1e3) / intervals,
     };
