@@ -362,7 +362,16 @@ mod tests {
 
   #[test]
   fn only_self_contained_json_may_share_an_array() {
-    for ok in [&b"1"[..], b"\"a\\\\\"", b"[\"x,\", 2]", b"{\"a\":[1,2]}", b"\"x],[\"", b"\"\\\"\"", b" null ", b"{]"] {
+    for ok in [
+      &b"1"[..],
+      b"\"a\\\\\"",
+      b"[\"x,\", 2]",
+      b"{\"a\":[1,2]}",
+      b"\"x],[\"",
+      b"\"\\\"\"",
+      b" null ",
+      b"{]",
+    ] {
       assert!(stands_alone(ok), "{}", String::from_utf8_lossy(ok));
     }
     for bad in [&b""[..], b"  ", b"1,2", b"[1", b"1]", b"\"open", b"]["] {

@@ -66,28 +66,32 @@ impl Server {
   /// Frames for clients that are gone come back as `ERR_IPC_UNKNOWN_CLIENT` events.
   pub fn send(&self, mut records: &[u8]) {
     let mut unknown = Vec::new();
+    let mut run = Vec::new();
     {
       let clients = self.shared.clients();
-      while let Some((target, frame, rest)) = split_record(records) {
+      while let Some((target, first, rest)) = split_record(records) {
         records = rest;
-        if target == BROADCAST {
-          clients.values().for_each(|outbox| {
-            outbox.append(frame);
-          });
-          continue;
-        }
-        let Some(outbox) = clients.get(&target) else {
-          unknown.push(target);
-          continue;
-        };
-        // Consecutive frames for the same client go in under one lock.
-        outbox.append_with(|out| {
-          out.extend_from_slice(frame);
+        // Consecutive frames for the same target go to each outbox in one append: one lock, and
+        // one write (or one direct write) per connection, not one per frame.
+        let mut frames = first;
+        if matches!(split_record(records), Some((next, ..)) if next == target) {
+          run.clear();
+          run.extend_from_slice(first);
           while let Some((_, frame, rest)) = split_record(records).filter(|r| r.0 == target) {
-            out.extend_from_slice(frame);
+            run.extend_from_slice(frame);
             records = rest;
           }
-        });
+          frames = &run;
+        }
+        if target == BROADCAST {
+          clients.values().for_each(|outbox| {
+            outbox.append(frames);
+          });
+        } else if let Some(outbox) = clients.get(&target) {
+          outbox.append(frames);
+        } else {
+          unknown.push(target);
+        }
       }
     }
     for id in unknown {
