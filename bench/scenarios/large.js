@@ -59,12 +59,7 @@ module.exports = {
 
   async orchestrate(run, params) {
     if (run.spec.lib === 'kernel') return kernel(run, params);
-    const server = run.fork('server');
-    await server.waitFor('ready');
-    const client = run.fork('client');
-    await client.waitFor('ready');
-    client.send('start');
-    const r = await server.waitFor('result');
+    const r = await run.serverThenClient('server');
     return { mbps: ((r.count - 1) * MIB) / ((r.last - r.first) / 1e9) / 1e6 };
   },
 

@@ -19,12 +19,7 @@ module.exports = {
   describe: (params) => `${params.count.toLocaleString('en-US')} msgs`,
 
   async orchestrate(run, params) {
-    const server = run.fork('server');
-    await server.waitFor('ready');
-    const client = run.fork('client');
-    await client.waitFor('ready');
-    client.send('start');
-    const r = await server.waitFor('result');
+    const r = await run.serverThenClient('server');
     const intervals = r.count - 1;
     return {
       rate: ratePerSecond(r.count, r.first, r.last),

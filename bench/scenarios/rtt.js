@@ -33,12 +33,7 @@ module.exports = {
   describe: (params) => `${params.warmup.toLocaleString('en-US')} + ${params.count.toLocaleString('en-US')} RTTs`,
 
   async orchestrate(run) {
-    const server = run.fork('server');
-    await server.waitFor('ready');
-    const client = run.fork('client');
-    await client.waitFor('ready');
-    client.send('start');
-    return client.waitFor('result');
+    return run.serverThenClient('client');
   },
 
   roles: {

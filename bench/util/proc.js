@@ -115,6 +115,20 @@ class Run {
   }
 
   /** Forks bench/child.js as `role` (server/client) of this run's scenario and library. */
+  /**
+   * The common shape of a two-process run: fork the server, then the client, wait until both
+   * are ready, tell the client to start, and resolve with the `result` that `reporter`
+   * ('server' or 'client') sends.
+   */
+  async serverThenClient(reporter) {
+    const server = this.fork('server');
+    await server.waitFor('ready');
+    const client = this.fork('client');
+    await client.waitFor('ready');
+    client.send('start');
+    return (reporter === 'client' ? client : server).waitFor('result');
+  }
+
   fork(role, index = 0, extra = {}) {
     const { scenario, lib, params, placement } = this.spec;
     const spec = { scenario, lib, role, index, params, extra, placement, socketPath: this.socketPath };
