@@ -468,3 +468,48 @@ describe('a Client against raw servers', () => {
     assert.deepStrictEqual(connects, []);
   });
 });
+
+describe('large frames from a raw peer (read whole, handed to JS without a copy)', () => {
+  // A frame of 64 KiB or more that arrives over several reads takes its own path in the core.
+  test("invalid JSON in a large frame gives 'messageError' ERR_IPC_DECODE and the connection stays up", T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const sock = await rawConnect(track, server.socketFile);
+    const errors = collect(server, 'messageError', 1);
+    const messages = collect(server, 'message', 2);
+    const big = `{"text":"${'x'.repeat(200 * 1024)}"`; // unterminated
+    const good = { text: 'y'.repeat(150 * 1024) };
+    sock.write(HELLO);
+    const bad = jsonFrame('big', big);
+    // Split the frame across writes so the core sees its start before the rest.
+    sock.write(bad.subarray(0, 1000));
+    await sleep(20);
+    sock.write(bad.subarray(1000));
+    sock.write(Buffer.concat([jsonFrame('good', JSON.stringify(good)), messageFrame(0x11, 'bin', Buffer.alloc(100 * 1024, 7))]));
+    const [[err, id]] = await errors;
+    assert.equal(err.code, 'ERR_IPC_DECODE');
+    assert.equal(typeof id, 'number');
+    const [[first, firstTopic], [second, secondTopic]] = await messages;
+    assert.equal(firstTopic, 'good');
+    assert.deepEqual(first, good);
+    assert.equal(secondTopic, 'bin');
+    assert.ok(second.equals(Buffer.alloc(100 * 1024, 7)));
+  });
+
+  test('a large frame cut off by EOF gives ERR_IPC_PROTOCOL, then connectionClose', T, async (t) => {
+    const track = autoClose(t);
+    const server = await startServer(t, track);
+    const sock = await rawConnect(track, server.socketFile);
+    const error = waitFor(server, 'messageError');
+    const closed = waitFor(server, 'connectionClose');
+    const whole = messageFrame(0x11, 'bin', Buffer.alloc(300 * 1024, 1));
+    sock.write(HELLO);
+    sock.write(whole.subarray(0, 100 * 1024));
+    await sleep(20);
+    sock.end(whole.subarray(100 * 1024, 200 * 1024));
+    const [err] = await error;
+    assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+    assert.match(err.message, /middle of a frame/);
+    await closed;
+  });
+});

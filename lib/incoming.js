@@ -31,6 +31,7 @@ const onMessageError = Symbol('onMessageError');
 const onEvent = Symbol('onEvent');
 
 const KIND_JSON_GROUP = 0x12;
+const KIND_ATTACHED = 0x13;
 const GROUP_ENTRY = 7;
 
 class Incoming {
@@ -42,6 +43,8 @@ class Incoming {
     this.take = take;
     this.handler = handler;
     this.buf = Buffer.alloc(0);
+    // Large frames handed over whole, `[records, ...frames]`, or null (see src/events.rs).
+    this.attached = null;
     this.pos = 0;
     // A JSON group being emitted; kept here so a throwing listener loses none of it.
     this.group = null;
@@ -52,7 +55,14 @@ class Incoming {
     try {
       // What a throwing listener left of the previous batch comes first, to keep order.
       this.dispatch();
-      this.buf = this.take();
+      const taken = this.take();
+      if (Array.isArray(taken)) {
+        this.buf = taken[0];
+        this.attached = taken;
+      } else {
+        this.buf = taken;
+        this.attached = null;
+      }
       this.pos = 0;
       this.dispatch();
     } catch (err) {
@@ -79,26 +89,40 @@ class Incoming {
         this.startGroup(buf, id, start, end);
         this.emitGroup();
       } else if (kind === KIND_JSON || kind === KIND_BINARY) {
-        const topicEnd = start + 2 + buf.readUInt16BE(start);
-        const topic = buf.toString('utf8', start + 2, topicEnd);
-        let message;
-        if (kind === KIND_BINARY) {
-          message = end - topicEnd < COPY_BELOW ? Buffer.from(buf.subarray(topicEnd, end)) : buf.subarray(topicEnd, end);
-        } else if (topicEnd < end) {
-          try {
-            message = JSON.parse(buf.toString('utf8', topicEnd, end));
-          } catch (err) {
-            handler[onMessageError](decodeError(topic, err), id);
-            continue;
-          }
-        }
-        handler[onMessage](message, topic, id);
+        this.emitMessage(kind, buf, start, end, id, end - start >= COPY_BELOW);
+      } else if (kind === KIND_ATTACHED) {
+        // The frame's own memory: a Buffer message is a view of it, never copied.
+        const frame = this.attached[buf.readUInt32BE(start) + 1];
+        this.emitMessage(frame[4], frame, 5, frame.length, id, true);
       } else if (kind === EVENT.MESSAGE_ERROR) {
         handler[onMessageError](fromNative(buf.toString('utf8', start, end)), id);
       } else {
         handler[onEvent](kind, id, buf.subarray(start, end));
       }
     }
+  }
+
+  /**
+   * Emits one message whose body (`topic_len u16 | topic | payload`) is `buf[start, end)`. A
+   * binary payload is a view of `buf` when `view` (the memory is the message's own, or large
+   * enough that pinning the batch does not matter), else a copy.
+   */
+  emitMessage(kind, buf, start, end, id, view) {
+    const handler = this.handler;
+    const topicEnd = start + 2 + buf.readUInt16BE(start);
+    const topic = buf.toString('utf8', start + 2, topicEnd);
+    let message;
+    if (kind === KIND_BINARY) {
+      message = view ? buf.subarray(topicEnd, end) : Buffer.from(buf.subarray(topicEnd, end));
+    } else if (topicEnd < end) {
+      try {
+        message = JSON.parse(buf.toString('utf8', topicEnd, end));
+      } catch (err) {
+        handler[onMessageError](decodeError(topic, err), id);
+        return;
+      }
+    }
+    handler[onMessage](message, topic, id);
   }
 
   /**

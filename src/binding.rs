@@ -133,8 +133,16 @@ struct Running {
 }
 
 impl Running {
-  fn take_events(&self) -> Buffer {
-    self.events.take().into()
+  /// The records, or (when large frames were handed over whole) `[records, ...attachments]`.
+  fn take_events(&self) -> Either<Buffer, Vec<Buffer>> {
+    let batch = self.events.take();
+    if batch.attachments.is_empty() {
+      return Either::A(batch.records.into());
+    }
+    let mut all = Vec::with_capacity(1 + batch.attachments.len());
+    all.push(batch.records.into());
+    all.extend(batch.attachments.into_iter().map(Buffer::from));
+    Either::B(all)
   }
 
   /// Closed normally: the teardown hook is no longer needed.
@@ -184,9 +192,10 @@ impl NativeServer {
     })
   }
 
-  /// Everything that happened since the last call, as one Buffer of records (see events.rs).
+  /// Everything that happened since the last call: one Buffer of records (see events.rs), or an
+  /// array of it and the large frames its records refer to.
   #[napi]
-  pub fn take_events(&self) -> Buffer {
+  pub fn take_events(&self) -> Either<Buffer, Vec<Buffer>> {
     self.running.take_events()
   }
 
@@ -275,7 +284,7 @@ impl NativeClient {
   }
 
   #[napi]
-  pub fn take_events(&self) -> Buffer {
+  pub fn take_events(&self) -> Either<Buffer, Vec<Buffer>> {
     self.running.take_events()
   }
 

@@ -4,7 +4,7 @@
 use crate::codec::{self, kind, Hello};
 use crate::error::IpcError;
 use crate::events::EventQueue;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -477,6 +477,21 @@ async fn read_loop(stream: &UnixStream, mut buf: BytesMut, link: &Link<'_>, dead
       _ = dead.cancelled() => return Ended::PeerClosed,
       _ = link.events.wait_for_room() => {}
     }
+    // A large frame is read into memory of exactly its size and handed to JS whole: the bytes the
+    // kernel copies in are the bytes the listener's Buffer shows, with no copy into the batch.
+    if let Ok(Some(size)) = codec::peek_frame_size(&buf, link.max_message_size) {
+      if size >= ATTACH_FROM && buf.len() < size {
+        match read_whole_frame(stream, &mut buf, size, link, dead).await {
+          Ok(frame) => match codec::next_frame(&frame, link.max_message_size).map(|f| f.map(|f| codec::validate(&f))) {
+            Ok(Some(Ok(()))) => link.events.push_attached(link.id, frame),
+            Ok(Some(Err(e))) | Err(e) => return Ended::Failed(e.into()),
+            Ok(None) => unreachable!("read_whole_frame returns a complete frame"),
+          },
+          Err(end) => return end,
+        }
+        continue;
+      }
+    }
     tokio::select! {
       biased;
       _ = link.shutdown.cancelled() => return Ended::Shutdown,
@@ -501,6 +516,47 @@ async fn read_loop(stream: &UnixStream, mut buf: BytesMut, link: &Link<'_>, dead
       }
     }
   }
+}
+
+/// Frames at least this large are handed to JS whole (see `EventQueue::push_attached`).
+const ATTACH_FROM: usize = 64 * 1024;
+
+/// Reads the rest of a `size`-byte frame whose beginning is in `buf`, and nothing past it.
+async fn read_whole_frame(
+  stream: &UnixStream,
+  buf: &mut BytesMut,
+  size: usize,
+  link: &Link<'_>,
+  dead: &CancellationToken,
+) -> Result<Vec<u8>, Ended> {
+  let mut frame = Vec::with_capacity(size);
+  frame.extend_from_slice(buf);
+  buf.clear();
+  while frame.len() < size {
+    tokio::select! {
+      biased;
+      _ = link.shutdown.cancelled() => return Err(Ended::Shutdown),
+      _ = dead.cancelled() => return Err(Ended::PeerClosed),
+      ready = stream.readable() => {
+        if ready.is_err() {
+          return Err(Ended::PeerClosed);
+        }
+        let remaining = size - frame.len();
+        match stream.try_read_buf(&mut (&mut frame).limit(remaining)) {
+          Ok(0) => {
+            return Err(Ended::Failed(IpcError::Protocol(format!(
+              "the peer closed the connection in the middle of a frame ({} of its {size} bytes had arrived)",
+              frame.len()
+            ))))
+          }
+          Ok(_) => {}
+          Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+          Err(_) => return Err(Ended::PeerClosed),
+        }
+      }
+    }
+  }
+  Ok(frame)
 }
 
 /// Writes some of `bytes` once the socket is writable.

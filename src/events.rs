@@ -22,6 +22,8 @@ pub mod kind {
   pub use crate::codec::kind::{MESSAGE_BINARY, MESSAGE_JSON};
   /// Two or more JSON messages from one connection, parsed by JS as one array (see `encode_messages`).
   pub const JSON_GROUP: u8 = 0x12;
+  /// A large message handed over whole; body: its index among the batch's attachments (u32).
+  pub const ATTACHED: u8 = 0x13;
   pub const LISTENING: u8 = 0x21;
   pub const CONNECTION: u8 = 0x22;
   pub const CONNECTION_CLOSE: u8 = 0x23;
@@ -52,6 +54,9 @@ pub struct EventQueue {
 
 struct State {
   buf: Vec<u8>,
+  /// Large frames handed over whole (see `push_attached`), referred to by index from `buf`.
+  attachments: Vec<Vec<u8>>,
+  attached_bytes: usize,
   /// A wake-up is on its way and will take everything appended until then.
   scheduled: bool,
   /// Dropped by `finish()`: releasing it is what lets Node exit.
@@ -63,6 +68,8 @@ impl EventQueue {
     Arc::new(EventQueue {
       state: Mutex::new(State {
         buf: Vec::new(),
+        attachments: Vec::new(),
+        attached_bytes: 0,
         scheduled: false,
         waker: Some(waker),
       }),
@@ -77,13 +84,20 @@ impl EventQueue {
 
   /// Appends under the lock and wakes JS if no wake-up is pending. After `finish()` it is a no-op.
   fn append(&self, write: impl FnOnce(&mut Vec<u8>)) {
+    self.append_state(|state| write(&mut state.buf));
+  }
+
+  fn append_state(&self, write: impl FnOnce(&mut State)) {
     let mut state = self.lock();
-    let State { buf, scheduled, waker } = &mut *state;
-    let Some(waker) = waker else { return };
-    write(buf);
-    if !*scheduled {
-      *scheduled = true;
-      waker.wake();
+    if state.waker.is_none() {
+      return;
+    }
+    write(&mut state);
+    if !state.scheduled {
+      state.scheduled = true;
+      if let Some(waker) = &state.waker {
+        waker.wake();
+      }
     }
   }
 
@@ -103,18 +117,35 @@ impl EventQueue {
     self.append(|buf| encode_messages(buf, id, frames));
   }
 
+  /// Hands one complete, validated large message frame (length prefix included) to JS as it is:
+  /// the record carries only its index among the batch's attachments, so the megabyte that was
+  /// read from the socket is the very memory the listener's Buffer looks at.
+  pub fn push_attached(&self, id: u32, frame: Vec<u8>) {
+    self.append_state(|state| {
+      let index = state.attachments.len() as u32;
+      write_record(&mut state.buf, kind::ATTACHED, id, &index.to_be_bytes());
+      state.attached_bytes += frame.len();
+      state.attachments.push(frame);
+    });
+  }
+
   /// Called on the JS thread: everything appended so far, in order.
-  pub fn take(&self) -> Vec<u8> {
+  pub fn take(&self) -> Batch {
     let mut state = self.lock();
     state.scheduled = false;
-    let out = std::mem::take(&mut state.buf);
+    state.attached_bytes = 0;
+    let out = Batch {
+      records: std::mem::take(&mut state.buf),
+      attachments: std::mem::take(&mut state.attachments),
+    };
     drop(state);
     self.room.notify_waiters();
     out
   }
 
   fn backlog(&self) -> usize {
-    self.lock().buf.len()
+    let state = self.lock();
+    state.buf.len() + state.attached_bytes
   }
 
   /// Waits until JS has taken the backlog below `BACKLOG_LIMIT`.
@@ -240,6 +271,34 @@ pub struct Record {
   pub body: Vec<u8>,
 }
 
+/// What one `take()` hands to JS: the records, and the large frames they refer to.
+#[derive(Debug, Default)]
+pub struct Batch {
+  pub records: Vec<u8>,
+  pub attachments: Vec<Vec<u8>>,
+}
+
+impl Batch {
+  /// One record per event as JS emits them (see `decode_records`), attachments resolved.
+  pub fn decode(&self) -> Vec<Record> {
+    decode_records(&self.records)
+      .into_iter()
+      .map(|record| {
+        if record.kind != kind::ATTACHED {
+          return record;
+        }
+        let index = u32::from_be_bytes(record.body[..4].try_into().unwrap()) as usize;
+        let frame = &self.attachments[index];
+        Record {
+          kind: frame[codec::LEN_PREFIX],
+          id: record.id,
+          body: frame[codec::LEN_PREFIX + 1..].to_vec(),
+        }
+      })
+      .collect()
+  }
+}
+
 /// Splits a taken buffer into records exactly as they are laid out.
 pub fn split_records(mut buf: &[u8]) -> Vec<Record> {
   let mut out = Vec::new();
@@ -311,7 +370,7 @@ mod tests {
       q.push(kind::CONNECTION, i, b"");
     }
     assert_eq!(wakes.load(Ordering::SeqCst), 1);
-    assert_eq!(decode_records(&q.take()).len(), 1000);
+    assert_eq!(q.take().decode().len(), 1000);
     q.push(kind::CLOSE, 0, b"");
     assert_eq!(wakes.load(Ordering::SeqCst), 2);
   }
@@ -324,7 +383,7 @@ mod tests {
     codec::encode_control(&mut wire, codec::kind::PING);
     codec::encode_message(&mut wire, kind::MESSAGE_BINARY, "b", &[7, 8]);
     q.push_frames(5, &wire);
-    let records = decode_records(&q.take());
+    let records = q.take().decode();
     assert_eq!(
       records,
       vec![
@@ -389,13 +448,35 @@ mod tests {
   }
 
   #[test]
+  fn a_large_frame_is_handed_over_whole_and_counts_toward_the_backlog() {
+    let q = EventQueue::new(Box::new(CountingWake(Default::default())));
+    let mut frame = Vec::new();
+    codec::encode_message(&mut frame, kind::MESSAGE_BINARY, "big", &[5; 1000]);
+    q.push(kind::CONNECTION, 3, b"");
+    q.push_attached(3, frame.clone());
+    assert_eq!(q.backlog(), RECORD_HEADER * 2 + 4 + frame.len());
+    let batch = q.take();
+    assert_eq!(batch.attachments, vec![frame.clone()], "the same bytes, not re-encoded");
+    let records = batch.decode();
+    assert_eq!(
+      records[1],
+      Record {
+        kind: kind::MESSAGE_BINARY,
+        id: 3,
+        body: frame[5..].to_vec()
+      }
+    );
+    assert_eq!(q.backlog(), 0);
+  }
+
+  #[test]
   fn nothing_is_queued_after_finish() {
     let wakes = Arc::new(AtomicUsize::new(0));
     let q = EventQueue::new(Box::new(CountingWake(wakes.clone())));
     q.push(kind::CLOSE, 0, b"");
     q.finish();
     q.push(kind::CONNECTION, 1, b"");
-    assert_eq!(decode_records(&q.take()).len(), 1);
+    assert_eq!(q.take().decode().len(), 1);
     assert_eq!(wakes.load(Ordering::SeqCst), 1);
   }
 }

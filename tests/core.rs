@@ -5,7 +5,7 @@
 
 use native_socket_ipc::client::{Client, ClientOptions};
 use native_socket_ipc::codec::{self, kind as frame_kind};
-use native_socket_ipc::events::{decode_records, kind, EventQueue, Record, Wake};
+use native_socket_ipc::events::{kind, EventQueue, Record, Wake};
 use native_socket_ipc::reconnect::{Delay, RetryPolicy};
 use native_socket_ipc::server::{Server, ServerOptions, BROADCAST};
 use std::future::Future;
@@ -83,7 +83,7 @@ impl Recorder {
 
   /// Takes whatever is queued now; returns how many records that was.
   fn drain(&mut self) -> usize {
-    let decoded = decode_records(&self.queue.take());
+    let decoded = self.queue.take().decode();
     let n = decoded.len();
     self.records.extend(decoded);
     n
