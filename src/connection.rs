@@ -675,6 +675,37 @@ mod tests {
   }
 
   #[test]
+  fn the_unsent_tail_of_a_partly_written_frame_is_dropped_with_its_connection() {
+    let mut next = Vec::new();
+    codec::encode_message(&mut next, kind::MESSAGE_JSON, "n", b"1");
+    // As after a direct write that sent all but the last 3 bytes of a frame, with a whole frame
+    // queued behind it: only the whole frame may go to the next connection.
+    let outbox = Outbox::default();
+    {
+      let mut state = outbox.lock();
+      state.buf = [&b"xyz"[..], &next].concat();
+      state.tail_of_partial = 3;
+    }
+    outbox.detach();
+    assert_eq!(outbox.lock().buf, next);
+
+    // The same when a large piece sealed the queued bytes into the first piece.
+    let outbox = Outbox::default();
+    {
+      let mut state = outbox.lock();
+      state.buf = [&b"xyz"[..], &next].concat();
+      state.tail_of_partial = 3;
+    }
+    outbox.append_piece(Bytes::from(next.clone()));
+    outbox.detach();
+    let taken = outbox.take(Vec::new());
+    assert_eq!(
+      taken.pieces.iter().flat_map(|p| p.to_vec()).collect::<Vec<_>>(),
+      [next.clone(), next].concat()
+    );
+  }
+
+  #[test]
   fn large_pieces_keep_their_place_among_small_frames() {
     let outbox = Outbox::default();
     let frame = |payload: &[u8]| {

@@ -8,9 +8,12 @@
 //! order of appends, so a connection's messages always sit between its `connection` and its
 //! `connectionClose`.
 //!
-//! Record layout (big-endian), decoded by `lib/batch.js`:
-//! `kind: u8 | id: u32 | len: u32 | body[len]`. For messages the body is the wire frame minus its
-//! length prefix and kind (`topic_len: u16 | topic | payload`), copied once.
+//! Record layout (big-endian), decoded by `lib/incoming.js`:
+//! `kind: u8 | id: u32 | len: u32 | body[len]`. A single message's body is the wire frame minus
+//! its length prefix and kind (`topic_len: u16 | topic | payload`), copied once. Two other
+//! message records exist: `JSON_GROUP`, a run of JSON messages parsed as one array
+//! (`encode_messages`), and `ATTACHED`, the index of a large frame handed over whole
+//! (`push_attached`).
 
 use crate::codec;
 use crate::error::IpcError;
