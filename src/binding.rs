@@ -6,7 +6,9 @@
 //! object keeps Node alive and a finished one (its queue finished) lets Node exit.
 
 use crate::client::{Client, ClientOptions};
+use crate::connection::Heartbeat;
 use crate::events::{EventQueue, Wake};
+use crate::peer::{Peer, PeerOptions};
 use crate::reconnect::{Delay, RetryPolicy};
 use crate::server::{Server, ServerOptions};
 use napi::bindgen_prelude::*;
@@ -60,6 +62,14 @@ fn set_referenced(env: &Env, wake: &Weak<WakeFn>, referenced: bool) -> Result<()
 
 fn millis(ms: f64) -> Duration {
   Duration::from_millis(if ms.is_finite() && ms > 0.0 { ms as u64 } else { 0 })
+}
+
+/// Interval 0 turns heartbeats off (the timeout is then unused).
+fn heartbeat(interval: f64, timeout: f64) -> Option<Heartbeat> {
+  (interval > 0.0).then(|| Heartbeat {
+    interval: millis(interval),
+    timeout: millis(timeout),
+  })
 }
 
 fn delay(min: f64, max: f64) -> Delay {
@@ -160,6 +170,8 @@ pub struct NativeServerConfig {
   pub socket_file: String,
   pub max_message_size: f64,
   pub handshake_timeout: f64,
+  pub heartbeat_interval: f64,
+  pub heartbeat_timeout: f64,
 }
 
 /// A listening server. Constructing it starts `listen()`.
@@ -178,6 +190,7 @@ impl NativeServer {
       path: config.socket_file,
       max_message_size: config.max_message_size as usize,
       handshake_timeout: millis(config.handshake_timeout),
+      heartbeat: heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
     };
     let server = within_runtime_if_available(|| Server::listen(options, events.clone()));
     let for_hook = server.clone();
@@ -243,6 +256,21 @@ pub struct NativeClientConfig {
   pub reconnect_delay_max: f64,
   /// `Infinity` (or any non-finite value) retries forever.
   pub max_retries: f64,
+  pub heartbeat_interval: f64,
+  pub heartbeat_timeout: f64,
+}
+
+impl NativeClientConfig {
+  fn retry(&self) -> RetryPolicy {
+    RetryPolicy {
+      retry_delay: delay(self.retry_delay_min, self.retry_delay_max),
+      reconnect_delay: delay(self.reconnect_delay_min, self.reconnect_delay_max),
+      max_retries: self
+        .max_retries
+        .is_finite()
+        .then(|| self.max_retries.clamp(0.0, u32::MAX as f64) as u32),
+    }
+  }
 }
 
 /// A connecting client. Constructing it starts `connect()`.
@@ -258,17 +286,11 @@ impl NativeClient {
   pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
     let (events, wake) = event_queue(on_events)?;
     let options = ClientOptions {
+      retry: config.retry(),
+      heartbeat: heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
       path: config.socket_file,
       max_message_size: config.max_message_size as usize,
       handshake_timeout: millis(config.handshake_timeout),
-      retry: RetryPolicy {
-        retry_delay: delay(config.retry_delay_min, config.retry_delay_max),
-        reconnect_delay: delay(config.reconnect_delay_min, config.reconnect_delay_max),
-        max_retries: config
-          .max_retries
-          .is_finite()
-          .then(|| config.max_retries.clamp(0.0, u32::MAX as f64) as u32),
-      },
     };
     let client = within_runtime_if_available(|| Client::connect(options, events.clone()));
     let for_hook = client.clone();
@@ -313,6 +335,77 @@ impl NativeClient {
 }
 
 impl ObjectFinalize for NativeClient {
+  fn finalize(mut self, _env: Env) -> Result<()> {
+    self.close();
+    Ok(())
+  }
+}
+
+// ===== Peer =====
+
+/// A symmetric peer: listens or connects, whichever the socket file calls for. Constructing it
+/// starts `connect()`. Takes the client's configuration.
+#[napi(js_name = "NativePeer", custom_finalize)]
+pub struct NativePeer {
+  peer: Peer,
+  running: Running,
+}
+
+#[napi]
+impl NativePeer {
+  #[napi(constructor)]
+  pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
+    let (events, wake) = event_queue(on_events)?;
+    let options = PeerOptions {
+      retry: config.retry(),
+      heartbeat: heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
+      path: config.socket_file,
+      max_message_size: config.max_message_size as usize,
+      handshake_timeout: millis(config.handshake_timeout),
+    };
+    let peer = within_runtime_if_available(|| Peer::connect(options, events.clone()));
+    let for_hook = peer.clone();
+    let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
+    Ok(NativePeer {
+      peer,
+      running: Running {
+        events,
+        wake,
+        teardown: Some(teardown),
+      },
+    })
+  }
+
+  #[napi]
+  pub fn take_events(&self) -> Either<Buffer, Vec<Buffer>> {
+    self.running.take_events()
+  }
+
+  /// Queues encoded wire frames; returns how many messages were refused (the peer finished).
+  #[napi]
+  pub fn send(&self, frames: BufferSlice) -> u32 {
+    self.peer.send(&frames) as u32
+  }
+
+  /// Queues one large message as its own piece; returns 1 if refused (the peer finished).
+  #[napi]
+  pub fn send_large(&self, head: BufferSlice, payload: BufferSlice) -> u32 {
+    self.peer.send_piece(&head, &payload) as u32
+  }
+
+  #[napi]
+  pub fn close(&mut self) {
+    self.peer.close();
+    self.running.closed();
+  }
+
+  #[napi]
+  pub fn set_referenced(&self, env: Env, referenced: bool) -> Result<()> {
+    set_referenced(&env, &self.running.wake, referenced)
+  }
+}
+
+impl ObjectFinalize for NativePeer {
   fn finalize(mut self, _env: Env) -> Result<()> {
     self.close();
     Ok(())

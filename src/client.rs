@@ -1,7 +1,7 @@
 //! The connecting side: connects, retries and reconnects by the `RetryPolicy`, and keeps one
 //! outbox across connections so messages sent while disconnected go out after the reconnect.
 
-use crate::connection::{self, Conn, Ended, HandshakeFailure, Link, Outbox};
+use crate::connection::{self, Conn, Ended, HandshakeFailure, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
@@ -16,6 +16,7 @@ pub struct ClientOptions {
   pub max_message_size: usize,
   pub handshake_timeout: Duration,
   pub retry: RetryPolicy,
+  pub heartbeat: Option<Heartbeat>,
 }
 
 /// A handle to a running client; clones share it.
@@ -70,7 +71,7 @@ async fn run(shared: Arc<Shared>) {
     let attempt = tokio::select! {
       biased;
       _ = shared.shutdown.cancelled() => break,
-      attempt = connect_once(options) => attempt,
+      attempt = connect_once(&options.path, options.handshake_timeout) => attempt,
     };
     let delay = match attempt {
       Ok(conn) => {
@@ -83,13 +84,13 @@ async fn run(shared: Arc<Shared>) {
           outbox: &shared.outbox,
           max_message_size: options.max_message_size,
           shutdown: &shared.shutdown,
+          heartbeat: options.heartbeat,
         };
-        match connection::run(conn, link).await {
-          Ended::Shutdown => break,
-          Ended::Failed(e) => shared.events.push_error(kind::MESSAGE_ERROR, 0, &e),
-          Ended::PeerClosed => {}
+        let end = connection::run(conn, link).await;
+        if matches!(end, Ended::Shutdown) {
+          break;
         }
-        shared.events.push(kind::DISCONNECT, 0, b"");
+        connection::report_end(&shared.events, kind::DISCONNECT, 0, &end);
         retries.after_drop()
       }
       Err(e) => {
@@ -124,12 +125,13 @@ async fn run(shared: Arc<Shared>) {
   shared.events.finish();
 }
 
-async fn connect_once(options: &ClientOptions) -> Result<Conn, IpcError> {
-  let stream = UnixStream::connect(&options.path)
+/// One attempt: connect to `path` and complete the hello.
+pub async fn connect_once(path: &str, handshake_timeout: Duration) -> Result<Conn, IpcError> {
+  let stream = UnixStream::connect(path)
     .await
-    .map_err(|e| IpcError::io(e, "connect", &options.path))?;
+    .map_err(|e| IpcError::io(e, "connect", path))?;
   let mut conn = Conn::new(stream);
-  match conn.offer_hello(options.handshake_timeout).await {
+  match conn.offer_hello(handshake_timeout).await {
     Ok(()) => Ok(conn),
     Err(HandshakeFailure::Error(e)) => Err(e),
     Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => Err(IpcError::Protocol(

@@ -21,8 +21,8 @@ pub const MAX_TOPIC_LEN: usize = u16::MAX as usize;
 /// Default for `maxMessageSize`: the largest `len` a receiver accepts.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 
-/// Frame kinds. Values 0x20–0x2F are reserved for requests and responses, 0x30–0x3F for
-/// authentication; a v1 receiver treats any kind not listed here as a protocol error.
+/// Frame kinds. Values 0x30–0x3F are reserved for authentication; a v1 receiver treats any kind
+/// not listed here as a protocol error.
 pub mod kind {
   pub const HELLO: u8 = 0x01;
   pub const PING: u8 = 0x02;
@@ -30,6 +30,35 @@ pub mod kind {
   pub const REJECT: u8 = 0x0F;
   pub const MESSAGE_JSON: u8 = 0x10;
   pub const MESSAGE_BINARY: u8 = 0x11;
+  /// Body: `request_id: u32 | topic_len: u16 | topic | payload`.
+  pub const REQUEST_JSON: u8 = 0x20;
+  pub const REQUEST_BINARY: u8 = 0x21;
+  /// Body: `request_id: u32 | payload`.
+  pub const REPLY_JSON: u8 = 0x22;
+  pub const REPLY_BINARY: u8 = 0x23;
+  /// Body: `request_id: u32 | status: u8 | JSON {"message", "code"}` (see `reply_status`).
+  pub const REPLY_ERROR: u8 = 0x24;
+}
+
+/// Why a request got a `REPLY_ERROR`.
+pub mod reply_status {
+  /// The handler threw or rejected; the JSON carries its message and code.
+  pub const HANDLER_FAILED: u8 = 1;
+  /// The receiver has no handler for the request's topic.
+  pub const NO_HANDLER: u8 = 2;
+}
+
+/// Bytes of the request id that starts request and reply bodies.
+pub const REQUEST_ID: usize = 4;
+
+/// The reason a Peer that already has a partner gives in its REJECT; the refused side reports
+/// `ERR_IPC_PEER_BUSY` rather than a protocol error.
+pub const PEER_BUSY: &str = "peer busy";
+
+/// True for the frames that carry user data to JS (messages, requests, replies), as opposed to
+/// the connection's own control frames.
+pub fn carries_data(frame_kind: u8) -> bool {
+  matches!(frame_kind, kind::MESSAGE_JSON..=kind::MESSAGE_BINARY | kind::REQUEST_JSON..=kind::REPLY_ERROR)
 }
 
 /// Why bytes from a peer are not a valid frame.
@@ -45,6 +74,8 @@ pub enum FrameError {
   UnknownKind(u8),
   /// A message body shorter than its own topic length, or a topic that is not UTF-8.
   BadTopic,
+  /// A request or reply too short to hold its request id (and status).
+  BadRequest(u8),
   /// A hello, ping or pong with the wrong shape.
   BadControl(u8),
 }
@@ -59,6 +90,7 @@ impl fmt::Display for FrameError {
       FrameError::Empty => f.write_str("peer sent a frame with length 0, which is not the native-socket-ipc protocol"),
       FrameError::UnknownKind(k) => write!(f, "peer sent unknown frame kind 0x{k:02x}; it may speak a newer protocol version"),
       FrameError::BadTopic => f.write_str("peer sent a message whose topic is truncated or not UTF-8"),
+      FrameError::BadRequest(k) => write!(f, "peer sent a request or reply of kind 0x{k:02x} too short for its header"),
       FrameError::BadControl(k) => write!(f, "peer sent a malformed control frame of kind 0x{k:02x}"),
     }
   }
@@ -109,15 +141,24 @@ pub fn next_frame(buf: &[u8], max_len: usize) -> Result<Option<Frame<'_>>, Frame
 /// Checks a frame received after the hello: known kind, well-formed body.
 pub fn validate(frame: &Frame<'_>) -> Result<(), FrameError> {
   match frame.kind {
-    kind::MESSAGE_JSON | kind::MESSAGE_BINARY => {
-      let topic = message_topic(frame.body).ok_or(FrameError::BadTopic)?;
-      std::str::from_utf8(topic).map_err(|_| FrameError::BadTopic)?;
-      Ok(())
-    }
+    kind::MESSAGE_JSON | kind::MESSAGE_BINARY => valid_topic(frame.body),
+    kind::REQUEST_JSON | kind::REQUEST_BINARY => match frame.body.get(REQUEST_ID..) {
+      Some(rest) => valid_topic(rest),
+      None => Err(FrameError::BadRequest(frame.kind)),
+    },
+    kind::REPLY_JSON | kind::REPLY_BINARY if frame.body.len() >= REQUEST_ID => Ok(()),
+    kind::REPLY_ERROR if frame.body.len() > REQUEST_ID => Ok(()),
+    kind::REPLY_JSON | kind::REPLY_BINARY | kind::REPLY_ERROR => Err(FrameError::BadRequest(frame.kind)),
     kind::PING | kind::PONG if frame.body.is_empty() => Ok(()),
     kind::PING | kind::PONG => Err(FrameError::BadControl(frame.kind)),
     other => Err(FrameError::UnknownKind(other)),
   }
+}
+
+fn valid_topic(body: &[u8]) -> Result<(), FrameError> {
+  let topic = message_topic(body).ok_or(FrameError::BadTopic)?;
+  std::str::from_utf8(topic).map_err(|_| FrameError::BadTopic)?;
+  Ok(())
 }
 
 /// The topic bytes of a message body (`topic_len: u16 BE | topic | payload`).
@@ -190,6 +231,25 @@ pub fn encode_message(dst: &mut Vec<u8>, message_kind: u8, topic: &str, payload:
   dst.push(message_kind);
   dst.extend_from_slice(&(topic.len() as u16).to_be_bytes());
   dst.extend_from_slice(topic.as_bytes());
+  dst.extend_from_slice(payload);
+}
+
+/// Appends one request frame (`request_kind` REQUEST_JSON or REQUEST_BINARY).
+pub fn encode_request(dst: &mut Vec<u8>, request_kind: u8, request_id: u32, topic: &str, payload: &[u8]) {
+  let len = 1 + REQUEST_ID + 2 + topic.len() + payload.len();
+  dst.extend_from_slice(&(len as u32).to_be_bytes());
+  dst.push(request_kind);
+  dst.extend_from_slice(&request_id.to_be_bytes());
+  dst.extend_from_slice(&(topic.len() as u16).to_be_bytes());
+  dst.extend_from_slice(topic.as_bytes());
+  dst.extend_from_slice(payload);
+}
+
+/// Appends one reply frame (`reply_kind` REPLY_JSON or REPLY_BINARY).
+pub fn encode_reply(dst: &mut Vec<u8>, reply_kind: u8, request_id: u32, payload: &[u8]) {
+  dst.extend_from_slice(&((1 + REQUEST_ID + payload.len()) as u32).to_be_bytes());
+  dst.push(reply_kind);
+  dst.extend_from_slice(&request_id.to_be_bytes());
   dst.extend_from_slice(payload);
 }
 
@@ -336,6 +396,26 @@ mod tests {
       body: b"x",
     };
     assert_eq!(validate(&ping_with_body), Err(FrameError::BadControl(kind::PING)));
+  }
+
+  #[test]
+  fn requests_and_replies_need_their_id_and_a_valid_topic() {
+    let mut request = Vec::new();
+    encode_request(&mut request, kind::REQUEST_JSON, 7, "sum", b"[1,2]");
+    let f = next_frame(&request, 1024).unwrap().unwrap();
+    assert_eq!(validate(&f), Ok(()));
+    assert_eq!(&f.body[..REQUEST_ID], &7u32.to_be_bytes());
+    assert_eq!(message_topic(&f.body[REQUEST_ID..]), Some(&b"sum"[..]));
+
+    let short = |k, body: &'static [u8]| validate(&Frame { kind: k, body });
+    assert_eq!(short(kind::REQUEST_JSON, &[0, 0, 0]), Err(FrameError::BadRequest(kind::REQUEST_JSON)));
+    assert_eq!(short(kind::REQUEST_BINARY, &[0, 0, 0, 1, 0, 5, b'a']), Err(FrameError::BadTopic));
+    assert_eq!(short(kind::REPLY_JSON, &[0, 0, 1]), Err(FrameError::BadRequest(kind::REPLY_JSON)));
+    assert_eq!(short(kind::REPLY_BINARY, &[0, 0, 0, 1]), Ok(()));
+    assert_eq!(short(kind::REPLY_ERROR, &[0, 0, 0, 1]), Err(FrameError::BadRequest(kind::REPLY_ERROR)));
+    assert_eq!(short(kind::REPLY_ERROR, &[0, 0, 0, 1, 2]), Ok(()));
+    assert!(carries_data(kind::REPLY_ERROR) && carries_data(kind::MESSAGE_BINARY));
+    assert!(!carries_data(kind::PING) && !carries_data(0x25));
   }
 
   #[test]

@@ -3,12 +3,13 @@
 
 use crate::codec::{self, kind, Hello};
 use crate::error::IpcError;
-use crate::events::EventQueue;
+use crate::events::{kind as events_kind, EventQueue};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
@@ -313,11 +314,24 @@ impl Conn {
       .map_err(|_| HandshakeFailure::Silent)
   }
 
-  /// Server side: wait for the client's hello, answer with ours (or a reject).
-  pub async fn accept_hello(&mut self, limit: Duration, shutdown: &CancellationToken) -> Result<(), HandshakeFailure> {
+  /// Server side: wait for the client's hello, answer with ours (or a reject). `admit` is asked
+  /// once the hello is valid; a reason it returns is sent as a REJECT and the connection ends
+  /// quietly (a refusal by policy is not the client's error).
+  pub async fn accept_hello(
+    &mut self,
+    limit: Duration,
+    shutdown: &CancellationToken,
+    admit: impl FnOnce() -> Option<String>,
+  ) -> Result<(), HandshakeFailure> {
     let hello = bounded(limit, shutdown, "client", self.read_hello("client")).await?;
     match hello {
-      Hello::Version(codec::VERSION) => self.write_frame(codec::encode_hello).await,
+      Hello::Version(codec::VERSION) => match admit() {
+        None => self.write_frame(codec::encode_hello).await,
+        Some(reason) => {
+          let _ = self.write_frame(|f| codec::encode_reject(f, &reason)).await;
+          Err(HandshakeFailure::Silent)
+        }
+      },
       Hello::Version(v) => {
         let reason = format!(
           "this server speaks native-socket-ipc protocol version {}, the client sent version {v}",
@@ -347,6 +361,7 @@ impl Conn {
         ))
         .into(),
       ),
+      Ok(Hello::Rejected(reason)) if reason.starts_with(codec::PEER_BUSY) => Err(IpcError::PeerBusy.into()),
       Ok(Hello::Rejected(reason)) => Err(IpcError::Protocol(format!("the server rejected the hello: {reason}")).into()),
       Err(HandshakeFailure::Silent) => {
         Err(IpcError::Protocol("the server closed the connection during the hello".into()).into())
@@ -387,6 +402,37 @@ pub enum Ended {
   Shutdown,
   /// The peer broke the protocol; frames before the bad one were delivered.
   Failed(IpcError),
+  /// The peer fell silent for `heartbeatTimeout`: stopped, hung, or gone without a FIN.
+  Unresponsive(IpcError),
+}
+
+impl Ended {
+  /// Why the connection was dropped, for the close event; `None` for an ordinary close.
+  pub fn reason(&self) -> Option<&IpcError> {
+    match self {
+      Ended::Failed(e) | Ended::Unresponsive(e) => Some(e),
+      Ended::PeerClosed | Ended::Shutdown => None,
+    }
+  }
+}
+
+/// Reports the end of an established connection: bad input as a `MESSAGE_ERROR` first (as for any
+/// bad frame), then the close event, carrying the reason when there was one.
+pub fn report_end(events: &EventQueue, close_kind: u8, id: u32, end: &Ended) {
+  if let Ended::Failed(e) = end {
+    events.push_error(events_kind::MESSAGE_ERROR, id, e);
+  }
+  match end.reason() {
+    Some(reason) => events.push_error(close_kind, id, reason),
+    None => events.push(close_kind, id, b""),
+  }
+}
+
+/// Keep-alive settings: ping after `interval` of silence, give up after `timeout` of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+  pub interval: Duration,
+  pub timeout: Duration,
 }
 
 pub struct Link<'a> {
@@ -396,9 +442,11 @@ pub struct Link<'a> {
   pub outbox: &'a Outbox,
   pub max_message_size: usize,
   pub shutdown: &'a CancellationToken,
+  /// `None`: no pings of our own (PINGs from the peer are still answered).
+  pub heartbeat: Option<Heartbeat>,
 }
 
-/// Runs the connection until the peer leaves, breaks the protocol, or we shut down.
+/// Runs the connection until the peer leaves, breaks the protocol, falls silent, or we shut down.
 pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   // Shared by the reader, the writer and the outbox's direct writes; all use readiness-based
   // `try_read`/`try_write`, which take `&self`.
@@ -406,8 +454,9 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   link.outbox.attach(stream.clone());
   // Ends the other half early when one half finds the connection dead.
   let dead = CancellationToken::new();
+  let life = Liveness::new();
   let reading = async {
-    let end = read_loop(&stream, conn.buf, &link, &dead).await;
+    let end = read_loop(&stream, conn.buf, &link, &dead, &life).await;
     if !matches!(end, Ended::Shutdown) {
       dead.cancel();
     }
@@ -418,12 +467,88 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
       dead.cancel();
     }
   };
-  let end = tokio::join!(reading, writing).0;
+  let beating = async {
+    let verdict = match link.heartbeat {
+      Some(heartbeat) => watch_for_silence(heartbeat, &life, &link, &dead).await,
+      None => None,
+    };
+    if verdict.is_some() {
+      dead.cancel();
+    }
+    verdict
+  };
+  let (end, (), silent) = tokio::join!(reading, writing, beating);
   link.outbox.detach();
-  end
+  silent.unwrap_or(end)
 }
 
-async fn read_loop(stream: &UnixStream, mut buf: BytesMut, link: &Link<'_>, dead: &CancellationToken) -> Ended {
+/// When the reader last heard from the peer, in ms since the connection started.
+struct Liveness {
+  start: Instant,
+  heard_at: AtomicU64,
+  /// The reader is not reading because JS has not caught up: our slowness, not the peer's.
+  paused: AtomicBool,
+}
+
+impl Liveness {
+  fn new() -> Self {
+    Liveness {
+      start: Instant::now(),
+      heard_at: AtomicU64::new(0),
+      paused: AtomicBool::new(false),
+    }
+  }
+
+  fn now(&self) -> u64 {
+    self.start.elapsed().as_millis() as u64
+  }
+
+  fn heard(&self) {
+    self.heard_at.store(self.now(), Ordering::Relaxed);
+  }
+}
+
+/// Pings after each `interval` of silence and returns `Unresponsive` after `timeout` of it. Any
+/// bytes count as life, so a busy connection never pings; the cost is one timer per interval.
+async fn watch_for_silence(
+  heartbeat: Heartbeat,
+  life: &Liveness,
+  link: &Link<'_>,
+  dead: &CancellationToken,
+) -> Option<Ended> {
+  let interval = heartbeat.interval.as_millis().max(1) as u64;
+  let timeout = heartbeat.timeout.as_millis().max(1) as u64;
+  let mut pinged_at = 0;
+  loop {
+    let now = life.now();
+    if life.paused.load(Ordering::Relaxed) {
+      life.heard_at.store(now, Ordering::Relaxed);
+    }
+    let heard_at = life.heard_at.load(Ordering::Relaxed);
+    if now - heard_at >= timeout {
+      return Some(Ended::Unresponsive(IpcError::HeartbeatTimeout(heartbeat.timeout.as_millis())));
+    }
+    let quiet_since = heard_at.max(pinged_at);
+    if now - quiet_since >= interval {
+      link.outbox.append_with(|out| codec::encode_control(out, kind::PING));
+      pinged_at = now;
+    }
+    let next = (heard_at.max(pinged_at) + interval).min(heard_at + timeout);
+    tokio::select! {
+      _ = dead.cancelled() => return None,
+      _ = link.shutdown.cancelled() => return None,
+      _ = tokio::time::sleep(Duration::from_millis(next.saturating_sub(now).max(1))) => {}
+    }
+  }
+}
+
+async fn read_loop(
+  stream: &UnixStream,
+  mut buf: BytesMut,
+  link: &Link<'_>,
+  dead: &CancellationToken,
+  life: &Liveness,
+) -> Ended {
   // Grows (up to READ_CHUNK) each time a read fills all the room it was given.
   let mut read_size = FIRST_READ;
   loop {
@@ -471,17 +596,19 @@ async fn read_loop(stream: &UnixStream, mut buf: BytesMut, link: &Link<'_>, dead
     }
     let room = buf.capacity() - buf.len();
 
+    life.paused.store(true, Ordering::Relaxed);
     tokio::select! {
       biased;
       _ = link.shutdown.cancelled() => return Ended::Shutdown,
       _ = dead.cancelled() => return Ended::PeerClosed,
       _ = link.events.wait_for_room() => {}
     }
+    life.paused.store(false, Ordering::Relaxed);
     // A large frame is read into memory of exactly its size and handed to JS whole: the bytes the
     // kernel copies in are the bytes the listener's Buffer shows, with no copy into the batch.
     if let Ok(Some(size)) = codec::peek_frame_size(&buf, link.max_message_size) {
       if size >= ATTACH_FROM && buf.len() < size {
-        match read_whole_frame(stream, &mut buf, size, link, dead).await {
+        match read_whole_frame(stream, &mut buf, size, link, dead, life).await {
           Ok(frame) => match codec::next_frame(&frame, link.max_message_size).map(|f| f.map(|f| codec::validate(&f))) {
             Ok(Some(Ok(()))) => link.events.push_attached(link.id, frame),
             Ok(Some(Err(e))) | Err(e) => return Ended::Failed(e.into()),
@@ -508,8 +635,12 @@ async fn read_loop(stream: &UnixStream, mut buf: BytesMut, link: &Link<'_>, dead
               buf.len()
             )))
           }
-          Ok(n) if n == room => read_size = (read_size * 4).min(READ_CHUNK),
-          Ok(_) => {}
+          Ok(n) => {
+            life.heard();
+            if n == room {
+              read_size = (read_size * 4).min(READ_CHUNK);
+            }
+          }
           Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
           Err(_) => return Ended::PeerClosed,
         }
@@ -528,6 +659,7 @@ async fn read_whole_frame(
   size: usize,
   link: &Link<'_>,
   dead: &CancellationToken,
+  life: &Liveness,
 ) -> Result<Vec<u8>, Ended> {
   let mut frame = Vec::with_capacity(size);
   frame.extend_from_slice(buf);
@@ -549,7 +681,7 @@ async fn read_whole_frame(
               frame.len()
             ))))
           }
-          Ok(_) => {}
+          Ok(_) => life.heard(),
           Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
           Err(_) => return Err(Ended::PeerClosed),
         }

@@ -25,6 +25,10 @@ pub enum IpcError {
   UnknownClient(u32),
   /// The client stopped (`close()` or `maxRetries`) with messages still queued (`ERR_IPC_CLOSED`).
   ClosedWithQueued(usize),
+  /// Nothing arrived for `heartbeatTimeout` (`ERR_IPC_HEARTBEAT_TIMEOUT`); the value is in ms.
+  HeartbeatTimeout(u128),
+  /// A Peer that already has a partner refused us (`ERR_IPC_PEER_BUSY`).
+  PeerBusy,
 }
 
 impl IpcError {
@@ -57,6 +61,8 @@ impl IpcError {
       IpcError::RetriesExhausted(_) => "ERR_IPC_RETRIES_EXHAUSTED",
       IpcError::UnknownClient(_) => "ERR_IPC_UNKNOWN_CLIENT",
       IpcError::ClosedWithQueued(_) => "ERR_IPC_CLOSED",
+      IpcError::HeartbeatTimeout(_) => "ERR_IPC_HEARTBEAT_TIMEOUT",
+      IpcError::PeerBusy => "ERR_IPC_PEER_BUSY",
     })
   }
 
@@ -121,6 +127,13 @@ impl fmt::Display for IpcError {
       IpcError::ClosedWithQueued(n) => write!(
         f,
         "the client stopped (close() or maxRetries) with {n} message(s) not yet sent; they were not delivered"
+      ),
+      IpcError::HeartbeatTimeout(ms) => write!(
+        f,
+        "nothing arrived from the other side for {ms} ms (heartbeatTimeout), so the connection was dropped as dead; the process may be stopped, hung or gone"
+      ),
+      IpcError::PeerBusy => f.write_str(
+        "the peer listening on this socket already has a partner (a Peer connects two processes); retrying until it is free",
       ),
     }
   }

@@ -20,24 +20,31 @@ use crate::error::IpcError;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
-/// Record kinds. Messages reuse their wire kinds.
+/// Record kinds. Data frames (messages, requests, replies) reuse their wire kinds, all below 0x80;
+/// the events of the connection's life are 0x80 and up, so the two ranges never meet.
 pub mod kind {
-  pub use crate::codec::kind::{MESSAGE_BINARY, MESSAGE_JSON};
+  pub use crate::codec::kind::{
+    MESSAGE_BINARY, MESSAGE_JSON, REPLY_BINARY, REPLY_ERROR, REPLY_JSON, REQUEST_BINARY, REQUEST_JSON,
+  };
   /// Two or more JSON messages from one connection, parsed by JS as one array (see `encode_messages`).
   pub const JSON_GROUP: u8 = 0x12;
   /// A large message handed over whole; body: its index among the batch's attachments (u32).
   pub const ATTACHED: u8 = 0x13;
-  pub const LISTENING: u8 = 0x21;
-  pub const CONNECTION: u8 = 0x22;
-  pub const CONNECTION_CLOSE: u8 = 0x23;
+  pub const LISTENING: u8 = 0x81;
+  pub const CONNECTION: u8 = 0x82;
+  /// Body: empty, or the error JSON of why the connection was dropped (see `IpcError::write_json`).
+  pub const CONNECTION_CLOSE: u8 = 0x83;
   /// Body: one byte, 1 when this connect is an automatic reconnect.
-  pub const CONNECT: u8 = 0x24;
-  pub const DISCONNECT: u8 = 0x25;
+  pub const CONNECT: u8 = 0x84;
+  /// Body: as `CONNECTION_CLOSE`.
+  pub const DISCONNECT: u8 = 0x85;
   /// Body: error JSON (see `IpcError::write_json`).
-  pub const MESSAGE_ERROR: u8 = 0x26;
-  pub const ERROR: u8 = 0x27;
-  pub const CONNECT_ERROR: u8 = 0x28;
-  pub const CLOSE: u8 = 0x29;
+  pub const MESSAGE_ERROR: u8 = 0x86;
+  pub const ERROR: u8 = 0x87;
+  pub const CONNECT_ERROR: u8 = 0x88;
+  pub const CLOSE: u8 = 0x89;
+  /// A Peer took a role. Body: one byte, 0 server, 1 client.
+  pub const ROLE: u8 = 0x8A;
 }
 
 pub const RECORD_HEADER: usize = 9;
@@ -114,7 +121,7 @@ impl EventQueue {
     self.push(kind, id, &body);
   }
 
-  /// Appends every message in `frames` (complete, validated wire frames) from connection `id`.
+  /// Appends every data frame in `frames` (complete, validated wire frames) from connection `id`.
   /// Control frames are skipped: they are the connection's business, not the user's.
   pub fn push_frames(&self, id: u32, frames: &[u8]) {
     self.append(|buf| encode_messages(buf, id, frames));
@@ -248,7 +255,7 @@ fn write_group(buf: &mut Vec<u8>, id: u32, bodies: &[&[u8]]) {
   buf[record_at + 5..record_at + 9].copy_from_slice(&len.to_be_bytes());
 }
 
-/// Iterates the message frames (kind, body) in a run of complete wire frames, skipping control frames.
+/// Iterates the data frames (kind, body) in a run of complete wire frames, skipping control frames.
 struct MessageFrames<'a>(&'a [u8]);
 
 impl<'a> Iterator for MessageFrames<'a> {
@@ -259,7 +266,7 @@ impl<'a> Iterator for MessageFrames<'a> {
       let len = u32::from_be_bytes(self.0.get(..codec::LEN_PREFIX)?.try_into().unwrap()) as usize;
       let frame = &self.0[codec::LEN_PREFIX..codec::LEN_PREFIX + len];
       self.0 = &self.0[codec::LEN_PREFIX + len..];
-      if frame[0] == kind::MESSAGE_JSON || frame[0] == kind::MESSAGE_BINARY {
+      if codec::carries_data(frame[0]) {
         return Some((frame[0], &frame[1..]));
       }
     }
@@ -379,12 +386,15 @@ mod tests {
   }
 
   #[test]
-  fn message_frames_become_records_and_control_frames_vanish() {
+  fn data_frames_become_records_and_control_frames_vanish() {
     let q = EventQueue::new(Box::new(CountingWake(Default::default())));
     let mut wire = Vec::new();
     codec::encode_message(&mut wire, kind::MESSAGE_JSON, "t", b"[1]");
     codec::encode_control(&mut wire, codec::kind::PING);
     codec::encode_message(&mut wire, kind::MESSAGE_BINARY, "b", &[7, 8]);
+    codec::encode_control(&mut wire, codec::kind::PONG);
+    codec::encode_request(&mut wire, kind::REQUEST_JSON, 9, "q", b"2");
+    codec::encode_reply(&mut wire, kind::REPLY_JSON, 9, b"3");
     q.push_frames(5, &wire);
     let records = q.take().decode();
     assert_eq!(
@@ -399,6 +409,16 @@ mod tests {
           kind: kind::MESSAGE_BINARY,
           id: 5,
           body: vec![0, 1, b'b', 7, 8]
+        },
+        Record {
+          kind: kind::REQUEST_JSON,
+          id: 5,
+          body: vec![0, 0, 0, 9, 0, 1, b'q', b'2']
+        },
+        Record {
+          kind: kind::REPLY_JSON,
+          id: 5,
+          body: vec![0, 0, 0, 9, b'3']
         },
       ]
     );

@@ -12,7 +12,9 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod reconnect;
+pub mod peer;
 pub mod server;
+pub mod socket_file;
 
 #[cfg(feature = "napi")]
 mod binding;

@@ -1,12 +1,11 @@
 //! The listening side: binds the socket file (reclaiming a stale one), accepts connections, routes
 //! outgoing messages to them, and on close flushes, ends every connection and removes the file.
 
-use crate::connection::{self, Conn, Ended, HandshakeFailure, Link, Outbox};
+use crate::connection::{self, Conn, HandshakeFailure, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
+use crate::socket_file::{bind_reclaiming, SocketFile};
 use std::collections::HashMap;
-use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,8 +13,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How long the stale-socket probe waits for a live server to accept.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed accept (EMFILE and the like) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -27,6 +24,7 @@ pub struct ServerOptions {
   pub path: String,
   pub max_message_size: usize,
   pub handshake_timeout: Duration,
+  pub heartbeat: Option<Heartbeat>,
 }
 
 /// A handle to a running server; clones share it.
@@ -42,8 +40,8 @@ struct Shared {
   /// Client ids start at 1 and are never reused (0 is `BROADCAST`).
   next_id: AtomicU32,
   shutdown: CancellationToken,
-  /// Identity of the socket file we created, so we never unlink someone else's.
-  socket_file: Mutex<Option<(u64, u64)>>,
+  /// The socket file we created, so we never unlink someone else's.
+  socket_file: SocketFile,
 }
 
 impl Server {
@@ -56,7 +54,7 @@ impl Server {
       clients: Mutex::default(),
       next_id: AtomicU32::new(1),
       shutdown: CancellationToken::new(),
-      socket_file: Mutex::default(),
+      socket_file: SocketFile::default(),
     });
     tokio::spawn(serve(shared.clone()));
     Server { shared }
@@ -133,7 +131,7 @@ impl Server {
   /// socket file now rather than when the background task gets to it.
   pub fn abandon(&self) {
     self.close();
-    self.shared.remove_socket_file();
+    self.shared.socket_file.remove();
   }
 
   pub fn client_count(&self) -> usize {
@@ -152,16 +150,6 @@ impl Shared {
   fn clients(&self) -> MutexGuard<'_, HashMap<u32, Arc<Outbox>>> {
     self.clients.lock().unwrap_or_else(|p| p.into_inner())
   }
-
-  fn remove_socket_file(&self) {
-    let Some((dev, ino)) = self.socket_file.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-      return;
-    };
-    let path = &self.options.path;
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.dev() == dev && m.ino() == ino) {
-      let _ = std::fs::remove_file(path);
-    }
-  }
 }
 
 async fn serve(shared: Arc<Shared>) {
@@ -177,13 +165,11 @@ async fn serve(shared: Arc<Shared>) {
     },
   };
   if let Some(listener) = listener {
-    if let Ok(m) = std::fs::symlink_metadata(&shared.options.path) {
-      *shared.socket_file.lock().unwrap_or_else(|p| p.into_inner()) = Some((m.dev(), m.ino()));
-    }
+    shared.socket_file.claim(&shared.options.path);
     shared.events.push(kind::LISTENING, 0, b"");
     accept_until_shutdown(&shared, listener).await;
   }
-  shared.remove_socket_file();
+  shared.socket_file.remove();
   shared.events.push(kind::CLOSE, 0, b"");
   shared.events.finish();
 }
@@ -214,7 +200,7 @@ async fn accept_until_shutdown(shared: &Arc<Shared>, listener: UnixListener) {
 async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
   let mut conn = Conn::new(stream);
   match conn
-    .accept_hello(shared.options.handshake_timeout, &shared.shutdown)
+    .accept_hello(shared.options.handshake_timeout, &shared.shutdown, || None)
     .await
   {
     Ok(()) => {}
@@ -233,72 +219,10 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
     outbox: &outbox,
     max_message_size: shared.options.max_message_size,
     shutdown: &shared.shutdown,
+    heartbeat: shared.options.heartbeat,
   };
   let end = connection::run(conn, link).await;
   shared.clients().remove(&id);
-  if let Ended::Failed(e) = end {
-    shared.events.push_error(kind::MESSAGE_ERROR, id, &e);
-  }
-  shared.events.push(kind::CONNECTION_CLOSE, id, b"");
+  connection::report_end(&shared.events, kind::CONNECTION_CLOSE, id, &end);
 }
 
-/// Binds `path`. An existing socket file is reclaimed only when nothing answers on it; a live
-/// server is left alone (the probe connection closes at once, before its hello) and so is any
-/// file that is not a socket.
-async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
-  let in_use = match UnixListener::bind(path) {
-    Ok(listener) => return Ok(listener),
-    Err(e) if e.kind() == io::ErrorKind::AddrInUse => e,
-    Err(e) => return Err(IpcError::io(e, "listen", path)),
-  };
-  // Probe, unlink and bind must not interleave with another process reclaiming the same file,
-  // or its unlink could remove the socket we just bound. An flock on the directory serialises
-  // reclaimers without leaving a lock file behind.
-  let _guard = lock_directory_of(path).await;
-  match std::fs::symlink_metadata(path) {
-    Ok(m) if m.file_type().is_socket() => {}
-    Ok(_) => {
-      return Err(
-        IpcError::io(in_use, "listen", path).with_detail("the path exists and is not a socket; it was left untouched"),
-      )
-    }
-    // Gone meanwhile (its server closed): take the path.
-    Err(e) if e.kind() == io::ErrorKind::NotFound => {
-      return UnixListener::bind(path).map_err(|e| IpcError::io(e, "listen", path))
-    }
-    Err(_) => return Err(IpcError::io(in_use, "listen", path)),
-  }
-  match tokio::time::timeout(PROBE_TIMEOUT, UnixStream::connect(path)).await {
-    Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-      // Nobody listens: a server died without cleaning up.
-      match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(IpcError::io(e, "unlink", path)),
-      }
-      UnixListener::bind(path).map_err(|e| IpcError::io(e, "listen", path))
-    }
-    Ok(Ok(_probe)) => Err(
-      IpcError::io(in_use, "listen", path)
-        .with_detail("another server is listening on this socket; it was left undisturbed"),
-    ),
-    _ => Err(IpcError::io(in_use, "listen", path)),
-  }
-}
-
-/// Takes an exclusive flock on the socket's directory, released when the returned file drops.
-/// Without a directory we can open, reclaiming goes ahead unserialised.
-async fn lock_directory_of(path: &str) -> Option<std::fs::File> {
-  let dir = match std::path::Path::new(path).parent() {
-    Some(d) if !d.as_os_str().is_empty() => d,
-    _ => std::path::Path::new("."),
-  };
-  let dir = std::fs::File::open(dir).ok()?;
-  loop {
-    match dir.try_lock() {
-      Ok(()) => return Some(dir),
-      Err(std::fs::TryLockError::WouldBlock) => tokio::time::sleep(Duration::from_millis(2)).await,
-      Err(std::fs::TryLockError::Error(_)) => return None,
-    }
-  }
-}

@@ -4,6 +4,8 @@
 //! Every test body is bounded by `within_10s`, so a hang fails instead of stalling the run.
 
 use native_socket_ipc::client::{Client, ClientOptions};
+use native_socket_ipc::connection::Heartbeat;
+use native_socket_ipc::peer::{Peer, PeerOptions};
 use native_socket_ipc::codec::{self, kind as frame_kind};
 use native_socket_ipc::events::{kind, EventQueue, Record, Wake};
 use native_socket_ipc::reconnect::{Delay, RetryPolicy};
@@ -154,6 +156,9 @@ fn kind_name(k: u8) -> &'static str {
     kind::ERROR => "ERROR",
     kind::CONNECT_ERROR => "CONNECT_ERROR",
     kind::CLOSE => "CLOSE",
+    kind::ROLE => "ROLE",
+    kind::REQUEST_JSON => "REQUEST_JSON",
+    kind::REPLY_JSON => "REPLY_JSON",
     _ => "UNKNOWN",
   }
 }
@@ -194,6 +199,7 @@ fn server_options(path: &str) -> ServerOptions {
     path: path.to_owned(),
     max_message_size: codec::DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: Duration::from_secs(5),
+    heartbeat: None,
   }
 }
 
@@ -207,6 +213,7 @@ fn client_options(path: &str) -> ClientOptions {
       reconnect_delay: Delay::Fixed(Duration::from_millis(20)),
       max_retries: None,
     },
+    heartbeat: None,
   }
 }
 
@@ -1089,6 +1096,233 @@ async fn a_2_mib_binary_message_arrives_intact_in_both_directions() {
 
     close_client(&client, &mut crec).await;
     close_server(&server, &mut srec).await;
+  })
+  .await;
+}
+
+// ===== Heartbeats =====
+
+fn heartbeat(interval_ms: u64, timeout_ms: u64) -> Option<Heartbeat> {
+  Some(Heartbeat {
+    interval: Duration::from_millis(interval_ms),
+    timeout: Duration::from_millis(timeout_ms),
+  })
+}
+
+/// Reads whole frames from a raw socket until one of `wanted` kind arrives; returns its kind.
+async fn read_frame_kind(raw: &mut UnixStream) -> u8 {
+  let mut prefix = [0u8; 4];
+  raw.read_exact(&mut prefix).await.unwrap();
+  let mut frame = vec![0u8; u32::from_be_bytes(prefix) as usize];
+  raw.read_exact(&mut frame).await.unwrap();
+  frame[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_pinged_then_dropped_with_a_heartbeat_timeout_reason() {
+  within_10s(async {
+    let path = socket_path("hb-silent-client");
+    let _cleanup = Cleanup(path.clone());
+    let (server, mut srec) = start_server_with(ServerOptions {
+      heartbeat: heartbeat(100, 300),
+      ..server_options(&path)
+    })
+    .await;
+    let started = Instant::now();
+    let mut raw = raw_hello(&path).await;
+    srec.wait_for(kind::CONNECTION).await;
+    assert_eq!(read_frame_kind(&mut raw).await, frame_kind::PING, "the idle server pings first");
+    let close = srec.wait_for(kind::CONNECTION_CLOSE).await;
+    let elapsed = started.elapsed();
+    assert_code(&close, "ERR_IPC_HEARTBEAT_TIMEOUT");
+    assert!(elapsed >= Duration::from_millis(290), "dropped after {elapsed:?}, before the timeout");
+    assert_eq!(srec.count(kind::MESSAGE_ERROR) + srec.count(kind::ERROR), 0, "{}", dump(&srec.records));
+    close_server(&server, &mut srec).await;
+  })
+  .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_heartbeats_drops_a_server_that_stopped_answering() {
+  within_10s(async {
+    let path = socket_path("hb-silent-server");
+    let _cleanup = Cleanup(path.clone());
+    // A "server" that completes the hello and then never reads or writes again, like a SIGSTOPped one.
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let hung = tokio::spawn(async move {
+      let (mut s, _) = listener.accept().await.unwrap();
+      let mut hello = Vec::new();
+      codec::encode_hello(&mut hello);
+      let mut theirs = vec![0u8; hello.len()];
+      s.read_exact(&mut theirs).await.unwrap();
+      s.write_all(&hello).await.unwrap();
+      tokio::time::sleep(Duration::from_secs(8)).await;
+      drop(s);
+    });
+    let mut crec = Recorder::new();
+    let client = Client::connect(
+      ClientOptions {
+        heartbeat: heartbeat(100, 300),
+        ..client_options(&path)
+      },
+      crec.queue(),
+    );
+    crec.wait_for(kind::CONNECT).await;
+    let connected = Instant::now();
+    let disconnect = crec.wait_for(kind::DISCONNECT).await;
+    assert_code(&disconnect, "ERR_IPC_HEARTBEAT_TIMEOUT");
+    assert!(connected.elapsed() < Duration::from_millis(300 + 100 + 200), "{:?}", connected.elapsed());
+    close_client(&client, &mut crec).await;
+    hung.abort();
+  })
+  .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_and_never_reach_the_event_queue() {
+  within_10s(async {
+    let path = socket_path("hb-alive");
+    let _cleanup = Cleanup(path.clone());
+    let (server, mut srec) = start_server_with(ServerOptions {
+      heartbeat: heartbeat(30, 90),
+      ..server_options(&path)
+    })
+    .await;
+    // The client has no heartbeat of its own: its core still answers the server's pings.
+    let (client, mut crec, _) = connect_client(&path, &mut srec).await;
+    srec.settle(Duration::from_millis(600)).await;
+    crec.settle(Duration::ZERO).await;
+    assert_eq!(srec.count(kind::CONNECTION_CLOSE), 0, "{}", dump(&srec.records));
+    assert_eq!(crec.count(kind::DISCONNECT), 0, "{}", dump(&crec.records));
+    let only_lifecycle = |r: &Record| matches!(r.kind, kind::LISTENING | kind::CONNECTION | kind::CONNECT);
+    assert!(srec.records.iter().all(only_lifecycle), "{}", dump(&srec.records));
+    assert!(crec.records.iter().all(only_lifecycle), "{}", dump(&crec.records));
+    close_client(&client, &mut crec).await;
+    close_server(&server, &mut srec).await;
+  })
+  .await;
+}
+
+// ===== Requests pass through the core =====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_replies_reach_the_other_side_in_order_with_messages() {
+  within_10s(async {
+    let path = socket_path("req");
+    let _cleanup = Cleanup(path.clone());
+    let (server, mut srec) = start_server(&path).await;
+    let (client, mut crec, id) = connect_client(&path, &mut srec).await;
+    let mut frames = json_frame("m", "1");
+    codec::encode_request(&mut frames, frame_kind::REQUEST_JSON, 41, "q", b"2");
+    frames.extend_from_slice(&json_frame("m", "3"));
+    client.send(&frames);
+    srec
+      .wait_until("3 data records", |r| {
+        r.iter().filter(|x| x.kind < 0x80).count() >= 3
+      })
+      .await;
+    let data: Vec<u8> = srec.records.iter().filter(|x| x.kind < 0x80).map(|x| x.kind).collect();
+    assert_eq!(data, [kind::MESSAGE_JSON, kind::REQUEST_JSON, kind::MESSAGE_JSON]);
+    let request = srec.records.iter().find(|x| x.kind == kind::REQUEST_JSON).unwrap();
+    assert_eq!(request.id, id);
+    assert_eq!(request.body, [&41u32.to_be_bytes()[..], &message_body("q", b"2")].concat());
+
+    let mut reply = Vec::new();
+    codec::encode_reply(&mut reply, frame_kind::REPLY_JSON, 41, b"\"ok\"");
+    server.send(&addressed(id, &reply));
+    let got = crec.wait_for(kind::REPLY_JSON).await;
+    assert_eq!(got.body, [&41u32.to_be_bytes()[..], b"\"ok\""].concat());
+    close_client(&client, &mut crec).await;
+    close_server(&server, &mut srec).await;
+  })
+  .await;
+}
+
+// ===== Peer =====
+
+fn peer_options(path: &str) -> PeerOptions {
+  PeerOptions {
+    path: path.to_owned(),
+    max_message_size: codec::DEFAULT_MAX_MESSAGE_SIZE,
+    handshake_timeout: Duration::from_secs(5),
+    heartbeat: None,
+    retry: RetryPolicy {
+      retry_delay: Delay::Fixed(Duration::from_millis(50)),
+      reconnect_delay: Delay::Fixed(Duration::from_millis(10)),
+      max_retries: None,
+    },
+  }
+}
+
+async fn start_peer(path: &str) -> (Peer, Recorder) {
+  let rec = Recorder::new();
+  let peer = Peer::connect(peer_options(path), rec.queue());
+  (peer, rec)
+}
+
+async fn close_peer(peer: &Peer, rec: &mut Recorder) {
+  peer.close();
+  rec
+    .wait_until("peer CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_pair_as_server_and_client_and_a_third_is_refused_as_busy() {
+  within_10s(async {
+    let path = socket_path("peer-pair");
+    let _cleanup = Cleanup(path.clone());
+    let (a, mut arec) = start_peer(&path).await;
+    assert_eq!(arec.wait_for(kind::ROLE).await.body, [0], "the first peer listens");
+    let (b, mut brec) = start_peer(&path).await;
+    assert_eq!(brec.wait_for(kind::ROLE).await.body, [1], "the second connects");
+    arec.wait_for(kind::CONNECT).await;
+    brec.wait_for(kind::CONNECT).await;
+
+    b.send(&json_frame("t", "\"from b\""));
+    let m = arec.wait_for(kind::MESSAGE_JSON).await;
+    assert_eq!(payload_of(&m), b"\"from b\"");
+    a.send(&json_frame("t", "\"from a\""));
+    assert_eq!(payload_of(&brec.wait_for(kind::MESSAGE_JSON).await), b"\"from a\"");
+
+    let (c, mut crec) = start_peer(&path).await;
+    let refused = crec.wait_for(kind::CONNECT_ERROR).await;
+    assert_code(&refused, "ERR_IPC_PEER_BUSY");
+    assert_eq!(crec.count(kind::CONNECT), 0);
+    assert_eq!(arec.count(kind::MESSAGE_ERROR) + arec.count(kind::ERROR), 0, "{}", dump(&arec.records));
+
+    // The server peer leaves: one of the other two takes the socket file, the other joins it.
+    close_peer(&a, &mut arec).await;
+    brec.wait_for(kind::DISCONNECT).await;
+    brec.wait_until("b connected again", |r| r.iter().filter(|x| x.kind == kind::CONNECT).count() == 2).await;
+    crec.wait_for(kind::CONNECT).await;
+    let roles = |rec: &Recorder| rec.records.iter().filter(|r| r.kind == kind::ROLE).map(|r| r.body[0]).collect::<Vec<_>>();
+    let (b_roles, c_roles) = (roles(&brec), roles(&crec));
+    assert!(
+      (b_roles == [1, 0] && c_roles == [1]) || (b_roles == [1] && c_roles == [0]),
+      "b {b_roles:?}, c {c_roles:?}"
+    );
+    close_peer(&b, &mut brec).await;
+    close_peer(&c, &mut crec).await;
+    assert!(!Path::new(&path).exists(), "the last server peer removed its socket file");
+  })
+  .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_started_together_always_end_as_one_server_and_one_client() {
+  within_10s(async {
+    for round in 0..20 {
+      let path = socket_path(&format!("peer-race-{round}"));
+      let _cleanup = Cleanup(path.clone());
+      let ((a, mut arec), (b, mut brec)) = tokio::join!(start_peer(&path), start_peer(&path));
+      let (ra, rb) = (arec.wait_for(kind::ROLE).await.body[0], brec.wait_for(kind::ROLE).await.body[0]);
+      assert_eq!(ra + rb, 1, "round {round}: roles {ra} and {rb}");
+      arec.wait_for(kind::CONNECT).await;
+      brec.wait_for(kind::CONNECT).await;
+      close_peer(&a, &mut arec).await;
+      close_peer(&b, &mut brec).await;
+    }
   })
   .await;
 }

@@ -1,0 +1,261 @@
+//! The symmetric connection (simple-ipc's idea): the same code runs in two processes. Whoever
+//! finds the socket file free, or left behind by a dead process, listens; whoever finds a live
+//! listener connects. When the listening side goes away, the one left takes the file over, so
+//! the next process to start finds it listening. A peer has one partner at a time, and one outbox
+//! that follows it from role to role.
+
+use crate::client::connect_once;
+use crate::codec;
+use crate::connection::{self, Conn, Ended, HandshakeFailure, Heartbeat, Link, Outbox};
+use crate::error::IpcError;
+use crate::events::{kind, EventQueue};
+use crate::reconnect::{Jitter, Retries, RetryPolicy};
+use crate::socket_file::{bind_reclaiming, is_in_use, SocketFile};
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+  pub path: String,
+  pub max_message_size: usize,
+  pub handshake_timeout: Duration,
+  pub heartbeat: Option<Heartbeat>,
+  /// `retry_delay` paces failed attempts to join; `reconnect_delay` the new election after the
+  /// partner in the server role went away.
+  pub retry: RetryPolicy,
+}
+
+/// The role a peer took, as carried by the `ROLE` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+  Server = 0,
+  Client = 1,
+}
+
+/// A handle to a running peer; clones share it.
+#[derive(Clone)]
+pub struct Peer {
+  shared: Arc<Shared>,
+}
+
+struct Shared {
+  options: PeerOptions,
+  events: Arc<EventQueue>,
+  outbox: Outbox,
+  shutdown: CancellationToken,
+  socket_file: SocketFile,
+  /// In the server role: a partner holds the one place.
+  partnered: AtomicBool,
+}
+
+impl Peer {
+  /// Starts the election on the current tokio runtime; what happens arrives as events.
+  pub fn connect(options: PeerOptions, events: Arc<EventQueue>) -> Peer {
+    let shared = Arc::new(Shared {
+      options,
+      events,
+      outbox: Outbox::default(),
+      shutdown: CancellationToken::new(),
+      socket_file: SocketFile::default(),
+      partnered: AtomicBool::new(false),
+    });
+    tokio::spawn(run(shared.clone()));
+    Peer { shared }
+  }
+
+  /// Queues wire frames for the partner (now, or the next one); returns how many messages were
+  /// refused because the peer has finished.
+  pub fn send(&self, frames: &[u8]) -> usize {
+    self.shared.outbox.append(frames)
+  }
+
+  /// Queues one large frame; returns 1 if refused, as `send`.
+  pub fn send_piece(&self, head: &[u8], payload: &[u8]) -> usize {
+    self.shared.outbox.append_piece(connection::piece(head, payload))
+  }
+
+  /// Flushes and ends the connection, removes the socket file if we listen, then `CLOSE`.
+  pub fn close(&self) {
+    self.shared.shutdown.cancel();
+  }
+
+  /// For when the JS environment is going away: close, and remove the socket file now.
+  pub fn abandon(&self) {
+    self.close();
+    self.shared.socket_file.remove();
+  }
+}
+
+async fn run(shared: Arc<Shared>) {
+  let options = &shared.options;
+  let mut retries = Retries::new(options.retry, Jitter::from_entropy());
+  let mut role = None;
+  let mut connected_before = false;
+  // A listener that vanished between our bind and our connect is retried at once, once.
+  let mut raced = false;
+  loop {
+    let bound = tokio::select! {
+      biased;
+      _ = shared.shutdown.cancelled() => break,
+      bound = bind_reclaiming(&options.path) => bound,
+    };
+    let delay = match bound {
+      Ok(listener) => {
+        shared.socket_file.claim(&options.path);
+        take_role(&shared, &mut role, Role::Server);
+        serve_partners(&shared, listener, &mut connected_before).await;
+        break;
+      }
+      Err(e) if is_in_use(&e) => {
+        let attempt = tokio::select! {
+          biased;
+          _ = shared.shutdown.cancelled() => break,
+          attempt = connect_once(&options.path, options.handshake_timeout) => attempt,
+        };
+        match attempt {
+          Ok(conn) => {
+            raced = false;
+            retries.succeeded();
+            take_role(&shared, &mut role, Role::Client);
+            let end = partner_with(&shared, conn, &mut connected_before).await;
+            if matches!(end, Ended::Shutdown) {
+              break;
+            }
+            retries.after_drop()
+          }
+          Err(e) if listener_vanished(&e) && !raced => {
+            raced = true;
+            Duration::ZERO
+          }
+          Err(e) => {
+            raced = false;
+            shared.events.push_error(kind::CONNECT_ERROR, 0, &e);
+            match retries.failed() {
+              Some(delay) => delay,
+              None => {
+                let e = IpcError::RetriesExhausted(format!(
+                  "gave up after {} failed attempts in a row to join the peer on {} (maxRetries)",
+                  retries.failures(),
+                  options.path
+                ));
+                shared.events.push_error(kind::ERROR, 0, &e);
+                break;
+              }
+            }
+          }
+        }
+      }
+      // Neither listening nor connecting can work (a bad directory, no permission).
+      Err(e) => {
+        shared.events.push_error(kind::ERROR, 0, &e);
+        break;
+      }
+    };
+    tokio::select! {
+      biased;
+      _ = shared.shutdown.cancelled() => break,
+      _ = tokio::time::sleep(delay) => {}
+    }
+  }
+  shared.socket_file.remove();
+  let undelivered = shared.outbox.close();
+  if undelivered > 0 {
+    shared
+      .events
+      .push_error(kind::ERROR, 0, &IpcError::ClosedWithQueued(undelivered));
+  }
+  shared.events.push(kind::CLOSE, 0, b"");
+  shared.events.finish();
+}
+
+fn listener_vanished(e: &IpcError) -> bool {
+  matches!(e, IpcError::Io { error, .. }
+    if matches!(error.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound))
+}
+
+fn take_role(shared: &Shared, role: &mut Option<Role>, now: Role) {
+  if *role != Some(now) {
+    *role = Some(now);
+    shared.events.push(kind::ROLE, 0, &[now as u8]);
+  }
+}
+
+/// Runs the connection to a partner, in either role, and reports its start and end.
+async fn partner_with(shared: &Shared, conn: Conn, connected_before: &mut bool) -> Ended {
+  shared.events.push(kind::CONNECT, 0, &[u8::from(*connected_before)]);
+  *connected_before = true;
+  let link = Link {
+    id: 0,
+    events: &shared.events,
+    outbox: &shared.outbox,
+    max_message_size: shared.options.max_message_size,
+    shutdown: &shared.shutdown,
+    heartbeat: shared.options.heartbeat,
+  };
+  let end = connection::run(conn, link).await;
+  if !matches!(end, Ended::Shutdown) {
+    connection::report_end(&shared.events, kind::DISCONNECT, 0, &end);
+  }
+  end
+}
+
+/// The server role: accepts partners, one at a time, until we shut down. Others are refused with
+/// a REJECT, so a third process learns the pair is complete instead of waiting in silence.
+async fn serve_partners(shared: &Arc<Shared>, listener: UnixListener, connected_before: &mut bool) {
+  let connections = TaskTracker::new();
+  // Shared with the tasks; only one of them at a time gets past the admission check.
+  let before = Arc::new(AtomicBool::new(*connected_before));
+  loop {
+    tokio::select! {
+      _ = shared.shutdown.cancelled() => break,
+      accepted = listener.accept() => match accepted {
+        Ok((stream, _)) => {
+          connections.spawn(admit_partner(shared.clone(), stream, before.clone()));
+        }
+        Err(e) => {
+          shared.events.push_error(kind::ERROR, 0, &IpcError::io(e, "accept", &shared.options.path));
+          tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+      },
+    }
+  }
+  drop(listener);
+  connections.close();
+  connections.wait().await;
+  *connected_before = before.load(Ordering::Relaxed);
+}
+
+async fn admit_partner(shared: Arc<Shared>, stream: UnixStream, connected_before: Arc<AtomicBool>) {
+  let mut conn = Conn::new(stream);
+  let mut took_place = false;
+  let hello = conn
+    .accept_hello(shared.options.handshake_timeout, &shared.shutdown, || {
+      if shared.partnered.swap(true, Ordering::AcqRel) {
+        return Some(format!(
+          "{}: this native-socket-ipc Peer is already connected to another process",
+          codec::PEER_BUSY
+        ));
+      }
+      took_place = true;
+      None
+    })
+    .await;
+  match hello {
+    Ok(()) => {
+      let mut before = connected_before.load(Ordering::Relaxed);
+      partner_with(&shared, conn, &mut before).await;
+      connected_before.store(before, Ordering::Relaxed);
+    }
+    Err(HandshakeFailure::Error(e)) => shared.events.push_error(kind::MESSAGE_ERROR, 0, &e),
+    Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => {}
+  }
+  // Only after the partner's DISCONNECT is queued, so the next partner's CONNECT follows it.
+  if took_place {
+    shared.partnered.store(false, Ordering::Release);
+  }
+}
