@@ -5,20 +5,29 @@
 // Record layout (big-endian, see src/events.rs): kind u8 | id u32 | len u32 | body[len].
 
 const { ipcError, fromNative } = require('./errors');
-const { KIND_JSON, KIND_BINARY } = require('./outgoing');
+const {
+  KIND_JSON,
+  KIND_BINARY,
+  KIND_REQUEST_JSON,
+  KIND_REQUEST_BINARY,
+  KIND_REPLY_BINARY,
+  KIND_REPLY_ERROR,
+} = require('./outgoing');
 
 const RECORD_HEADER = 9;
 
+// Lifecycle records (src/events.rs); data records below 0x80 use their wire frame kinds.
 const EVENT = {
-  LISTENING: 0x21,
-  CONNECTION: 0x22,
-  CONNECTION_CLOSE: 0x23,
-  CONNECT: 0x24,
-  DISCONNECT: 0x25,
-  MESSAGE_ERROR: 0x26,
-  ERROR: 0x27,
-  CONNECT_ERROR: 0x28,
-  CLOSE: 0x29,
+  LISTENING: 0x81,
+  CONNECTION: 0x82,
+  CONNECTION_CLOSE: 0x83,
+  CONNECT: 0x84,
+  DISCONNECT: 0x85,
+  MESSAGE_ERROR: 0x86,
+  ERROR: 0x87,
+  CONNECT_ERROR: 0x88,
+  CLOSE: 0x89,
+  ROLE: 0x8a,
 };
 
 // A binary message smaller than this is copied out of the batch, so holding on to it does not
@@ -29,6 +38,9 @@ const COPY_BELOW = 64 * 1024;
 const onMessage = Symbol('onMessage');
 const onMessageError = Symbol('onMessageError');
 const onEvent = Symbol('onEvent');
+const onRequest = Symbol('onRequest');
+const onReply = Symbol('onReply');
+const onReplyError = Symbol('onReplyError');
 
 const KIND_JSON_GROUP = 0x12;
 const KIND_ATTACHED = 0x13;
@@ -37,7 +49,9 @@ const GROUP_ENTRY = 7;
 class Incoming {
   /**
    * @param {() => Buffer} take  takes the pending batch from the core
-   * @param {object} handler  implements [onMessage](message, topic, id), [onMessageError](err, id), [onEvent](kind, id, body)
+   * @param {object} handler  implements [onMessage](message, topic, id), [onMessageError](err, id),
+   *   [onEvent](kind, id, body), and for requests [onRequest](requestId, topic, message, id),
+   *   [onReply](requestId, message, id), [onReplyError](requestId, status, infoJson, id)
    */
   constructor(take, handler) {
     this.take = take;
@@ -93,7 +107,10 @@ class Incoming {
       } else if (kind === KIND_ATTACHED) {
         // The frame's own memory: a Buffer message is a view of it, never copied.
         const frame = this.attached[buf.readUInt32BE(start) + 1];
-        this.emitMessage(frame[4], frame, 5, frame.length, id, true);
+        if (frame[4] === KIND_JSON || frame[4] === KIND_BINARY) this.emitMessage(frame[4], frame, 5, frame.length, id, true);
+        else this.emitCall(frame[4], frame, 5, frame.length, id, true);
+      } else if (kind < 0x80) {
+        this.emitCall(kind, buf, start, end, id, end - start >= COPY_BELOW);
       } else if (kind === EVENT.MESSAGE_ERROR) {
         handler[onMessageError](fromNative(buf.toString('utf8', start, end)), id);
       } else {
@@ -123,6 +140,38 @@ class Incoming {
       }
     }
     handler[onMessage](message, topic, id);
+  }
+
+  /**
+   * A request or reply whose body is `buf[start, end)`: `request_id u32 | …` (PROTOCOL.md).
+   * Its payload decodes as a message's does.
+   */
+  emitCall(kind, buf, start, end, id, view) {
+    const handler = this.handler;
+    const requestId = buf.readUInt32BE(start);
+    if (kind === KIND_REPLY_ERROR) {
+      handler[onReplyError](requestId, buf[start + 4], buf.toString('utf8', start + 5, end), id);
+      return;
+    }
+    let topic = null;
+    let payloadAt = start + 4;
+    if (kind === KIND_REQUEST_JSON || kind === KIND_REQUEST_BINARY) {
+      payloadAt += 2 + buf.readUInt16BE(payloadAt);
+      topic = buf.toString('utf8', start + 6, payloadAt);
+    }
+    let message;
+    let failure;
+    if (kind === KIND_REQUEST_BINARY || kind === KIND_REPLY_BINARY) {
+      message = view ? buf.subarray(payloadAt, end) : Buffer.from(buf.subarray(payloadAt, end));
+    } else if (payloadAt < end) {
+      try {
+        message = JSON.parse(buf.toString('utf8', payloadAt, end));
+      } catch (err) {
+        failure = decodeError(topic === null ? 'reply' : topic, err, topic === null ? 'reply' : 'request');
+      }
+    }
+    if (topic === null) handler[onReply](requestId, message, id, failure);
+    else handler[onRequest](requestId, topic, message, id, failure);
   }
 
   /**
@@ -183,8 +232,9 @@ class Incoming {
   }
 }
 
-function decodeError(topic, cause) {
-  return ipcError('ERR_IPC_DECODE', `message on topic '${topic}' is not valid JSON: ${cause.message}`, { topic, cause });
+function decodeError(topic, cause, what = 'message') {
+  const where = what === 'reply' ? 'reply' : `${what} on topic '${topic}'`;
+  return ipcError('ERR_IPC_DECODE', `${where} is not valid JSON: ${cause.message}`, { topic, cause });
 }
 
-module.exports = { Incoming, EVENT, onMessage, onMessageError, onEvent };
+module.exports = { Incoming, EVENT, onMessage, onMessageError, onEvent, onRequest, onReply, onReplyError };

@@ -16,7 +16,10 @@ const DEFAULTS = {
   reconnectDelay: 100,
   maxRetries: Infinity,
   maxQueue: 10000,
+  heartbeatInterval: 5000,
+  requestTimeout: 5000,
 };
+const MAX_MS = 2 ** 31 - 1;
 
 function optionsObject(options, className) {
   if (typeof options === 'string') return { socketFile: options };
@@ -83,12 +86,28 @@ function delay(options, name) {
   return range;
 }
 
+// Heartbeats: interval 0 turns them off; the timeout defaults to two intervals.
+function heartbeat(options) {
+  const interval = integer(options, 'heartbeatInterval', 0, MAX_MS);
+  if (interval === 0) return { heartbeatInterval: 0, heartbeatTimeout: 0 };
+  const timeout = options.heartbeatTimeout === undefined ? Math.min(interval * 2, MAX_MS) : integer(options, 'heartbeatTimeout', 1, MAX_MS);
+  if (timeout <= interval) {
+    throw rangeError(
+      'ERR_OUT_OF_RANGE',
+      `options.heartbeatTimeout (${timeout}) must be greater than options.heartbeatInterval (${interval}), or the connection would be dropped before a ping could be answered`,
+    );
+  }
+  return { heartbeatInterval: interval, heartbeatTimeout: timeout };
+}
+
 // The options both ends have.
 function endpointOptions(options) {
   return {
     socketFile: socketFile(options.socketFile),
     maxMessageSize: integer(options, 'maxMessageSize', 16, MAX_MESSAGE_SIZE_LIMIT),
-    handshakeTimeout: integer(options, 'handshakeTimeout', 1, 2 ** 31 - 1),
+    handshakeTimeout: integer(options, 'handshakeTimeout', 1, MAX_MS),
+    ...heartbeat(options),
+    requestTimeout: integer(options, 'requestTimeout', 0, MAX_MS),
   };
 }
 
@@ -96,8 +115,9 @@ function serverOptions(input) {
   return endpointOptions(optionsObject(input, 'Server'));
 }
 
-function clientOptions(input) {
-  const options = optionsObject(input, 'Client');
+// Client and Peer.
+function clientOptions(input, className = 'Client') {
+  const options = optionsObject(input, className);
   return {
     ...endpointOptions(options),
     retryDelay: delay(options, 'retryDelay'),

@@ -5,11 +5,20 @@
 
 const { typeError, rangeError } = require('./errors');
 
+// Frame kinds (PROTOCOL.md). Each JSON kind's binary twin is the next value.
 const KIND_JSON = 0x10;
 const KIND_BINARY = 0x11;
+const KIND_REQUEST_JSON = 0x20;
+const KIND_REQUEST_BINARY = 0x21;
+const KIND_REPLY_JSON = 0x22;
+const KIND_REPLY_BINARY = 0x23;
+const KIND_REPLY_ERROR = 0x24;
 const MAX_TOPIC_BYTES = 0xffff;
-// len (4) + kind (1) + topic length (2)
-const FRAME_HEADER = 7;
+// len (4) + kind (1)
+const FRAME_START = 5;
+// Requests and replies carry a u32 request id right after the kind.
+const REQUEST_ID = 4;
+const NO_ID = -1;
 const INITIAL_CAPACITY = 64 * 1024;
 // A binary payload this large is handed to the core on its own (see appendLarge).
 const LARGE_PAYLOAD = 64 * 1024;
@@ -56,6 +65,41 @@ class Outgoing {
 
   /** Encodes one message; throws (and queues nothing) if it cannot be encoded or is too large. */
   append(target, topic, message) {
+    this.frame(target, KIND_JSON, NO_ID, topic, message);
+  }
+
+  /** Encodes one request (`id` matches its reply); throws as `append`. */
+  appendRequest(target, id, topic, message) {
+    this.frame(target, KIND_REQUEST_JSON, id, topic, message);
+  }
+
+  /** Encodes one reply to request `id`; throws as `append`. */
+  appendReply(target, id, message) {
+    this.frame(target, KIND_REPLY_JSON, id, null, message);
+  }
+
+  /** Encodes a failed reply: `status` (see lib/calls.js) and `{ message, code }` as JSON. */
+  appendReplyError(target, id, status, info) {
+    const text = JSON.stringify(info);
+    const start = this.len;
+    this.reserve(this.prefix + FRAME_START + REQUEST_ID + 1 + text.length * 3);
+    const buf = this.buf;
+    const at = start + this.prefix;
+    buf[at + 4] = KIND_REPLY_ERROR;
+    buf.writeUInt32BE(id, at + FRAME_START);
+    buf[at + FRAME_START + REQUEST_ID] = status;
+    const end = at + FRAME_START + REQUEST_ID + 1 + buf.write(text, at + FRAME_START + REQUEST_ID + 1);
+    if (this.prefix) buf.writeUInt32BE(target, start);
+    buf.writeUInt32BE(end - (at + 4), at);
+    this.len = end;
+    this.scheduleFlush();
+  }
+
+  /**
+   * Encodes one frame of `jsonKind` (or its binary twin when `message` is bytes):
+   * `len | kind | [request id] | [topic_len | topic] | payload`; `topic` null means no topic.
+   */
+  frame(target, jsonKind, id, topic, message) {
     let text;
     let bytes;
     if (ArrayBuffer.isView(message)) {
@@ -71,31 +115,47 @@ class Outgoing {
       if (text === undefined) throw encodeError(`${typeof message} is not representable as JSON`);
     }
     const max = this.maxMessageSize;
+    const kind = bytes ? jsonKind + 1 : jsonKind;
+    // Bytes between the kind byte and the payload.
+    const fixed = (id === NO_ID ? 0 : REQUEST_ID) + (topic === null ? 0 : 2);
+    const topicChars = topic === null ? 0 : topic.length;
     const payloadAtLeast = bytes ? bytes.length : text.length;
-    if (3 + topic.length + payloadAtLeast > max) throw tooLarge(3 + topic.length + payloadAtLeast, max);
-    if (bytes && bytes.length >= LARGE_PAYLOAD && this.appendLarge(target, topic, bytes)) return;
+    if (1 + fixed + topicChars + payloadAtLeast > max) throw tooLarge(1 + fixed + topicChars + payloadAtLeast, max);
+    if (bytes && bytes.length >= LARGE_PAYLOAD && this.appendLarge(target, kind, id, topic, bytes)) return;
 
     // Reserve the worst case (3 UTF-8 bytes per UTF-16 unit), write, then fill in the lengths.
     const start = this.len;
     const payloadAtMost = bytes ? bytes.length : text.length * 3;
-    this.reserve(this.prefix + FRAME_HEADER + topic.length * 3 + payloadAtMost + 1);
+    this.reserve(this.prefix + FRAME_START + fixed + topicChars * 3 + payloadAtMost + 1);
     const buf = this.buf;
-    const topicAt = start + this.prefix + FRAME_HEADER;
-    const encodedTopic = this.encodeTopic(topic);
-    const topicBytes = encodedTopic.length;
-    // Copying a short topic byte by byte beats a native write call several times over.
-    if (topicBytes <= 32) for (let i = 0; i < topicBytes; i++) buf[topicAt + i] = encodedTopic[i];
-    else encodedTopic.copy(buf, topicAt);
-    const payloadAt = topicAt + topicBytes;
-    const end = payloadAt + (bytes ? bytes.copy(buf, payloadAt) : buf.write(text, payloadAt));
-    const frameLen = end - (start + this.prefix + 4);
+    const at = start + this.prefix;
+    let pos = at + FRAME_START;
+    if (id !== NO_ID) {
+      buf.writeUInt32BE(id, pos);
+      pos += REQUEST_ID;
+    }
+    if (topic !== null) {
+      const encodedTopic = this.encodeTopic(topic);
+      const topicBytes = encodedTopic.length;
+      buf[pos] = topicBytes >>> 8;
+      buf[pos + 1] = topicBytes & 0xff;
+      pos += 2;
+      // Copying a short topic byte by byte beats a native write call several times over.
+      if (topicBytes <= 32) for (let i = 0; i < topicBytes; i++) buf[pos + i] = encodedTopic[i];
+      else encodedTopic.copy(buf, pos);
+      pos += topicBytes;
+    }
+    const end = pos + (bytes ? bytes.copy(buf, pos) : buf.write(text, pos));
+    const frameLen = end - (at + 4);
     if (frameLen > max) throw tooLarge(frameLen, max);
     if (this.prefix) buf.writeUInt32BE(target, start);
-    buf.writeUInt32BE(frameLen, start + this.prefix);
-    buf[start + this.prefix + 4] = bytes ? KIND_BINARY : KIND_JSON;
-    buf.writeUInt16BE(topicBytes, start + this.prefix + 5);
+    buf.writeUInt32BE(frameLen, at);
+    buf[at + 4] = kind;
     this.len = end;
+    this.scheduleFlush();
+  }
 
+  scheduleFlush() {
     if (this.len >= FLUSH_AT) {
       this.flush();
     } else if (!this.scheduled) {
@@ -108,17 +168,25 @@ class Outgoing {
    * A large Buffer skips the batch: copying it there and then into the core would be two copies
    * of a megabyte where one will do. The batch so far goes first, to keep the order.
    */
-  appendLarge(target, topic, bytes) {
-    const encodedTopic = this.encodeTopic(topic);
-    const frameLen = 3 + encodedTopic.length + bytes.length;
+  appendLarge(target, kind, id, topic, bytes) {
+    const encodedTopic = topic === null ? null : this.encodeTopic(topic);
+    const headLen = FRAME_START + (id === NO_ID ? 0 : REQUEST_ID) + (encodedTopic === null ? 0 : 2 + encodedTopic.length);
+    const frameLen = headLen - 4 + bytes.length;
     if (frameLen > this.maxMessageSize) throw tooLarge(frameLen, this.maxMessageSize);
     this.flush();
     if (this.len > 0) return false; // the core cannot take the batch yet; queue behind it
-    const head = Buffer.allocUnsafe(FRAME_HEADER + encodedTopic.length);
+    const head = Buffer.allocUnsafe(headLen);
     head.writeUInt32BE(frameLen, 0);
-    head[4] = KIND_BINARY;
-    head.writeUInt16BE(encodedTopic.length, 5);
-    encodedTopic.copy(head, FRAME_HEADER);
+    head[4] = kind;
+    let pos = FRAME_START;
+    if (id !== NO_ID) {
+      head.writeUInt32BE(id, pos);
+      pos += REQUEST_ID;
+    }
+    if (encodedTopic !== null) {
+      head.writeUInt16BE(encodedTopic.length, pos);
+      encodedTopic.copy(head, pos + 2);
+    }
     return this.deliverLarge(target, head, bytes);
   }
 
@@ -152,10 +220,14 @@ class Outgoing {
     if (this.buf.length > KEEP_AT_MOST) this.buf = Buffer.allocUnsafe(INITIAL_CAPACITY);
   }
 
-  /** Forgets what was not delivered; returns how many messages that was. */
+  /** Forgets what was not delivered; returns how many messages that was (requests are rejected
+   * by their own promises, and replies answer requests that are failing anyway). */
   discard() {
     let count = 0;
-    for (let pos = 0; pos < this.len; count++) pos += this.prefix + 4 + this.buf.readUInt32BE(pos + this.prefix);
+    for (let pos = 0; pos < this.len; pos += this.prefix + 4 + this.buf.readUInt32BE(pos + this.prefix)) {
+      const kind = this.buf[pos + this.prefix + 4];
+      if (kind === KIND_JSON || kind === KIND_BINARY) count++;
+    }
     this.len = 0;
     return count;
   }
@@ -174,4 +246,15 @@ function tooLarge(size, max) {
   );
 }
 
-module.exports = { Outgoing, topicOf, KIND_JSON, KIND_BINARY, MAX_TOPIC_BYTES };
+module.exports = {
+  Outgoing,
+  topicOf,
+  KIND_JSON,
+  KIND_BINARY,
+  KIND_REQUEST_JSON,
+  KIND_REQUEST_BINARY,
+  KIND_REPLY_JSON,
+  KIND_REPLY_BINARY,
+  KIND_REPLY_ERROR,
+  MAX_TOPIC_BYTES,
+};

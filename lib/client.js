@@ -1,0 +1,235 @@
+'use strict';
+// Client: connects to a Server, retrying and reconnecting by its options, and queues what is sent
+// while disconnected. States: new -> running -> closing -> closed. Peer (lib/peer.js) is the same
+// one-connection endpoint with a different way of finding the other side, so both build on
+// OneConnection here.
+
+const { NativeClient } = require('../binding.js');
+const { ipcError, fromNative } = require('./errors');
+const { clientOptions } = require('./options');
+const { Outgoing, topicOf } = require('./outgoing');
+const { Calls } = require('./calls');
+const { EVENT, onMessage, onMessageError, onEvent } = require('./incoming');
+const { disconnectedError } = require('./server');
+const {
+  Endpoint,
+  BROADCAST,
+  topicEvent,
+  closedError,
+  closedRequestError,
+  promised,
+  kNative,
+  kState,
+  kOptions,
+  kOutgoing,
+  kCalls,
+  kStart,
+  kRefuseIfClosed,
+  kClosed,
+} = require('./endpoint');
+
+const kConnected = Symbol('connected');
+const kQueued = Symbol('queued');
+const kConnection = Symbol('connection');
+const kQueueFull = Symbol('queueFull');
+const kLifecycle = Symbol('lifecycle');
+
+function undeliveredError(undelivered) {
+  return ipcError(
+    'ERR_IPC_CLOSED',
+    `the client stopped (close() or maxRetries) with ${undelivered} message(s) not yet sent; they were not delivered`,
+    { undelivered },
+  );
+}
+
+/** One connection to one other side, with a queue for while there is none. */
+class OneConnection extends Endpoint {
+  constructor(options, className) {
+    super();
+    this[kOptions] = clientOptions(options, className);
+    this[kConnected] = false;
+    this[kQueued] = 0;
+    // Counts connections: 1 for the first. A request is tagged with the one it travels on.
+    this[kConnection] = 0;
+    // The core may have stopped (maxRetries) before this side heard of it: what it refuses is
+    // reported, not lost.
+    const refusedIfAny = (refused) => {
+      if (refused > 0) this.emit('error', undeliveredError(refused));
+      return true;
+    };
+    this[kOutgoing] = new Outgoing(
+      false,
+      this[kOptions].maxMessageSize,
+      (batch) => this[kNative] !== null && refusedIfAny(this[kNative].send(batch)),
+      (target, head, payload) => this[kNative] !== null && refusedIfAny(this[kNative].sendLarge(head, payload)),
+    );
+    this[kCalls] = new Calls(
+      this[kOutgoing],
+      this[kOptions].requestTimeout,
+      false,
+      () => this[kConnection],
+      (from, connection) => this[kConnected] && this[kConnection] === connection,
+    );
+  }
+
+  /** Starts the native side; the subclass's connect() calls it. */
+  [kStart](NativeClass) {
+    if (this[kState] !== 'new') {
+      throw ipcError(
+        'ERR_IPC_ALREADY_CONNECTING',
+        `connect() was already called on this ${this.constructor.name}; create a new ${this.constructor.name} to connect again`,
+      );
+    }
+    const o = this[kOptions];
+    super[kStart](NativeClass, {
+      socketFile: o.socketFile,
+      maxMessageSize: o.maxMessageSize,
+      handshakeTimeout: o.handshakeTimeout,
+      retryDelayMin: o.retryDelay.min,
+      retryDelayMax: o.retryDelay.max,
+      reconnectDelayMin: o.reconnectDelay.min,
+      reconnectDelayMax: o.reconnectDelay.max,
+      maxRetries: o.maxRetries,
+      heartbeatInterval: o.heartbeatInterval,
+      heartbeatTimeout: o.heartbeatTimeout,
+    });
+    this[kState] = 'running';
+    // What was sent before connect() goes out first.
+    this[kOutgoing].flush();
+    return this;
+  }
+
+  /** Sends to the other side; while disconnected the message waits in a queue of maxQueue messages. */
+  send(topic, message) {
+    topic = topicOf(topic);
+    if (this[kRefuseIfClosed]()) return;
+    if (this[kConnected]) {
+      this[kOutgoing].append(BROADCAST, topic, message);
+      return;
+    }
+    if (this[kQueued] >= this[kOptions].maxQueue) {
+      this.emit('error', this[kQueueFull](topic, 'message', 'this message'));
+      return;
+    }
+    this[kOutgoing].append(BROADCAST, topic, message);
+    this[kQueued]++;
+  }
+
+  /** Asks the other side; resolves with the reply of its handler for `topic`. While disconnected,
+   * the request waits in the send queue and its timeout runs. */
+  request(topic, message, options = {}) {
+    return promised(topic, () => {
+      topic = topicOf(topic);
+      if (this[kClosed]) throw closedError(this, 'make requests');
+      const connected = this[kConnected];
+      if (!connected && this[kQueued] >= this[kOptions].maxQueue) throw this[kQueueFull](topic, 'request', 'this request');
+      // Not connected: it travels on the next connection.
+      const connection = connected ? this[kConnection] : this[kConnection] + 1;
+      const reply = this[kCalls].call(BROADCAST, topic, message, options, connection);
+      if (!connected) this[kQueued]++;
+      return reply;
+    });
+  }
+
+  [kQueueFull](topic, what, which) {
+    return ipcError(
+      'ERR_IPC_QUEUE_FULL',
+      `not connected and ${this[kQueued]} messages are already queued (maxQueue); ${which} on topic '${topic}' was dropped`,
+      { topic },
+    );
+  }
+
+  /** Stops retrying, flushes what was sent and disconnects; 'close' follows once. */
+  close() {
+    const state = this[kState];
+    if (state === 'closing' || state === 'closed') return this;
+    this[kCalls].rejectWhere(() => true, closedRequestError(this));
+    if (state === 'new') {
+      this[kState] = 'closed';
+      const undelivered = this[kOutgoing].discard();
+      process.nextTick(() => {
+        if (undelivered > 0) this.emit('error', undeliveredError(undelivered));
+        this.emit('close');
+      });
+      return this;
+    }
+    this[kOutgoing].flush();
+    this[kState] = 'closing';
+    this[kNative].close();
+    return this;
+  }
+
+  // ----- called by Incoming -----
+
+  [onMessage](message, topic) {
+    this.emit('message', message, topic);
+    this.emit(topicEvent(topic), message);
+  }
+
+  [onMessageError](err) {
+    this.emit('messageError', err);
+  }
+
+  [onEvent](kind, id, body) {
+    // After close() only the outcome matters: no more connection lifecycle noise.
+    const closing = this[kState] !== 'running';
+    switch (kind) {
+      case EVENT.CONNECT:
+        this[kConnected] = true;
+        this[kConnection]++;
+        this[kQueued] = 0;
+        if (!closing) this[kLifecycle]('connect', body[0] === 1);
+        break;
+      case EVENT.DISCONNECT: {
+        this[kConnected] = false;
+        const reason = body.length > 0 ? fromNative(body.toString()) : undefined;
+        const ended = this[kConnection];
+        this[kCalls].rejectWhere(
+          (connection) => connection <= ended,
+          (call) => disconnectedError(call.topic, 'the other side', reason),
+        );
+        if (closing) break;
+        if (reason) this.emit('disconnect', reason);
+        else this.emit('disconnect');
+        break;
+      }
+      case EVENT.CONNECT_ERROR:
+        if (!closing) this.emit('connectError', fromNative(body.toString()));
+        break;
+      case EVENT.ERROR:
+        this.emit('error', fromNative(body.toString()));
+        break;
+      case EVENT.CLOSE: {
+        this[kState] = 'closed';
+        this[kConnected] = false;
+        this[kCalls].rejectWhere(() => true, closedRequestError(this));
+        // Sent in this tick, after the core stopped: never reached it.
+        const undelivered = this[kOutgoing].discard();
+        if (undelivered > 0) this.emit('error', undeliveredError(undelivered));
+        this.emit('close');
+        break;
+      }
+      default:
+        this[kLifecycle](kind, body);
+    }
+  }
+}
+
+class Client extends OneConnection {
+  constructor(options) {
+    super(options, 'Client');
+  }
+
+  /** Starts connecting; retries until connected, 'close' or maxRetries. */
+  connect() {
+    return this[kStart](NativeClient);
+  }
+
+  [kLifecycle](event, reconnected) {
+    if (event !== 'connect') return;
+    this.emit('connect');
+    if (reconnected) this.emit('reconnect');
+  }
+}
+
+module.exports = { Client, OneConnection, kLifecycle };

@@ -1,0 +1,139 @@
+'use strict';
+// What Server, Client and Peer share: the native object's lifetime, ref/unref, and the
+// request/response API, whose bookkeeping lives in lib/calls.js.
+
+const { EventEmitter } = require('node:events');
+const { ipcError } = require('./errors');
+const { topicOf } = require('./outgoing');
+const { Incoming, onRequest, onReply, onReplyError, onMessageError } = require('./incoming');
+
+const kNative = Symbol('native');
+const kState = Symbol('state');
+const kOptions = Symbol('options');
+const kOutgoing = Symbol('outgoing');
+const kCalls = Symbol('calls');
+const kReferenced = Symbol('referenced');
+const kStart = Symbol('start');
+const kRefuseIfClosed = Symbol('refuseIfClosed');
+const kClosed = Symbol('closed');
+
+// Target meaning "every client" on a server, and "the other side" on a client or peer.
+const BROADCAST = 0;
+
+// 'message.<topic>' names, built once per topic (bounded, so hostile topics cannot grow it).
+const topicEvents = new Map();
+function topicEvent(topic) {
+  let name = topicEvents.get(topic);
+  if (name === undefined) {
+    name = `message.${topic}`;
+    if (topicEvents.size < 4096) topicEvents.set(topic, name);
+  }
+  return name;
+}
+
+class Endpoint extends EventEmitter {
+  constructor() {
+    super();
+    this[kState] = 'new';
+    this[kNative] = null;
+    this[kReferenced] = true;
+  }
+
+  /** Creates the native object, which starts at once; its wake-ups drain into our listeners. */
+  [kStart](NativeClass, config) {
+    const incoming = new Incoming(() => this[kNative].takeEvents(), this);
+    this[kNative] = new NativeClass(config, () => incoming.drain());
+    if (!this[kReferenced]) this[kNative].setReferenced(false);
+  }
+
+  /** Closing or closed: nothing more can be sent. */
+  get [kClosed]() {
+    return this[kState] === 'closing' || this[kState] === 'closed';
+  }
+
+  /** After close(): emits ERR_IPC_CLOSED and returns true. */
+  [kRefuseIfClosed]() {
+    if (!this[kClosed]) return false;
+    this.emit('error', closedError(this));
+    return true;
+  }
+
+  /** Like net.Server#ref: a running endpoint keeps the process alive (the default). */
+  ref() {
+    this[kReferenced] = true;
+    if (this[kNative] !== null) this[kNative].setReferenced(true);
+    return this;
+  }
+
+  /** Like net.Server#unref: lets the process exit even while this is running. */
+  unref() {
+    this[kReferenced] = false;
+    if (this[kNative] !== null) this[kNative].setReferenced(false);
+    return this;
+  }
+
+  /** Answers requests on `topic`: the handler's return value (or resolved Promise) is the reply. */
+  handle(topic, handler) {
+    this[kCalls].handle(topicOf(topic), handler);
+    return this;
+  }
+
+  /** Removes the handler for `topic`; true if there was one. */
+  removeHandler(topic) {
+    return this[kCalls].removeHandler(topicOf(topic));
+  }
+
+  // ----- called by Incoming -----
+
+  [onRequest](requestId, topic, message, from, decodeFailure) {
+    if (decodeFailure !== undefined) this[onMessageError](decodeFailure, from);
+    this[kCalls].requested(requestId, topic, message, from, decodeFailure);
+  }
+
+  [onReply](requestId, message, from, decodeFailure) {
+    this[kCalls].replied(requestId, message, from, decodeFailure);
+  }
+
+  [onReplyError](requestId, status, infoJson, from) {
+    this[kCalls].replyFailed(requestId, status, infoJson, from);
+  }
+}
+
+function closedError(endpoint, what = 'send', props) {
+  return ipcError('ERR_IPC_CLOSED', `the ${endpoint.constructor.name} was closed; create a new one to ${what} again`, props);
+}
+
+/** For requests pending when their endpoint closed. */
+function closedRequestError(endpoint) {
+  return (call) => closedError(endpoint, 'make requests', { topic: call.topic });
+}
+
+/**
+ * Runs `start` and turns anything it throws into a rejected promise: request() never throws, and
+ * every rejection names the request's topic.
+ */
+function promised(topic, start) {
+  try {
+    return start();
+  } catch (err) {
+    if (err !== null && typeof err === 'object' && err.topic === undefined) err.topic = topic;
+    return Promise.reject(err);
+  }
+}
+
+module.exports = {
+  Endpoint,
+  BROADCAST,
+  topicEvent,
+  closedError,
+  closedRequestError,
+  promised,
+  kNative,
+  kState,
+  kOptions,
+  kOutgoing,
+  kCalls,
+  kStart,
+  kRefuseIfClosed,
+  kClosed,
+};

@@ -1,0 +1,192 @@
+'use strict';
+// Server: listens on a Unix socket file and exchanges messages and requests with any number of
+// clients. States: new -> starting -> listening -> closing -> closed (or new -> starting -> failed).
+
+const { NativeServer } = require('../binding.js');
+const { ipcError, fromNative } = require('./errors');
+const { serverOptions } = require('./options');
+const { Outgoing, topicOf } = require('./outgoing');
+const { Calls } = require('./calls');
+const { EVENT, onMessage, onMessageError, onEvent } = require('./incoming');
+const {
+  Endpoint,
+  BROADCAST,
+  topicEvent,
+  closedError,
+  closedRequestError,
+  promised,
+  kNative,
+  kState,
+  kOptions,
+  kOutgoing,
+  kCalls,
+  kStart,
+  kRefuseIfClosed,
+  kClosed,
+} = require('./endpoint');
+
+const kClients = Symbol('clients');
+const kListened = Symbol('listened');
+const kOnNativeError = Symbol('onNativeError');
+
+class Server extends Endpoint {
+  constructor(options) {
+    super();
+    this[kOptions] = serverOptions(options);
+    this[kListened] = false;
+    this[kClients] = new Set();
+    // Before listen() nobody is connected, so a broadcast then reaches no one.
+    this[kOutgoing] = new Outgoing(
+      true,
+      this[kOptions].maxMessageSize,
+      (batch) => {
+        if (this[kNative] !== null) this[kNative].send(batch);
+        return true;
+      },
+      (target, head, payload) => {
+        if (this[kNative] !== null) this[kNative].sendLarge(target, head, payload);
+        return true;
+      },
+    );
+    // A client id is never reused, so it names its connection.
+    this[kCalls] = new Calls(
+      this[kOutgoing],
+      this[kOptions].requestTimeout,
+      true,
+      (clientId) => clientId,
+      (clientId) => this[kClients].has(clientId),
+    );
+  }
+
+  /** Starts listening; 'listening' or 'error' follows. */
+  listen() {
+    if (this[kState] !== 'new') {
+      throw ipcError('ERR_IPC_ALREADY_LISTENING', 'listen() was already called on this Server; create a new Server to listen again');
+    }
+    const { socketFile, maxMessageSize, handshakeTimeout, heartbeatInterval, heartbeatTimeout } = this[kOptions];
+    this[kStart](NativeServer, { socketFile, maxMessageSize, handshakeTimeout, heartbeatInterval, heartbeatTimeout });
+    this[kState] = 'starting';
+    return this;
+  }
+
+  /** Sends to one client. */
+  send(topic, message, clientId) {
+    topic = topicOf(topic);
+    if (this[kRefuseIfClosed]()) return;
+    if (!this[kClients].has(clientId)) {
+      this.emit(
+        'error',
+        ipcError('ERR_IPC_UNKNOWN_CLIENT', `client ${clientId} is not connected; the message was not sent`, { clientId }),
+      );
+      return;
+    }
+    this[kOutgoing].append(clientId, topic, message);
+  }
+
+  /** Sends to every connected client; the message is encoded once. */
+  broadcast(topic, message) {
+    topic = topicOf(topic);
+    if (this[kRefuseIfClosed]()) return;
+    this[kOutgoing].append(BROADCAST, topic, message);
+  }
+
+  /** Asks one client; resolves with the reply of its handler for `topic`. */
+  request(clientId, topic, message, options = {}) {
+    return promised(topic, () => {
+      topic = topicOf(topic);
+      if (this[kClosed]) throw closedError(this, 'make requests');
+      if (!this[kClients].has(clientId)) {
+        throw ipcError('ERR_IPC_UNKNOWN_CLIENT', `client ${clientId} is not connected; the request on topic '${topic}' was not sent`, {
+          clientId,
+          topic,
+        });
+      }
+      return this[kCalls].call(clientId, topic, message, options, clientId);
+    });
+  }
+
+  /** Flushes what was sent, ends every connection, removes the socket file; 'close' follows once. */
+  close() {
+    const state = this[kState];
+    if (state === 'closing' || state === 'closed') return this;
+    this[kCalls].rejectWhere(() => true, closedRequestError(this));
+    if (state === 'new' || state === 'failed') {
+      this[kState] = 'closed';
+      process.nextTick(() => this.emit('close'));
+      return this;
+    }
+    this[kOutgoing].flush();
+    this[kState] = 'closing';
+    this[kNative].close();
+    return this;
+  }
+
+  // ----- called by Incoming -----
+
+  [onMessage](message, topic, clientId) {
+    this.emit('message', message, topic, clientId);
+    this.emit(topicEvent(topic), message, clientId);
+  }
+
+  [onMessageError](err, clientId) {
+    err.clientId = clientId;
+    this.emit('messageError', err, clientId);
+  }
+
+  [onEvent](kind, id, body) {
+    switch (kind) {
+      case EVENT.LISTENING:
+        this[kListened] = true;
+        if (this[kState] !== 'starting') break; // close() came first
+        this[kState] = 'listening';
+        this.emit('listening');
+        break;
+      case EVENT.CONNECTION:
+        this[kClients].add(id);
+        this.emit('connection', id);
+        break;
+      case EVENT.CONNECTION_CLOSE: {
+        this[kClients].delete(id);
+        const reason = body.length > 0 ? fromNative(body.toString()) : undefined;
+        this[kCalls].rejectWhere(
+          (clientId) => clientId === id,
+          (call) => disconnectedError(call.topic, `client ${id}`, reason, { clientId: id }),
+        );
+        if (reason) this.emit('connectionClose', id, reason);
+        else this.emit('connectionClose', id);
+        break;
+      }
+      case EVENT.ERROR:
+        this[kOnNativeError](fromNative(body.toString()));
+        break;
+      case EVENT.CLOSE:
+        this[kState] = 'closed';
+        this.emit('close');
+        break;
+    }
+  }
+
+  [kOnNativeError](err) {
+    if (!this[kListened] && err.code !== 'ERR_IPC_UNKNOWN_CLIENT') {
+      // listen() failed: the core has stopped and will send nothing more.
+      const closeRequested = this[kState] === 'closing';
+      this[kState] = closeRequested ? 'closed' : 'failed';
+      this.emit('error', err);
+      if (closeRequested) this.emit('close');
+      return;
+    }
+    this.emit('error', err);
+  }
+}
+
+/** A request outstanding when its connection ended. */
+function disconnectedError(topic, who, reason, props) {
+  const why = reason ? ` (${reason.message})` : '';
+  return ipcError(
+    'ERR_IPC_DISCONNECTED',
+    `the connection to ${who} ended before the reply to the request on topic '${topic}' arrived${why}; it may or may not have been handled`,
+    { topic, ...props, ...(reason ? { cause: reason } : {}) },
+  );
+}
+
+module.exports = { Server, disconnectedError };
