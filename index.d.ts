@@ -8,30 +8,43 @@ export type Message = unknown;
 /** A delay in milliseconds, or a uniformly random delay between `min` and `max`. */
 export type Delay = number | { min?: number; max?: number };
 
-export interface ServerOptions {
+/** Options every endpoint (Server, Client, Peer) takes. */
+export interface EndpointOptions {
   /** Path of the Unix socket file. Required. */
   socketFile: string;
   /** Largest encoded message accepted or sent, in bytes (3 + topic + payload). Default 8 MiB. */
   maxMessageSize?: number;
   /** Time a new connection has to complete the hello, in ms. Default 5000. */
   handshakeTimeout?: number;
+  /** Ping after this many ms in which nothing arrived; 0 turns heartbeats off. Default 5000. */
+  heartbeatInterval?: number;
+  /** Drop the connection after this many ms in which nothing arrived. Default 2 × heartbeatInterval. */
+  heartbeatTimeout?: number;
+  /** Default `timeout` of request(), in ms; 0 means none. Default 5000. */
+  requestTimeout?: number;
 }
 
-export interface ClientOptions {
-  /** Path of the Unix socket file. Required. */
-  socketFile: string;
+export interface ServerOptions extends EndpointOptions {}
+
+export interface ClientOptions extends EndpointOptions {
   /** Delay between connection attempts until a connection succeeds. Default 1000 ms. */
   retryDelay?: Delay;
   /** Delay before reconnecting after an established connection drops. Default 100 ms. */
   reconnectDelay?: Delay;
   /** Failed attempts in a row tolerated after the first before giving up. Default Infinity. */
   maxRetries?: number;
-  /** Messages queued while not connected before send() reports ERR_IPC_QUEUE_FULL. Default 10000. */
+  /** Messages and requests queued while not connected before ERR_IPC_QUEUE_FULL. Default 10000. */
   maxQueue?: number;
-  /** Largest encoded message accepted or sent, in bytes. Default 8 MiB. */
-  maxMessageSize?: number;
-  /** Time the server has to answer the hello, in ms. Default 5000. */
-  handshakeTimeout?: number;
+}
+
+/** A Peer takes a Client's options; `retryDelay` paces attempts to join a busy or hung peer. */
+export interface PeerOptions extends ClientOptions {}
+
+export interface RequestOptions {
+  /** Reject with ERR_IPC_TIMEOUT after this many ms; 0 means never. Default: requestTimeout. */
+  timeout?: number;
+  /** Aborting rejects with ERR_IPC_ABORTED; a late reply is discarded. */
+  signal?: AbortSignal;
 }
 
 /** Every error the library emits or throws carries a stable `code`. */
@@ -50,12 +63,26 @@ export interface IpcError extends Error {
     | 'ERR_IPC_PROTOCOL'
     | 'ERR_IPC_HANDSHAKE_TIMEOUT'
     | 'ERR_IPC_INVALID_PATH'
+    | 'ERR_IPC_TIMEOUT'
+    | 'ERR_IPC_ABORTED'
+    | 'ERR_IPC_NO_HANDLER'
+    | 'ERR_IPC_DISCONNECTED'
+    | 'ERR_IPC_REMOTE'
+    | 'ERR_IPC_HANDLER_EXISTS'
+    | 'ERR_IPC_HEARTBEAT_TIMEOUT'
+    | 'ERR_IPC_PEER_BUSY'
     | 'ERR_INVALID_ARG_TYPE'
     | 'ERR_INVALID_ARG_VALUE'
     | 'ERR_OUT_OF_RANGE'
     | (string & {}); // Node's own errno codes: 'ENOENT', 'EADDRINUSE', 'EACCES', …
   clientId?: number;
   undelivered?: number;
+  /** The topic of the request that failed. */
+  topic?: string;
+  /** ERR_IPC_TIMEOUT: the timeout that ran out, in ms. */
+  timeout?: number;
+  /** ERR_IPC_REMOTE: the `code` of the error the remote handler threw, if it had one. */
+  remoteCode?: string | number;
   errno?: number;
   syscall?: string;
   path?: string;
@@ -69,6 +96,12 @@ export declare class Server extends EventEmitter {
   send(topic: string | undefined, message: Message, clientId: number): void;
   /** Sends to every connected client. */
   broadcast(topic: string | undefined, message: Message): void;
+  /** Asks one client; resolves with its handler's reply. Never throws: every failure rejects. */
+  request<R = any>(clientId: number, topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
+  /** Answers requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
+  handle(topic: string | undefined, handler: (message: any, clientId: number) => unknown): this;
+  /** Removes the handler of `topic`; true if there was one. */
+  removeHandler(topic: string | undefined): boolean;
   /** Flushes, ends every connection, removes the socket file. Idempotent; 'close' follows once. */
   close(): this;
   ref(): this;
@@ -79,7 +112,7 @@ export declare class Server extends EventEmitter {
   on(event: 'message', listener: (message: any, topic: string, clientId: number) => void): this;
   on(event: `message.${string}`, listener: (message: any, clientId: number) => void): this;
   on(event: 'messageError', listener: (error: IpcError, clientId: number) => void): this;
-  on(event: 'connectionClose', listener: (clientId: number) => void): this;
+  on(event: 'connectionClose', listener: (clientId: number, reason?: IpcError) => void): this;
   on(event: 'close', listener: () => void): this;
   on(event: 'error', listener: (error: IpcError) => void): this;
   once(event: 'listening', listener: () => void): this;
@@ -87,7 +120,7 @@ export declare class Server extends EventEmitter {
   once(event: 'message', listener: (message: any, topic: string, clientId: number) => void): this;
   once(event: `message.${string}`, listener: (message: any, clientId: number) => void): this;
   once(event: 'messageError', listener: (error: IpcError, clientId: number) => void): this;
-  once(event: 'connectionClose', listener: (clientId: number) => void): this;
+  once(event: 'connectionClose', listener: (clientId: number, reason?: IpcError) => void): this;
   once(event: 'close', listener: () => void): this;
   once(event: 'error', listener: (error: IpcError) => void): this;
 }
@@ -98,18 +131,59 @@ export declare class Client extends EventEmitter {
   connect(): this;
   /** Sends to the server; queued while disconnected. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG. */
   send(topic: string | undefined, message: Message): void;
+  /** Asks the server; resolves with its handler's reply. Queued while disconnected. Never throws. */
+  request<R = any>(topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
+  /** Answers the server's requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
+  handle(topic: string | undefined, handler: (message: any) => unknown): this;
+  /** Removes the handler of `topic`; true if there was one. */
+  removeHandler(topic: string | undefined): boolean;
   /** Stops retrying, flushes, disconnects. Idempotent; 'close' follows once. */
   close(): this;
   ref(): this;
   unref(): this;
 
-  on(event: 'connect' | 'reconnect' | 'disconnect' | 'close', listener: () => void): this;
+  on(event: 'disconnect', listener: (reason?: IpcError) => void): this;
+  on(event: 'connect' | 'reconnect' | 'close', listener: () => void): this;
   on(event: 'connectError', listener: (error: IpcError) => void): this;
   on(event: 'message', listener: (message: any, topic: string) => void): this;
   on(event: `message.${string}`, listener: (message: any) => void): this;
   on(event: 'messageError', listener: (error: IpcError) => void): this;
   on(event: 'error', listener: (error: IpcError) => void): this;
-  once(event: 'connect' | 'reconnect' | 'disconnect' | 'close', listener: () => void): this;
+  once(event: 'disconnect', listener: (reason?: IpcError) => void): this;
+  once(event: 'connect' | 'reconnect' | 'close', listener: () => void): this;
+  once(event: 'connectError', listener: (error: IpcError) => void): this;
+  once(event: 'message', listener: (message: any, topic: string) => void): this;
+  once(event: `message.${string}`, listener: (message: any) => void): this;
+  once(event: 'messageError', listener: (error: IpcError) => void): this;
+  once(event: 'error', listener: (error: IpcError) => void): this;
+}
+
+/** The symmetric connection: the same code in two processes; the first listens, the next connects. */
+export declare class Peer extends EventEmitter {
+  constructor(options: PeerOptions | string);
+  /** Starts: listens if the socket file is free (or stale), else connects. Throws ERR_IPC_ALREADY_CONNECTING on a second call. */
+  connect(): this;
+  /** 'server' or 'client' once a role is taken, else null. */
+  readonly role: 'server' | 'client' | null;
+  send(topic: string | undefined, message: Message): void;
+  request<R = any>(topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
+  handle(topic: string | undefined, handler: (message: any) => unknown): this;
+  removeHandler(topic: string | undefined): boolean;
+  close(): this;
+  ref(): this;
+  unref(): this;
+
+  on(event: 'role', listener: (role: 'server' | 'client') => void): this;
+  on(event: 'disconnect', listener: (reason?: IpcError) => void): this;
+  on(event: 'connect' | 'close', listener: () => void): this;
+  on(event: 'connectError', listener: (error: IpcError) => void): this;
+  on(event: 'message', listener: (message: any, topic: string) => void): this;
+  on(event: `message.${string}`, listener: (message: any) => void): this;
+  on(event: 'messageError', listener: (error: IpcError) => void): this;
+  on(event: 'error', listener: (error: IpcError) => void): this;
+  once(event: 'role', listener: (role: 'server' | 'client') => void): this;
+  once(event: 'disconnect', listener: (reason?: IpcError) => void): this;
+  once(event: 'connect' | 'close', listener: () => void): this;
   once(event: 'connectError', listener: (error: IpcError) => void): this;
   once(event: 'message', listener: (message: any, topic: string) => void): this;
   once(event: `message.${string}`, listener: (message: any) => void): this;

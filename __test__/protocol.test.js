@@ -20,8 +20,54 @@ const vectors = Object.fromEntries(
     .map(([, what, hex]) => [what.split(',')[0], Buffer.from(hex.replace(/ /g, ''), 'hex')]),
 );
 
-test('PROTOCOL.md lists the four test vectors', () => {
-  assert.deepEqual(Object.keys(vectors), ['HELLO', 'MESSAGE_JSON', 'MESSAGE_BINARY', 'PING']);
+test('PROTOCOL.md lists the seven test vectors', () => {
+  assert.deepEqual(Object.keys(vectors), ['HELLO', 'MESSAGE_JSON', 'MESSAGE_BINARY', 'PING', 'REQUEST_JSON', 'REPLY_JSON', 'REPLY_ERROR']);
+});
+
+test('a server answers the documented request from a raw socket with exactly the documented reply', { timeout: 10000 }, async (t) => {
+  const file = socketPath(t);
+  const server = new Server(file);
+  server.handle('sum', ([a, b]) => a + b);
+  server.listen();
+  await waitFor(server, 'listening');
+  const raw = net.createConnection(file);
+  const expected = Buffer.concat([vectors.HELLO, vectors.REPLY_JSON]);
+  const chunks = [];
+  const answered = new Promise((resolve) =>
+    raw.on('data', (d) => {
+      chunks.push(d);
+      if (Buffer.concat(chunks).length >= expected.length) resolve(Buffer.concat(chunks));
+    }),
+  );
+  raw.write(Buffer.concat([vectors.HELLO, vectors.REQUEST_JSON]));
+  assert.deepEqual(await answered, expected);
+  raw.destroy();
+  server.close();
+  await waitFor(server, 'close');
+});
+
+test('a client sends exactly the documented request and reads the documented error reply', { timeout: 10000 }, async (t) => {
+  const file = socketPath(t);
+  const requests = [];
+  const raw = net.createServer((socket) => {
+    socket.write(vectors.HELLO);
+    let seen = Buffer.alloc(0);
+    socket.on('data', (d) => {
+      seen = Buffer.concat([seen, d]);
+      if (seen.length === vectors.HELLO.length + vectors.REQUEST_JSON.length) {
+        requests.push(seen.subarray(vectors.HELLO.length));
+        socket.write(vectors.REPLY_ERROR);
+      }
+    });
+  });
+  await new Promise((resolve) => raw.listen(file, resolve));
+  const client = new Client({ socketFile: file });
+  client.connect();
+  await assert.rejects(client.request('sum', [1, 2]), { code: 'ERR_IPC_REMOTE', message: 'boom', remoteCode: 'E_BOOM', topic: 'sum' });
+  assert.deepEqual(requests, [vectors.REQUEST_JSON]);
+  client.close();
+  await waitFor(client, 'close');
+  await new Promise((resolve) => raw.close(resolve));
 });
 
 test('a server decodes the documented hello, JSON and binary frames from a raw socket', { timeout: 10000 }, async (t) => {

@@ -348,6 +348,19 @@ mod tests {
     let f = next_frame(&ping, 1024).unwrap().unwrap();
     validate(&f).unwrap();
     assert_eq!(f.kind, kind::PING);
+
+    let request = hex("0000000f 20 00000001 0003 73756d 5b312c325d");
+    let mut enc = Vec::new();
+    encode_request(&mut enc, kind::REQUEST_JSON, 1, "sum", b"[1,2]");
+    assert_eq!(enc, request);
+    let reply = hex("00000006 22 00000001 33");
+    let mut enc = Vec::new();
+    encode_reply(&mut enc, kind::REPLY_JSON, 1, b"3");
+    assert_eq!(enc, reply);
+    let failed = hex("00000028 24 00000001 01 7b226d657373616765223a22626f6f6d222c22636f6465223a22455f424f4f4d227d");
+    let f = next_frame(&failed, 1024).unwrap().unwrap();
+    validate(&f).unwrap();
+    assert_eq!(f.body[REQUEST_ID], reply_status::HANDLER_FAILED);
   }
 
   #[test]
