@@ -1,6 +1,7 @@
 'use strict';
 // `npm run demo`: one server process and two client processes exchange messages both ways —
-// topics, a broadcast, and a Buffer — then everything closes and the demo exits 0.
+// topics, a broadcast, a Buffer, and requests in both directions — then everything closes and
+// the demo exits 0.
 //
 // Run without arguments it is the conductor; it forks itself as 'server' and 'client'.
 
@@ -23,7 +24,19 @@ function runServer() {
     say('server', `listening on ${socketFile}`);
     process.send('listening');
   });
-  server.on('connection', (id) => say('server', `client ${id} connected`));
+  server.handle('sum', (numbers, id) => {
+    say('server', `client ${id} asks for the sum of ${JSON.stringify(numbers)}`);
+    return numbers.reduce((a, b) => a + b, 0);
+  });
+  server.on('connection', async (id) => {
+    say('server', `client ${id} connected; asking it for its pid`);
+    try {
+      say('server', `client ${id} answered: pid ${await server.request(id, 'pid', null, { timeout: 2000 })}`);
+    } catch (err) {
+      say('server', `request to client ${id} failed: ${err.code}: ${err.message}`);
+      process.exitCode = 1;
+    }
+  });
   server.on('message.hello', (message, id) => {
     names.set(id, message.name);
     say('server', `client ${id} says hello as ${JSON.stringify(message.name)}`);
@@ -52,14 +65,26 @@ function runServer() {
 
 function runClient() {
   const client = new Client({ socketFile, retryDelay: 100 });
-  const expected = new Set(['welcome', 'news', ...(name === 'bob' ? ['blob-reversed'] : [])]);
+  const expected = new Set(['welcome', 'news', 'sum', ...(name === 'bob' ? ['blob-reversed'] : [])]);
   const got = (topic) => {
     expected.delete(topic);
     if (expected.size === 0) client.close();
   };
-  client.on('connect', () => {
+  client.handle('pid', () => process.pid);
+  client.on('connect', async () => {
     say(name, 'connected');
     client.send('hello', { name });
+    client.request('sum', [1, 2, 3]).then(
+      (total) => {
+        say(name, `the server says 1 + 2 + 3 = ${total}`);
+        got('sum');
+      },
+      (err) => {
+        say(name, `request failed: ${err.code}: ${err.message}`);
+        process.exitCode = 1;
+        client.close();
+      },
+    );
     if (name === 'bob') client.send('blob', Buffer.from([0xca, 0xfe, 0xba, 0xbe]));
   });
   client.on('message', (message, topic) => {
