@@ -14,7 +14,7 @@ const { execFileSync } = require('node:child_process');
 const { Run, cpuSnapshot } = require('./util/proc');
 const { summarize, formatValue, formatRatio, render } = require('./util/table');
 
-const SCENARIOS = ['oneway-c2s', 'oneway-s2c', 'rtt', 'large', 'broadcast', 'scale', 'loop-cost'];
+const SCENARIOS = ['oneway-c2s', 'oneway-s2c', 'rtt', 'request', 'large', 'broadcast', 'scale', 'loop-cost'];
 const LIBS = ['native', 'net', 'net-batch', 'crussell', 'node-ipc', 'zeromq'];
 const PLACEMENTS = ['same', 'cross', 'none'];
 const RESULTS = path.join(__dirname, 'results');
@@ -30,6 +30,7 @@ const USAGE = `usage: node bench/run.js [options]
   --libs x,y           libraries: ${LIBS.join(', ')}, kernel (the ceiling row of 'large')
   --placement P        same: server and clients on CPU 0; cross: server on CPU 0, clients on
                        CPU 1; none: no pinning. Default: cross, and both same and cross for rtt
+                       and request
   --out FILE           where to write the JSON (default bench/results/latest.json;
                        --smoke: bench/results/smoke.json)`;
 
@@ -283,7 +284,8 @@ async function main() {
   const build = nativeBuild();
   // Someone may rebuild the addon while the suite runs; then the native rows mix two builds.
   build.rebuiltDuringRun = build.addonBuilt !== buildAtStart.addonBuilt || build.commit !== buildAtStart.commit;
-  const placementText = opts.placement || 'cross (server CPU 0, clients CPU 1); rtt: same (all on CPU 0) and cross';
+  const placementText =
+    opts.placement || 'cross (server CPU 0, clients CPU 1); rtt and request: same (all on CPU 0) and cross';
   const header = [
     `native-socket-ipc benchmarks — ${opts.mode} mode, ${opts.runs} run(s) per cell, placement: ${placementText}`,
     `${info.cpuModel}, nproc ${info.nproc}, Node ${info.node}, started ${new Date(started).toISOString()}, took ${seconds.toFixed(0)} s`,
@@ -312,7 +314,7 @@ async function main() {
       same: 'server and clients pinned to CPU 0 (taskset -c 0)',
       cross: 'server pinned to CPU 0, clients to CPU 1',
       none: 'no pinning',
-      default: 'cross for every scenario; rtt also runs same',
+      default: 'cross for every scenario; rtt and request also run same',
     },
     libs: opts.libs || LIBS,
     scenarios: shown,

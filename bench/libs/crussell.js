@@ -61,4 +61,9 @@ function connect(socketFile) {
   });
 }
 
-module.exports = { name: 'crussell', listen, connect };
+module.exports = {
+  name: 'crussell',
+  listen,
+  connect,
+  unsupported: { request: 'no request/response in @crussell52/socket-ipc 0.4.0, only one-way messages' },
+};

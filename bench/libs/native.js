@@ -16,9 +16,14 @@
 //           congested()  true while the library reports a backlog (> 1 MiB queued in a socket)
 //           drained()    resolves when that backlog has drained
 //
+//   Request/response (the request scenario), only where the library has it; an adapter without
+//   it lists `request` in `unsupported`:
+//   Server: handle(topic, fn(message, peer))   fn returns the reply, or a Promise of it
+//   Client: request(topic, message) -> Promise<reply>   rejects if the request fails
+//
 // send/broadcast may return a promise (zeromq); the caller waits for it before the next send.
-// `pattern` ('c2s', 's2c', 'rpc', 'broadcast', 'idle') only matters to zeromq, whose socket
-// types differ by messaging pattern. A library error is thrown, so the run fails loudly.
+// `pattern` ('c2s', 's2c', 'rpc', 'request', 'broadcast', 'idle') only matters to zeromq, whose
+// socket types differ by messaging pattern. A library error is thrown, so the run fails loudly.
 
 const path = require('node:path');
 const { Server, Client } = require(path.join(__dirname, '..', '..'));
@@ -50,6 +55,7 @@ function listen(socketFile) {
         onConnection: (fn) => server.on('connection', fn),
         send: (peer, topic, message) => server.send(topic, message, peer),
         broadcast: (topic, message) => server.broadcast(topic, message),
+        handle: (topic, fn) => server.handle(topic, fn),
       });
     });
     server.listen();
@@ -71,6 +77,8 @@ function connect(socketFile) {
         retries,
         onMessage: (fn) => client.on('message', fn),
         send: (topic, message) => client.send(topic, message),
+        // The library's own request(), with its default timeout (requestTimeout, 5000 ms).
+        request: (topic, message) => client.request(topic, message),
       }),
     );
     client.connect();

@@ -11,5 +11,6 @@ module.exports = {
     rtt: 'with one message outstanding there is nothing to batch; it would measure net again',
     large: 'a 1 MiB message is already one write; it would measure net again',
     scale: 'idle connections write nothing; it would measure net again',
+    request: 'node:net has no request/response, only a byte stream',
   },
 };

@@ -184,4 +184,8 @@ function create({ name, batch }) {
   return { name, listen, connect };
 }
 
-module.exports = { ...create({ name: 'net', batch: 1 }), create };
+module.exports = {
+  ...create({ name: 'net', batch: 1 }),
+  create,
+  unsupported: { request: 'node:net has no request/response, only a byte stream' },
+};

@@ -73,4 +73,13 @@ function connect(socketPath) {
   });
 }
 
-module.exports = { name: 'node-ipc', listen, connect };
+module.exports = {
+  name: 'node-ipc',
+  listen,
+  connect,
+  unsupported: {
+    // Its `sync` option only holds each emit until the server sends anything back; it matches
+    // no reply to a request and gives the caller nothing to await.
+    request: "no request/response in node-ipc 12 ('sync' only paces emits, matches no reply)",
+  },
+};

@@ -5,6 +5,7 @@
 //   c2s        server Pull        <- client Push
 //   s2c        server Push        -> client Pull
 //   rpc        server Router     <-> client Dealer   (the reply is routed by the peer's id)
+//   request    server Router     <-> client Dealer   (request/response, see below)
 //   broadcast  server XPublisher  -> client Subscriber (subscribed to the topic)
 //   idle       server Router         client Dealer   (scale: connections that send nothing)
 //
@@ -15,12 +16,39 @@
 // told each subscription. noDrop keeps the publisher from dropping messages for a subscriber at
 // its high-water mark; send() then fails with EAGAIN (the socket polls writable while any one
 // subscriber has room), so publish() waits for the next timer tick and tries again.
+//
+// request/response is zeromq's asynchronous request-reply pattern (DEALER/ROUTER, as REQ/REP
+// allows only one request in flight): the client sends [id, topic, JSON], the server's handler
+// result goes back as [id, JSON] (the Router puts the peer's routing id first and routes on it),
+// and the client resolves the request with that id from a Map of pending ones. Like native's
+// request() with its default options, each request has a 5000 ms timeout (one timer each). What
+// this adapter does not do, and native's request() does: error replies (a throwing handler fails
+// the run), a 'no handler' answer, rejecting requests in flight when the connection drops.
+// zeromq.js allows one send in progress per socket (another one throws EBUSY), so with many
+// requests in flight on one socket the sends go out one after the other (serialSender).
 
 const zmq = require('zeromq');
 const { TOPIC } = require('../util/workload');
 
-const SERVER = { c2s: zmq.Pull, s2c: zmq.Push, rpc: zmq.Router, broadcast: zmq.XPublisher, idle: zmq.Router };
-const CLIENT = { c2s: zmq.Push, s2c: zmq.Pull, rpc: zmq.Dealer, broadcast: zmq.Subscriber, idle: zmq.Dealer };
+const SERVER = {
+  c2s: zmq.Pull,
+  s2c: zmq.Push,
+  rpc: zmq.Router,
+  request: zmq.Router,
+  broadcast: zmq.XPublisher,
+  idle: zmq.Router,
+};
+const CLIENT = {
+  c2s: zmq.Push,
+  s2c: zmq.Pull,
+  rpc: zmq.Dealer,
+  request: zmq.Dealer,
+  broadcast: zmq.Subscriber,
+  idle: zmq.Dealer,
+};
+
+// The timeout of each request, as native-socket-ipc's default requestTimeout.
+const REQUEST_TIMEOUT = 5000;
 
 // A zeromq context allows 1023 sockets, and a connecting client needs up to three (its own and a
 // monitor pair). scale opens 500 clients per process at once, so the process's context gets
@@ -59,6 +87,26 @@ async function publish(socket, frames) {
   }
 }
 
+/**
+ * send(frames) for a socket that may have several sends due at once: zeromq.js throws EBUSY on a
+ * send while another one is still in progress (delayed at the high-water mark, or to let the
+ * event loop breathe after 512 synchronous operations), so a send waits for the previous one.
+ */
+function serialSender(socket) {
+  let last = null;
+  return (frames) => {
+    const sending = last === null ? socket.send(frames) : last.then(() => socket.send(frames));
+    last = sending;
+    sending.then(
+      () => {
+        if (last === sending) last = null;
+      },
+      () => {},
+    );
+    return sending;
+  };
+}
+
 const noBacklog = {
   flush() {},
   congested: () => false,
@@ -74,13 +122,24 @@ async function listen(socketPath, { pattern, binary = false }) {
   const decode = decoder(binary);
   let onMessage = () => {};
   let onConnection = () => {};
+  const handlers = new Map(); // request: topic -> handler
   if (pattern === 'broadcast') {
     readLoop(socket, ([subscription]) => {
       if (subscription[0] === 1) onConnection();
     });
   } else {
     socket.events.on('handshake', () => onConnection());
-    if (pattern === 'rpc' || pattern === 'idle') {
+    if (pattern === 'request') {
+      const reply = serialSender(socket);
+      const answer = (peer, id) => (result) => reply([peer, id, encode(result)]).catch(crash);
+      readLoop(socket, ([peer, id, topic, payload]) => {
+        const handler = handlers.get(topic.toString());
+        if (!handler) throw new Error(`request on topic '${topic}', which has no handler`);
+        const result = handler(decode(payload), peer);
+        if (result && typeof result.then === 'function') result.then(answer(peer, id), crash);
+        else answer(peer, id)(result);
+      });
+    } else if (pattern === 'rpc' || pattern === 'idle') {
       readLoop(socket, ([peer, topic, payload]) => onMessage(decode(payload), topic.toString(), peer));
     } else if (pattern === 'c2s') {
       readLoop(socket, ([topic, payload]) => onMessage(decode(payload), topic.toString()));
@@ -94,6 +153,7 @@ async function listen(socketPath, { pattern, binary = false }) {
     send: (peer, topic, message) =>
       pattern === 'rpc' ? socket.send([peer, topic, encode(message)]) : socket.send([topic, encode(message)]),
     broadcast: (topic, message) => publish(socket, [topic, encode(message)]),
+    handle: (topic, fn) => handlers.set(topic, fn),
   };
 }
 
@@ -102,7 +162,19 @@ async function connect(socketPath, { pattern, binary = false }) {
   if (pattern === 'broadcast') socket.subscribe(TOPIC);
   const decode = decoder(binary);
   let onMessage = () => {};
-  if (pattern !== 'c2s') {
+  const pending = new Map(); // request id -> { resolve, timer }
+  let lastId = 0;
+  const sendRequest = serialSender(socket);
+  if (pattern === 'request') {
+    readLoop(socket, ([id, payload]) => {
+      const key = id.toString();
+      const request = pending.get(key);
+      if (!request) return; // its timeout fired: the late reply is dropped
+      pending.delete(key);
+      clearTimeout(request.timer);
+      request.resolve(decode(payload));
+    });
+  } else if (pattern !== 'c2s') {
     readLoop(socket, (frames) => onMessage(decode(frames[1]), frames[0].toString()));
   }
   // connect() returns at once; the monitor says when the connection is really up. It is read
@@ -123,6 +195,20 @@ async function connect(socketPath, { pattern, binary = false }) {
     retries,
     onMessage: (fn) => (onMessage = fn),
     send: (topic, message) => socket.send([topic, encode(message)]),
+    request: (topic, message) =>
+      new Promise((resolve, reject) => {
+        const id = String(++lastId);
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(Object.assign(new Error(`request ${id} timed out after ${REQUEST_TIMEOUT} ms`), { code: 'ETIMEDOUT' }));
+        }, REQUEST_TIMEOUT);
+        pending.set(id, { resolve, timer });
+        sendRequest([id, topic, encode(message)]).catch((err) => {
+          pending.delete(id);
+          clearTimeout(timer);
+          reject(err);
+        });
+      }),
   };
 }
 
