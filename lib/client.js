@@ -72,8 +72,8 @@ class OneConnection extends Endpoint {
     );
   }
 
-  /** Starts the native side; the subclass's connect() calls it. */
-  [kStart](NativeClass) {
+  /** Starts the native side; `symmetric` makes it a peer (listen or connect, src/peer.rs). */
+  [kStart](symmetric) {
     if (this[kState] !== 'new') {
       throw ipcError(
         'ERR_IPC_ALREADY_CONNECTING',
@@ -81,7 +81,7 @@ class OneConnection extends Endpoint {
       );
     }
     const o = this[kOptions];
-    super[kStart](NativeClass, {
+    super[kStart](NativeClient, {
       socketFile: o.socketFile,
       maxMessageSize: o.maxMessageSize,
       handshakeTimeout: o.handshakeTimeout,
@@ -92,6 +92,7 @@ class OneConnection extends Endpoint {
       maxRetries: o.maxRetries,
       heartbeatInterval: o.heartbeatInterval,
       heartbeatTimeout: o.heartbeatTimeout,
+      symmetric,
     });
     this[kState] = 'running';
     // What was sent before connect() goes out first.
@@ -222,7 +223,7 @@ class Client extends OneConnection {
 
   /** Starts connecting; retries until connected, 'close' or maxRetries. */
   connect() {
-    return this[kStart](NativeClient);
+    return this[kStart](false);
   }
 
   [kLifecycle](event, reconnected) {

@@ -4,7 +4,6 @@
 // the other takes the socket file over, so whoever starts next finds it. Everything else —
 // send, request, handle, the queue while alone — is a Client's.
 
-const { NativePeer } = require('../binding.js');
 const { EVENT } = require('./incoming');
 const { OneConnection, kLifecycle } = require('./client');
 const { kStart } = require('./endpoint');
@@ -20,7 +19,7 @@ class Peer extends OneConnection {
 
   /** Starts: listens if the socket file is free or stale, else connects to the peer listening. */
   connect() {
-    return this[kStart](NativePeer);
+    return this[kStart](true);
   }
 
   /** 'server' or 'client' once the peer has taken a role, else null. */

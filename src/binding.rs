@@ -258,6 +258,8 @@ pub struct NativeClientConfig {
   pub max_retries: f64,
   pub heartbeat_interval: f64,
   pub heartbeat_timeout: f64,
+  /// A `Peer`: listen when the socket file is free or stale, connect otherwise.
+  pub symmetric: bool,
 }
 
 impl NativeClientConfig {
@@ -273,10 +275,79 @@ impl NativeClientConfig {
   }
 }
 
-/// A connecting client. Constructing it starts `connect()`.
+/// The cores with one connection: a client, or a peer that may listen instead.
+#[derive(Clone)]
+enum Connector {
+  Client(Client),
+  Peer(Peer),
+}
+
+impl Connector {
+  fn start(config: NativeClientConfig, events: Arc<EventQueue>) -> Self {
+    let (retry, heartbeat) = (
+      config.retry(),
+      heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
+    );
+    let (path, max_message_size) = (config.socket_file, config.max_message_size as usize);
+    let handshake_timeout = millis(config.handshake_timeout);
+    within_runtime_if_available(|| match config.symmetric {
+      false => Connector::Client(Client::connect(
+        ClientOptions {
+          path,
+          max_message_size,
+          handshake_timeout,
+          retry,
+          heartbeat,
+        },
+        events,
+      )),
+      true => Connector::Peer(Peer::connect(
+        PeerOptions {
+          path,
+          max_message_size,
+          handshake_timeout,
+          retry,
+          heartbeat,
+        },
+        events,
+      )),
+    })
+  }
+
+  fn send(&self, frames: &[u8]) -> usize {
+    match self {
+      Connector::Client(c) => c.send(frames),
+      Connector::Peer(p) => p.send(frames),
+    }
+  }
+
+  fn send_piece(&self, head: &[u8], payload: &[u8]) -> usize {
+    match self {
+      Connector::Client(c) => c.send_piece(head, payload),
+      Connector::Peer(p) => p.send_piece(head, payload),
+    }
+  }
+
+  fn close(&self) {
+    match self {
+      Connector::Client(c) => c.close(),
+      Connector::Peer(p) => p.close(),
+    }
+  }
+
+  /// The JS environment is going away: also remove a peer's socket file now.
+  fn abandon(&self) {
+    match self {
+      Connector::Client(c) => c.close(),
+      Connector::Peer(p) => p.abandon(),
+    }
+  }
+}
+
+/// A connecting client, or a peer (`symmetric`). Constructing it starts `connect()`.
 #[napi(js_name = "NativeClient", custom_finalize)]
 pub struct NativeClient {
-  client: Client,
+  client: Connector,
   running: Running,
 }
 
@@ -285,16 +356,9 @@ impl NativeClient {
   #[napi(constructor)]
   pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
     let (events, wake) = event_queue(on_events)?;
-    let options = ClientOptions {
-      retry: config.retry(),
-      heartbeat: heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
-      path: config.socket_file,
-      max_message_size: config.max_message_size as usize,
-      handshake_timeout: millis(config.handshake_timeout),
-    };
-    let client = within_runtime_if_available(|| Client::connect(options, events.clone()));
+    let client = Connector::start(config, events.clone());
     let for_hook = client.clone();
-    let teardown = TeardownHook::register(&env, Box::new(move || for_hook.close()))?;
+    let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
     Ok(NativeClient {
       client,
       running: Running {
@@ -335,77 +399,6 @@ impl NativeClient {
 }
 
 impl ObjectFinalize for NativeClient {
-  fn finalize(mut self, _env: Env) -> Result<()> {
-    self.close();
-    Ok(())
-  }
-}
-
-// ===== Peer =====
-
-/// A symmetric peer: listens or connects, whichever the socket file calls for. Constructing it
-/// starts `connect()`. Takes the client's configuration.
-#[napi(js_name = "NativePeer", custom_finalize)]
-pub struct NativePeer {
-  peer: Peer,
-  running: Running,
-}
-
-#[napi]
-impl NativePeer {
-  #[napi(constructor)]
-  pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
-    let (events, wake) = event_queue(on_events)?;
-    let options = PeerOptions {
-      retry: config.retry(),
-      heartbeat: heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
-      path: config.socket_file,
-      max_message_size: config.max_message_size as usize,
-      handshake_timeout: millis(config.handshake_timeout),
-    };
-    let peer = within_runtime_if_available(|| Peer::connect(options, events.clone()));
-    let for_hook = peer.clone();
-    let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
-    Ok(NativePeer {
-      peer,
-      running: Running {
-        events,
-        wake,
-        teardown: Some(teardown),
-      },
-    })
-  }
-
-  #[napi]
-  pub fn take_events(&self) -> Either<Buffer, Vec<Buffer>> {
-    self.running.take_events()
-  }
-
-  /// Queues encoded wire frames; returns how many messages were refused (the peer finished).
-  #[napi]
-  pub fn send(&self, frames: BufferSlice) -> u32 {
-    self.peer.send(&frames) as u32
-  }
-
-  /// Queues one large message as its own piece; returns 1 if refused (the peer finished).
-  #[napi]
-  pub fn send_large(&self, head: BufferSlice, payload: BufferSlice) -> u32 {
-    self.peer.send_piece(&head, &payload) as u32
-  }
-
-  #[napi]
-  pub fn close(&mut self) {
-    self.peer.close();
-    self.running.closed();
-  }
-
-  #[napi]
-  pub fn set_referenced(&self, env: Env, referenced: bool) -> Result<()> {
-    set_referenced(&env, &self.running.wake, referenced)
-  }
-}
-
-impl ObjectFinalize for NativePeer {
   fn finalize(mut self, _env: Env) -> Result<()> {
     self.close();
     Ok(())

@@ -93,21 +93,10 @@ async fn run(shared: Arc<Shared>) {
         connection::report_end(&shared.events, kind::DISCONNECT, 0, &end);
         retries.after_drop()
       }
-      Err(e) => {
-        shared.events.push_error(kind::CONNECT_ERROR, 0, &e);
-        match retries.failed() {
-          Some(delay) => delay,
-          None => {
-            let e = IpcError::RetriesExhausted(format!(
-              "gave up after {} failed connection attempts in a row to {} (maxRetries); start the server, or raise maxRetries",
-              retries.failures(),
-              options.path
-            ));
-            shared.events.push_error(kind::ERROR, 0, &e);
-            break;
-          }
-        }
-      }
+      Err(e) => match failed_attempt(&shared.events, &mut retries, &e, &options.path, "start the server") {
+        Some(delay) => delay,
+        None => break,
+      },
     };
     tokio::select! {
       biased;
@@ -115,14 +104,38 @@ async fn run(shared: Arc<Shared>) {
       _ = tokio::time::sleep(delay) => {}
     }
   }
-  let undelivered = shared.outbox.close();
-  if undelivered > 0 {
-    shared
-      .events
-      .push_error(kind::ERROR, 0, &IpcError::ClosedWithQueued(undelivered));
+  wind_up(&shared.events, &shared.outbox);
+}
+
+/// Reports a failed attempt and returns the delay before the next one, or `None` once
+/// `maxRetries` is used up (reported as `ERR_IPC_RETRIES_EXHAUSTED`).
+pub(crate) fn failed_attempt(
+  events: &EventQueue,
+  retries: &mut Retries,
+  error: &IpcError,
+  path: &str,
+  advice: &str,
+) -> Option<Duration> {
+  events.push_error(kind::CONNECT_ERROR, 0, error);
+  let delay = retries.failed();
+  if delay.is_none() {
+    let gave_up = IpcError::RetriesExhausted(format!(
+      "gave up after {} failed connection attempts in a row to {path} (maxRetries); {advice}, or raise maxRetries",
+      retries.failures()
+    ));
+    events.push_error(kind::ERROR, 0, &gave_up);
   }
-  shared.events.push(kind::CLOSE, 0, b"");
-  shared.events.finish();
+  delay
+}
+
+/// The last events of a client or peer: what its outbox still held, then `CLOSE`.
+pub(crate) fn wind_up(events: &EventQueue, outbox: &Outbox) {
+  let undelivered = outbox.close();
+  if undelivered > 0 {
+    events.push_error(kind::ERROR, 0, &IpcError::ClosedWithQueued(undelivered));
+  }
+  events.push(kind::CLOSE, 0, b"");
+  events.finish();
 }
 
 /// One attempt: connect to `path` and complete the hello.

@@ -421,11 +421,23 @@ mod tests {
     assert_eq!(message_topic(&f.body[REQUEST_ID..]), Some(&b"sum"[..]));
 
     let short = |k, body: &'static [u8]| validate(&Frame { kind: k, body });
-    assert_eq!(short(kind::REQUEST_JSON, &[0, 0, 0]), Err(FrameError::BadRequest(kind::REQUEST_JSON)));
-    assert_eq!(short(kind::REQUEST_BINARY, &[0, 0, 0, 1, 0, 5, b'a']), Err(FrameError::BadTopic));
-    assert_eq!(short(kind::REPLY_JSON, &[0, 0, 1]), Err(FrameError::BadRequest(kind::REPLY_JSON)));
+    assert_eq!(
+      short(kind::REQUEST_JSON, &[0, 0, 0]),
+      Err(FrameError::BadRequest(kind::REQUEST_JSON))
+    );
+    assert_eq!(
+      short(kind::REQUEST_BINARY, &[0, 0, 0, 1, 0, 5, b'a']),
+      Err(FrameError::BadTopic)
+    );
+    assert_eq!(
+      short(kind::REPLY_JSON, &[0, 0, 1]),
+      Err(FrameError::BadRequest(kind::REPLY_JSON))
+    );
     assert_eq!(short(kind::REPLY_BINARY, &[0, 0, 0, 1]), Ok(()));
-    assert_eq!(short(kind::REPLY_ERROR, &[0, 0, 0, 1]), Err(FrameError::BadRequest(kind::REPLY_ERROR)));
+    assert_eq!(
+      short(kind::REPLY_ERROR, &[0, 0, 0, 1]),
+      Err(FrameError::BadRequest(kind::REPLY_ERROR))
+    );
     assert_eq!(short(kind::REPLY_ERROR, &[0, 0, 0, 1, 2]), Ok(()));
     assert!(carries_data(kind::REPLY_ERROR) && carries_data(kind::MESSAGE_BINARY));
     assert!(!carries_data(kind::PING) && !carries_data(0x25));

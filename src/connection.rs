@@ -526,7 +526,9 @@ async fn watch_for_silence(
     }
     let heard_at = life.heard_at.load(Ordering::Relaxed);
     if now - heard_at >= timeout {
-      return Some(Ended::Unresponsive(IpcError::HeartbeatTimeout(heartbeat.timeout.as_millis())));
+      return Some(Ended::Unresponsive(IpcError::HeartbeatTimeout(
+        heartbeat.timeout.as_millis(),
+      )));
     }
     let quiet_since = heard_at.max(pinged_at);
     if now - quiet_since >= interval {

@@ -11,8 +11,8 @@ pub mod codec;
 pub mod connection;
 pub mod error;
 pub mod events;
-pub mod reconnect;
 pub mod peer;
+pub mod reconnect;
 pub mod server;
 pub mod socket_file;
 

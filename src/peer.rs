@@ -4,7 +4,7 @@
 //! the next process to start finds it listening. A peer has one partner at a time, and one outbox
 //! that follows it from role to role.
 
-use crate::client::connect_once;
+use crate::client::{connect_once, failed_attempt, wind_up};
 use crate::codec;
 use crate::connection::{self, Conn, Ended, HandshakeFailure, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
@@ -134,18 +134,15 @@ async fn run(shared: Arc<Shared>) {
           }
           Err(e) => {
             raced = false;
-            shared.events.push_error(kind::CONNECT_ERROR, 0, &e);
-            match retries.failed() {
+            match failed_attempt(
+              &shared.events,
+              &mut retries,
+              &e,
+              &options.path,
+              "check the peer that holds the socket",
+            ) {
               Some(delay) => delay,
-              None => {
-                let e = IpcError::RetriesExhausted(format!(
-                  "gave up after {} failed attempts in a row to join the peer on {} (maxRetries)",
-                  retries.failures(),
-                  options.path
-                ));
-                shared.events.push_error(kind::ERROR, 0, &e);
-                break;
-              }
+              None => break,
             }
           }
         }
@@ -163,14 +160,7 @@ async fn run(shared: Arc<Shared>) {
     }
   }
   shared.socket_file.remove();
-  let undelivered = shared.outbox.close();
-  if undelivered > 0 {
-    shared
-      .events
-      .push_error(kind::ERROR, 0, &IpcError::ClosedWithQueued(undelivered));
-  }
-  shared.events.push(kind::CLOSE, 0, b"");
-  shared.events.finish();
+  wind_up(&shared.events, &shared.outbox);
 }
 
 fn listener_vanished(e: &IpcError) -> bool {

@@ -225,4 +225,3 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
   shared.clients().remove(&id);
   connection::report_end(&shared.events, kind::CONNECTION_CLOSE, id, &end);
 }
-

@@ -4,10 +4,10 @@
 //! Every test body is bounded by `within_10s`, so a hang fails instead of stalling the run.
 
 use native_socket_ipc::client::{Client, ClientOptions};
-use native_socket_ipc::connection::Heartbeat;
-use native_socket_ipc::peer::{Peer, PeerOptions};
 use native_socket_ipc::codec::{self, kind as frame_kind};
+use native_socket_ipc::connection::Heartbeat;
 use native_socket_ipc::events::{kind, EventQueue, Record, Wake};
+use native_socket_ipc::peer::{Peer, PeerOptions};
 use native_socket_ipc::reconnect::{Delay, RetryPolicy};
 use native_socket_ipc::server::{Server, ServerOptions, BROADCAST};
 use std::future::Future;
@@ -1131,12 +1131,24 @@ async fn a_silent_client_is_pinged_then_dropped_with_a_heartbeat_timeout_reason(
     let started = Instant::now();
     let mut raw = raw_hello(&path).await;
     srec.wait_for(kind::CONNECTION).await;
-    assert_eq!(read_frame_kind(&mut raw).await, frame_kind::PING, "the idle server pings first");
+    assert_eq!(
+      read_frame_kind(&mut raw).await,
+      frame_kind::PING,
+      "the idle server pings first"
+    );
     let close = srec.wait_for(kind::CONNECTION_CLOSE).await;
     let elapsed = started.elapsed();
     assert_code(&close, "ERR_IPC_HEARTBEAT_TIMEOUT");
-    assert!(elapsed >= Duration::from_millis(290), "dropped after {elapsed:?}, before the timeout");
-    assert_eq!(srec.count(kind::MESSAGE_ERROR) + srec.count(kind::ERROR), 0, "{}", dump(&srec.records));
+    assert!(
+      elapsed >= Duration::from_millis(290),
+      "dropped after {elapsed:?}, before the timeout"
+    );
+    assert_eq!(
+      srec.count(kind::MESSAGE_ERROR) + srec.count(kind::ERROR),
+      0,
+      "{}",
+      dump(&srec.records)
+    );
     close_server(&server, &mut srec).await;
   })
   .await;
@@ -1171,7 +1183,11 @@ async fn a_client_with_heartbeats_drops_a_server_that_stopped_answering() {
     let connected = Instant::now();
     let disconnect = crec.wait_for(kind::DISCONNECT).await;
     assert_code(&disconnect, "ERR_IPC_HEARTBEAT_TIMEOUT");
-    assert!(connected.elapsed() < Duration::from_millis(300 + 100 + 200), "{:?}", connected.elapsed());
+    assert!(
+      connected.elapsed() < Duration::from_millis(300 + 100 + 200),
+      "{:?}",
+      connected.elapsed()
+    );
     close_client(&client, &mut crec).await;
     hung.abort();
   })
@@ -1217,15 +1233,16 @@ async fn requests_and_replies_reach_the_other_side_in_order_with_messages() {
     frames.extend_from_slice(&json_frame("m", "3"));
     client.send(&frames);
     srec
-      .wait_until("3 data records", |r| {
-        r.iter().filter(|x| x.kind < 0x80).count() >= 3
-      })
+      .wait_until("3 data records", |r| r.iter().filter(|x| x.kind < 0x80).count() >= 3)
       .await;
     let data: Vec<u8> = srec.records.iter().filter(|x| x.kind < 0x80).map(|x| x.kind).collect();
     assert_eq!(data, [kind::MESSAGE_JSON, kind::REQUEST_JSON, kind::MESSAGE_JSON]);
     let request = srec.records.iter().find(|x| x.kind == kind::REQUEST_JSON).unwrap();
     assert_eq!(request.id, id);
-    assert_eq!(request.body, [&41u32.to_be_bytes()[..], &message_body("q", b"2")].concat());
+    assert_eq!(
+      request.body,
+      [&41u32.to_be_bytes()[..], &message_body("q", b"2")].concat()
+    );
 
     let mut reply = Vec::new();
     codec::encode_reply(&mut reply, frame_kind::REPLY_JSON, 41, b"\"ok\"");
@@ -1289,14 +1306,30 @@ async fn two_peers_pair_as_server_and_client_and_a_third_is_refused_as_busy() {
     let refused = crec.wait_for(kind::CONNECT_ERROR).await;
     assert_code(&refused, "ERR_IPC_PEER_BUSY");
     assert_eq!(crec.count(kind::CONNECT), 0);
-    assert_eq!(arec.count(kind::MESSAGE_ERROR) + arec.count(kind::ERROR), 0, "{}", dump(&arec.records));
+    assert_eq!(
+      arec.count(kind::MESSAGE_ERROR) + arec.count(kind::ERROR),
+      0,
+      "{}",
+      dump(&arec.records)
+    );
 
     // The server peer leaves: one of the other two takes the socket file, the other joins it.
     close_peer(&a, &mut arec).await;
     brec.wait_for(kind::DISCONNECT).await;
-    brec.wait_until("b connected again", |r| r.iter().filter(|x| x.kind == kind::CONNECT).count() == 2).await;
+    brec
+      .wait_until("b connected again", |r| {
+        r.iter().filter(|x| x.kind == kind::CONNECT).count() == 2
+      })
+      .await;
     crec.wait_for(kind::CONNECT).await;
-    let roles = |rec: &Recorder| rec.records.iter().filter(|r| r.kind == kind::ROLE).map(|r| r.body[0]).collect::<Vec<_>>();
+    let roles = |rec: &Recorder| {
+      rec
+        .records
+        .iter()
+        .filter(|r| r.kind == kind::ROLE)
+        .map(|r| r.body[0])
+        .collect::<Vec<_>>()
+    };
     let (b_roles, c_roles) = (roles(&brec), roles(&crec));
     assert!(
       (b_roles == [1, 0] && c_roles == [1]) || (b_roles == [1] && c_roles == [0]),
@@ -1304,7 +1337,10 @@ async fn two_peers_pair_as_server_and_client_and_a_third_is_refused_as_busy() {
     );
     close_peer(&b, &mut brec).await;
     close_peer(&c, &mut crec).await;
-    assert!(!Path::new(&path).exists(), "the last server peer removed its socket file");
+    assert!(
+      !Path::new(&path).exists(),
+      "the last server peer removed its socket file"
+    );
   })
   .await;
 }
@@ -1316,7 +1352,10 @@ async fn peers_started_together_always_end_as_one_server_and_one_client() {
       let path = socket_path(&format!("peer-race-{round}"));
       let _cleanup = Cleanup(path.clone());
       let ((a, mut arec), (b, mut brec)) = tokio::join!(start_peer(&path), start_peer(&path));
-      let (ra, rb) = (arec.wait_for(kind::ROLE).await.body[0], brec.wait_for(kind::ROLE).await.body[0]);
+      let (ra, rb) = (
+        arec.wait_for(kind::ROLE).await.body[0],
+        brec.wait_for(kind::ROLE).await.body[0],
+      );
       assert_eq!(ra + rb, 1, "round {round}: roles {ra} and {rb}");
       arec.wait_for(kind::CONNECT).await;
       brec.wait_for(kind::CONNECT).await;
