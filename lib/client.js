@@ -211,7 +211,7 @@ class OneConnection extends Endpoint {
         break;
       }
       default:
-        this[kLifecycle](kind, body);
+        if (!closing) this[kLifecycle](kind, body);
     }
   }
 }
