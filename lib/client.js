@@ -109,7 +109,7 @@ class OneConnection extends Endpoint {
       return;
     }
     if (this[kQueued] >= this[kOptions].maxQueue) {
-      this.emit('error', this[kQueueFull](topic, 'message', 'this message'));
+      this.emit('error', this[kQueueFull](topic, 'this message'));
       return;
     }
     this[kOutgoing].append(BROADCAST, topic, message);
@@ -123,7 +123,7 @@ class OneConnection extends Endpoint {
       topic = topicOf(topic);
       if (this[kClosed]) throw closedError(this, 'make requests');
       const connected = this[kConnected];
-      if (!connected && this[kQueued] >= this[kOptions].maxQueue) throw this[kQueueFull](topic, 'request', 'this request');
+      if (!connected && this[kQueued] >= this[kOptions].maxQueue) throw this[kQueueFull](topic, 'this request');
       // Not connected: it travels on the next connection.
       const connection = connected ? this[kConnection] : this[kConnection] + 1;
       const reply = this[kCalls].call(BROADCAST, topic, message, options, connection);
@@ -132,7 +132,7 @@ class OneConnection extends Endpoint {
     });
   }
 
-  [kQueueFull](topic, what, which) {
+  [kQueueFull](topic, which) {
     return ipcError(
       'ERR_IPC_QUEUE_FULL',
       `not connected and ${this[kQueued]} messages are already queued (maxQueue); ${which} on topic '${topic}' was dropped`,
