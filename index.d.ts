@@ -24,7 +24,17 @@ export interface EndpointOptions {
   requestTimeout?: number;
 }
 
-export interface ServerOptions extends EndpointOptions {}
+export interface ServerOptions extends EndpointOptions {
+  /** Connections past this are refused in the hello (ERR_IPC_SERVER_FULL on the client). Default Infinity. */
+  maxConnections?: number;
+}
+
+/** A connected client's process, as the kernel saw it connect (SO_PEERCRED). */
+export interface ClientInfo {
+  pid: number;
+  uid: number;
+  gid: number;
+}
 
 export interface ClientOptions extends EndpointOptions {
   /** Delay between connection attempts until a connection succeeds. Default 1000 ms. */
@@ -71,6 +81,7 @@ export interface IpcError extends Error {
     | 'ERR_IPC_HANDLER_EXISTS'
     | 'ERR_IPC_HEARTBEAT_TIMEOUT'
     | 'ERR_IPC_PEER_BUSY'
+    | 'ERR_IPC_SERVER_FULL'
     | 'ERR_INVALID_ARG_TYPE'
     | 'ERR_INVALID_ARG_VALUE'
     | 'ERR_OUT_OF_RANGE'
@@ -102,6 +113,8 @@ export declare class Server extends EventEmitter {
   handle(topic: string | undefined, handler: (message: any, clientId: number) => unknown): this;
   /** Removes the handler of `topic`; true if there was one. */
   removeHandler(topic: string | undefined): boolean;
+  /** The client's pid, uid and gid (SO_PEERCRED), or undefined if it is not connected. */
+  clientInfo(clientId: number): ClientInfo | undefined;
   /** Flushes, ends every connection, removes the socket file. Idempotent; 'close' follows once. */
   close(): this;
   ref(): this;

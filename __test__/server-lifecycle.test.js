@@ -396,3 +396,52 @@ test(
     }
   },
 );
+
+// ----- who is connected, and how many may be -----
+
+test("server.clientInfo(clientId) gives the pid, uid and gid of the client's process (SO_PEERCRED), and undefined once it left", T, async (t) => {
+  const socketFile = socketPath(t);
+  const server = cleanup(t, await startServerAt(t, socketFile));
+  const connection = waitFor(server, 'connection');
+  const child = spawnFixture(t, 'client.js', [socketFile]);
+  await childMessage(child, (m) => m.event === 'connect');
+  const [clientId] = await connection;
+  assert.deepStrictEqual(server.clientInfo(clientId), { pid: child.pid, uid: process.getuid(), gid: process.getgid() });
+  assert.equal(server.clientInfo(clientId + 1000), undefined);
+  const left = waitFor(server, 'connectionClose');
+  child.kill('SIGKILL');
+  await left;
+  assert.equal(server.clientInfo(clientId), undefined);
+});
+
+test("past maxConnections a client gets 'connectError' ERR_IPC_SERVER_FULL (no 'connection', no server 'error'), and gets in once a place frees", T, async (t) => {
+  const socketFile = socketPath(t);
+  const server = cleanup(t, await startServerAt(t, socketFile, { maxConnections: 2 }));
+  const errors = [];
+  server.on('error', (err) => errors.push(err));
+  const connections = collect(server, 'connection', 2);
+  const first = cleanup(t, new Client({ socketFile }).connect());
+  cleanup(t, new Client({ socketFile }).connect());
+  await connections;
+  let connectionsAfter = 0;
+  server.on('connection', () => connectionsAfter++);
+  const third = cleanup(t, new Client({ socketFile, retryDelay: 50 }));
+  const refused = waitFor(third, 'connectError');
+  third.connect();
+  const [err] = await refused;
+  assert.equal(err.code, 'ERR_IPC_SERVER_FULL');
+  assert.match(err.message, /maxConnections/);
+  assert.equal(connectionsAfter, 0);
+  const joined = waitFor(third, 'connect');
+  first.close();
+  await joined;
+  assert.equal(connectionsAfter, 1);
+  assert.deepStrictEqual(errors, []);
+});
+
+test('maxConnections must be a whole number >= 1 or Infinity', T, () => {
+  for (const bad of [0, -1, 1.5]) {
+    assert.throws(() => new Server({ socketFile: '/tmp/x.sock', maxConnections: bad }), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+  }
+  assert.throws(() => new Server({ socketFile: '/tmp/x.sock', maxConnections: '2' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+});

@@ -17,6 +17,7 @@ const DEFAULTS = {
   maxRetries: Infinity,
   maxQueue: 10000,
   heartbeatInterval: 5000,
+  maxConnections: Infinity,
   requestTimeout: 5000,
 };
 const MAX_MS = 2 ** 31 - 1;
@@ -112,7 +113,8 @@ function endpointOptions(options) {
 }
 
 function serverOptions(input) {
-  return endpointOptions(optionsObject(input, 'Server'));
+  const options = optionsObject(input, 'Server');
+  return { ...endpointOptions(options), maxConnections: integer(options, 'maxConnections', 1, Infinity) };
 }
 
 // Client and Peer.

@@ -25,6 +25,7 @@ const {
   kClosed,
 } = require('./endpoint');
 
+// clientId -> { pid, uid, gid } of each connected client.
 const kClients = Symbol('clients');
 const kListened = Symbol('listened');
 const kOnNativeError = Symbol('onNativeError');
@@ -34,7 +35,7 @@ class Server extends Endpoint {
     super();
     this[kOptions] = serverOptions(options);
     this[kListened] = false;
-    this[kClients] = new Set();
+    this[kClients] = new Map();
     // Before listen() nobody is connected, so a broadcast then reaches no one.
     this[kOutgoing] = new Outgoing(
       true,
@@ -63,8 +64,8 @@ class Server extends Endpoint {
     if (this[kState] !== 'new') {
       throw ipcError('ERR_IPC_ALREADY_LISTENING', 'listen() was already called on this Server; create a new Server to listen again');
     }
-    const { socketFile, maxMessageSize, handshakeTimeout, heartbeatInterval, heartbeatTimeout } = this[kOptions];
-    this[kStart](NativeServer, { socketFile, maxMessageSize, handshakeTimeout, heartbeatInterval, heartbeatTimeout });
+    const { socketFile, maxMessageSize, handshakeTimeout, heartbeatInterval, heartbeatTimeout, maxConnections } = this[kOptions];
+    this[kStart](NativeServer, { socketFile, maxMessageSize, handshakeTimeout, heartbeatInterval, heartbeatTimeout, maxConnections });
     this[kState] = 'starting';
     return this;
   }
@@ -105,6 +106,15 @@ class Server extends Endpoint {
     });
   }
 
+  /**
+   * The connected client's process, as the kernel saw it connect (SO_PEERCRED): `{ pid, uid,
+   * gid }`, or undefined if `clientId` is not connected.
+   */
+  clientInfo(clientId) {
+    const info = this[kClients].get(clientId);
+    return info === undefined ? undefined : { ...info };
+  }
+
   /** Flushes what was sent, ends every connection, removes the socket file; 'close' follows once. */
   close() {
     const state = this[kState];
@@ -142,7 +152,7 @@ class Server extends Endpoint {
         this.emit('listening');
         break;
       case EVENT.CONNECTION:
-        this[kClients].add(id);
+        this[kClients].set(id, { pid: body.readUInt32BE(0), uid: body.readUInt32BE(4), gid: body.readUInt32BE(8) });
         this.emit('connection', id);
         break;
       case EVENT.CONNECTION_CLOSE: {

@@ -172,6 +172,8 @@ pub struct NativeServerConfig {
   pub handshake_timeout: f64,
   pub heartbeat_interval: f64,
   pub heartbeat_timeout: f64,
+  /// `Infinity` (or any non-finite value) means no limit.
+  pub max_connections: f64,
 }
 
 /// A listening server. Constructing it starts `listen()`.
@@ -191,6 +193,10 @@ impl NativeServer {
       max_message_size: config.max_message_size as usize,
       handshake_timeout: millis(config.handshake_timeout),
       heartbeat: heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
+      max_connections: config
+        .max_connections
+        .is_finite()
+        .then_some(config.max_connections as usize),
     };
     let server = within_runtime_if_available(|| Server::listen(options, events.clone()));
     let for_hook = server.clone();

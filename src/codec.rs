@@ -54,6 +54,8 @@ pub const REQUEST_ID: usize = 4;
 /// The reason a Peer that already has a partner gives in its REJECT; the refused side reports
 /// `ERR_IPC_PEER_BUSY` rather than a protocol error.
 pub const PEER_BUSY: &str = "peer busy";
+/// The reason a server at `maxConnections` gives in its REJECT (`ERR_IPC_SERVER_FULL`).
+pub const SERVER_FULL: &str = "server full";
 
 /// True for the frames that carry user data to JS (messages, requests, replies), as opposed to
 /// the connection's own control frames.

@@ -282,6 +282,19 @@ impl Conn {
     }
   }
 
+  /// The peer process's credentials (`SO_PEERCRED`) as `pid | uid | gid`, u32 BE each; pid 0
+  /// when the kernel does not say.
+  pub fn peer_credentials(&self) -> [u8; 12] {
+    let mut out = [0u8; 12];
+    if let Ok(cred) = self.stream.peer_cred() {
+      let pid = cred.pid().map_or(0, |p| p as u32);
+      out[..4].copy_from_slice(&pid.to_be_bytes());
+      out[4..8].copy_from_slice(&cred.uid().to_be_bytes());
+      out[8..].copy_from_slice(&cred.gid().to_be_bytes());
+    }
+    out
+  }
+
   /// Reads the peer's first frame, which must be a hello (or a reject).
   async fn read_hello(&mut self, who: &str) -> Result<Hello, HandshakeFailure> {
     loop {
@@ -362,6 +375,7 @@ impl Conn {
         .into(),
       ),
       Ok(Hello::Rejected(reason)) if reason.starts_with(codec::PEER_BUSY) => Err(IpcError::PeerBusy.into()),
+      Ok(Hello::Rejected(reason)) if reason.starts_with(codec::SERVER_FULL) => Err(IpcError::ServerFull(reason).into()),
       Ok(Hello::Rejected(reason)) => Err(IpcError::Protocol(format!("the server rejected the hello: {reason}")).into()),
       Err(HandshakeFailure::Silent) => {
         Err(IpcError::Protocol("the server closed the connection during the hello".into()).into())

@@ -29,6 +29,8 @@ pub enum IpcError {
   HeartbeatTimeout(u128),
   /// A Peer that already has a partner refused us (`ERR_IPC_PEER_BUSY`).
   PeerBusy,
+  /// The server is at its `maxConnections` (`ERR_IPC_SERVER_FULL`); the value is its reason.
+  ServerFull(String),
 }
 
 impl IpcError {
@@ -63,6 +65,7 @@ impl IpcError {
       IpcError::ClosedWithQueued(_) => "ERR_IPC_CLOSED",
       IpcError::HeartbeatTimeout(_) => "ERR_IPC_HEARTBEAT_TIMEOUT",
       IpcError::PeerBusy => "ERR_IPC_PEER_BUSY",
+      IpcError::ServerFull(_) => "ERR_IPC_SERVER_FULL",
     })
   }
 
@@ -132,6 +135,7 @@ impl fmt::Display for IpcError {
         f,
         "nothing arrived from the other side for {ms} ms (heartbeatTimeout), so the connection was dropped as dead; the process may be stopped, hung or gone"
       ),
+      IpcError::ServerFull(reason) => write!(f, "the server refused the connection: {reason}; retrying"),
       IpcError::PeerBusy => f.write_str(
         "the peer listening on this socket already has a partner (a Peer connects two processes); retrying until it is free",
       ),

@@ -1,12 +1,13 @@
 //! The listening side: binds the socket file (reclaiming a stale one), accepts connections, routes
 //! outgoing messages to them, and on close flushes, ends every connection and removes the file.
 
+use crate::codec;
 use crate::connection::{self, Conn, HandshakeFailure, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
 use crate::socket_file::{bind_reclaiming, SocketFile};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
@@ -25,6 +26,8 @@ pub struct ServerOptions {
   pub max_message_size: usize,
   pub handshake_timeout: Duration,
   pub heartbeat: Option<Heartbeat>,
+  /// Connections past this are refused in the hello (`ERR_IPC_SERVER_FULL` on the client).
+  pub max_connections: Option<usize>,
 }
 
 /// A handle to a running server; clones share it.
@@ -39,6 +42,9 @@ struct Shared {
   clients: Mutex<HashMap<u32, Arc<Outbox>>>,
   /// Client ids start at 1 and are never reused (0 is `BROADCAST`).
   next_id: AtomicU32,
+  /// Connections admitted and not yet ended, counted in the hello so that racing hellos cannot
+  /// together pass `max_connections`.
+  admitted: AtomicUsize,
   shutdown: CancellationToken,
   /// The socket file we created, so we never unlink someone else's.
   socket_file: SocketFile,
@@ -53,6 +59,7 @@ impl Server {
       events,
       clients: Mutex::default(),
       next_id: AtomicU32::new(1),
+      admitted: AtomicUsize::new(0),
       shutdown: CancellationToken::new(),
       socket_file: SocketFile::default(),
     });
@@ -199,10 +206,22 @@ async fn accept_until_shutdown(shared: &Arc<Shared>, listener: UnixListener) {
 
 async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
   let mut conn = Conn::new(stream);
-  match conn
-    .accept_hello(shared.options.handshake_timeout, &shared.shutdown, || None)
-    .await
-  {
+  let mut counted = false;
+  let hello = conn
+    .accept_hello(shared.options.handshake_timeout, &shared.shutdown, || {
+      let before = shared.admitted.fetch_add(1, Ordering::AcqRel);
+      counted = true;
+      match shared.options.max_connections {
+        Some(max) if before >= max => Some(format!(
+          "{}: it already has {max} connections (maxConnections)",
+          codec::SERVER_FULL
+        )),
+        _ => None,
+      }
+    })
+    .await;
+  let _release = Release(counted.then_some(&shared.admitted));
+  match hello {
     Ok(()) => {}
     Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => return,
     Err(HandshakeFailure::Error(e)) => {
@@ -212,7 +231,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
   }
   let outbox = Arc::new(Outbox::default());
   shared.clients().insert(id, outbox.clone());
-  shared.events.push(kind::CONNECTION, id, b"");
+  shared.events.push(kind::CONNECTION, id, &conn.peer_credentials());
   let link = Link {
     id,
     events: &shared.events,
@@ -224,4 +243,15 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
   let end = connection::run(conn, link).await;
   shared.clients().remove(&id);
   connection::report_end(&shared.events, kind::CONNECTION_CLOSE, id, &end);
+}
+
+/// Gives a connection's place back when it ends, however it ends.
+struct Release<'a>(Option<&'a AtomicUsize>);
+
+impl Drop for Release<'_> {
+  fn drop(&mut self) {
+    if let Some(count) = self.0 {
+      count.fetch_sub(1, Ordering::AcqRel);
+    }
+  }
 }

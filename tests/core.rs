@@ -200,6 +200,7 @@ fn server_options(path: &str) -> ServerOptions {
     max_message_size: codec::DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: Duration::from_secs(5),
     heartbeat: None,
+    max_connections: None,
   }
 }
 
@@ -323,7 +324,16 @@ async fn connect_and_exchange_json_messages_in_both_directions() {
     assert_eq!(connect.body, vec![0u8]);
     let connection = srec.wait_for(kind::CONNECTION).await;
     assert!(connection.id >= 1, "client ids start at 1: {}", connection.id);
-    assert!(connection.body.is_empty());
+    // The body is the client's SO_PEERCRED: pid | uid | gid. The client is this very process.
+    let cred = |i: usize| u32::from_be_bytes(connection.body[i..i + 4].try_into().unwrap());
+    assert_eq!(connection.body.len(), 12);
+    assert_eq!(cred(0), std::process::id());
+    assert_eq!(
+      cred(4),
+      std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap()
+    );
     let id = connection.id;
 
     // Client -> server.
@@ -1362,6 +1372,36 @@ async fn peers_started_together_always_end_as_one_server_and_one_client() {
       close_peer(&a, &mut arec).await;
       close_peer(&b, &mut brec).await;
     }
+  })
+  .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_connections_a_client_is_refused_as_server_full_and_admitted_once_a_place_frees() {
+  within_10s(async {
+    let path = socket_path("maxconn");
+    let _cleanup = Cleanup(path.clone());
+    let (server, mut srec) = start_server_with(ServerOptions {
+      max_connections: Some(1),
+      ..server_options(&path)
+    })
+    .await;
+    let (first, mut frec, _) = connect_client(&path, &mut srec).await;
+    let mut rec = Recorder::new();
+    let second = Client::connect(client_options(&path), rec.queue());
+    let refused = rec.wait_for(kind::CONNECT_ERROR).await;
+    assert_code(&refused, "ERR_IPC_SERVER_FULL");
+    assert_eq!(srec.count(kind::CONNECTION), 1);
+    assert_eq!(
+      srec.count(kind::ERROR) + srec.count(kind::MESSAGE_ERROR),
+      0,
+      "{}",
+      dump(&srec.records)
+    );
+    close_client(&first, &mut frec).await;
+    rec.wait_for(kind::CONNECT).await;
+    close_client(&second, &mut rec).await;
+    close_server(&server, &mut srec).await;
   })
   .await;
 }
