@@ -1157,3 +1157,27 @@ describe('reconnect', () => {
     assert.equal(await withTimeout(second.request(secondId, 'ping', 2), 3000, 'the second server to the client'), 'pong:2');
   });
 });
+
+describe('replies after the requester left', () => {
+  test("a server handler that finishes after its client left sends nothing and emits no 'error' (the client's own request failed with ERR_IPC_CLOSED)", T, async (t) => {
+    const { server, client, clientId } = await pair(t);
+    const errors = [];
+    server.on('error', (err) => errors.push(err));
+    let finished = false;
+    server.handle('slow', async () => {
+      await sleep(300);
+      finished = true;
+      return 'too late';
+    });
+    const reply = later(client.request('slow', null));
+    const gone = waitFor(server, 'connectionClose');
+    // Let the request reach the handler, then leave while it works.
+    await sleep(50);
+    client.close();
+    assert.deepStrictEqual((await gone)[0], clientId);
+    await expectRejection(reply, { code: 'ERR_IPC_CLOSED', topic: 'slow' });
+    await until(() => finished, 2000, 'the handler finished');
+    await sleep(100);
+    assert.deepStrictEqual(errors, [], 'a reply to a departed client is not an error');
+  });
+});

@@ -45,6 +45,16 @@ function timeoutError(topic, timeout) {
   );
 }
 
+/** A request outstanding when its connection ended. */
+function disconnectedError(topic, who, reason, props) {
+  const why = reason ? ` (${reason.message})` : '';
+  return ipcError(
+    'ERR_IPC_DISCONNECTED',
+    `the connection to ${who} ended before the reply to the request on topic '${topic}' arrived${why}; it may or may not have been handled`,
+    { topic, ...props, ...(reason ? { cause: reason } : {}) },
+  );
+}
+
 /** What a handler threw, reduced to what crosses the wire: message and code, never the stack. */
 function remoteInfo(err) {
   if (err instanceof Error || (err !== null && typeof err === 'object' && 'message' in err)) {
@@ -229,4 +239,4 @@ class Calls {
   }
 }
 
-module.exports = { Calls };
+module.exports = { Calls, disconnectedError };

@@ -8,9 +8,8 @@ const { NativeClient } = require('../binding.js');
 const { ipcError, fromNative } = require('./errors');
 const { clientOptions } = require('./options');
 const { Outgoing, topicOf } = require('./outgoing');
-const { Calls } = require('./calls');
+const { Calls, disconnectedError } = require('./calls');
 const { EVENT, onMessage, onMessageError, onEvent } = require('./incoming');
-const { disconnectedError } = require('./server');
 const {
   Endpoint,
   BROADCAST,

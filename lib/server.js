@@ -6,7 +6,7 @@ const { NativeServer } = require('../binding.js');
 const { ipcError, fromNative } = require('./errors');
 const { serverOptions } = require('./options');
 const { Outgoing, topicOf } = require('./outgoing');
-const { Calls } = require('./calls');
+const { Calls, disconnectedError } = require('./calls');
 const { EVENT, onMessage, onMessageError, onEvent } = require('./incoming');
 const {
   Endpoint,
@@ -189,14 +189,4 @@ class Server extends Endpoint {
   }
 }
 
-/** A request outstanding when its connection ended. */
-function disconnectedError(topic, who, reason, props) {
-  const why = reason ? ` (${reason.message})` : '';
-  return ipcError(
-    'ERR_IPC_DISCONNECTED',
-    `the connection to ${who} ended before the reply to the request on topic '${topic}' arrived${why}; it may or may not have been handled`,
-    { topic, ...props, ...(reason ? { cause: reason } : {}) },
-  );
-}
-
-module.exports = { Server, disconnectedError };
+module.exports = { Server };

@@ -51,6 +51,8 @@ struct Shared {
   socket_file: SocketFile,
   /// In the server role: a partner holds the one place.
   partnered: AtomicBool,
+  /// A partner was connected before: the next `CONNECT` is a reconnect.
+  had_partner: AtomicBool,
 }
 
 impl Peer {
@@ -63,6 +65,7 @@ impl Peer {
       shutdown: CancellationToken::new(),
       socket_file: SocketFile::default(),
       partnered: AtomicBool::new(false),
+      had_partner: AtomicBool::new(false),
     });
     tokio::spawn(run(shared.clone()));
     Peer { shared }
@@ -95,7 +98,6 @@ async fn run(shared: Arc<Shared>) {
   let options = &shared.options;
   let mut retries = Retries::new(options.retry, Jitter::from_entropy());
   let mut role = None;
-  let mut connected_before = false;
   // A listener that vanished between our bind and our connect is retried at once, once.
   let mut raced = false;
   loop {
@@ -108,7 +110,7 @@ async fn run(shared: Arc<Shared>) {
       Ok(listener) => {
         shared.socket_file.claim(&options.path);
         take_role(&shared, &mut role, Role::Server);
-        serve_partners(&shared, listener, &mut connected_before).await;
+        serve_partners(&shared, listener).await;
         break;
       }
       Err(e) if is_in_use(&e) => {
@@ -122,7 +124,7 @@ async fn run(shared: Arc<Shared>) {
             raced = false;
             retries.succeeded();
             take_role(&shared, &mut role, Role::Client);
-            let end = partner_with(&shared, conn, &mut connected_before).await;
+            let end = partner_with(&shared, conn).await;
             if matches!(end, Ended::Shutdown) {
               break;
             }
@@ -176,9 +178,9 @@ fn take_role(shared: &Shared, role: &mut Option<Role>, now: Role) {
 }
 
 /// Runs the connection to a partner, in either role, and reports its start and end.
-async fn partner_with(shared: &Shared, conn: Conn, connected_before: &mut bool) -> Ended {
-  shared.events.push(kind::CONNECT, 0, &[u8::from(*connected_before)]);
-  *connected_before = true;
+async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
+  let again = shared.had_partner.swap(true, Ordering::Relaxed);
+  shared.events.push(kind::CONNECT, 0, &[u8::from(again)]);
   let link = Link {
     id: 0,
     events: &shared.events,
@@ -196,16 +198,14 @@ async fn partner_with(shared: &Shared, conn: Conn, connected_before: &mut bool) 
 
 /// The server role: accepts partners, one at a time, until we shut down. Others are refused with
 /// a REJECT, so a third process learns the pair is complete instead of waiting in silence.
-async fn serve_partners(shared: &Arc<Shared>, listener: UnixListener, connected_before: &mut bool) {
+async fn serve_partners(shared: &Arc<Shared>, listener: UnixListener) {
   let connections = TaskTracker::new();
-  // Shared with the tasks; only one of them at a time gets past the admission check.
-  let before = Arc::new(AtomicBool::new(*connected_before));
   loop {
     tokio::select! {
       _ = shared.shutdown.cancelled() => break,
       accepted = listener.accept() => match accepted {
         Ok((stream, _)) => {
-          connections.spawn(admit_partner(shared.clone(), stream, before.clone()));
+          connections.spawn(admit_partner(shared.clone(), stream));
         }
         Err(e) => {
           shared.events.push_error(kind::ERROR, 0, &IpcError::io(e, "accept", &shared.options.path));
@@ -217,10 +217,9 @@ async fn serve_partners(shared: &Arc<Shared>, listener: UnixListener, connected_
   drop(listener);
   connections.close();
   connections.wait().await;
-  *connected_before = before.load(Ordering::Relaxed);
 }
 
-async fn admit_partner(shared: Arc<Shared>, stream: UnixStream, connected_before: Arc<AtomicBool>) {
+async fn admit_partner(shared: Arc<Shared>, stream: UnixStream) {
   let mut conn = Conn::new(stream);
   let mut took_place = false;
   let hello = conn
@@ -237,9 +236,7 @@ async fn admit_partner(shared: Arc<Shared>, stream: UnixStream, connected_before
     .await;
   match hello {
     Ok(()) => {
-      let mut before = connected_before.load(Ordering::Relaxed);
-      partner_with(&shared, conn, &mut before).await;
-      connected_before.store(before, Ordering::Relaxed);
+      partner_with(&shared, conn).await;
     }
     Err(HandshakeFailure::Error(e)) => shared.events.push_error(kind::MESSAGE_ERROR, 0, &e),
     Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => {}

@@ -68,7 +68,8 @@ impl Server {
   }
 
   /// Queues messages encoded by JS: records of `target: u32 BE | wire frame`.
-  /// Frames for clients that are gone come back as `ERR_IPC_UNKNOWN_CLIENT` events.
+  /// Messages for clients that are gone come back as `ERR_IPC_UNKNOWN_CLIENT` events; requests
+  /// and replies for them are dropped quietly (their requester learns of it by its own promise).
   pub fn send(&self, mut records: &[u8]) {
     let mut unknown = Vec::new();
     let mut run = Vec::new();
@@ -94,7 +95,9 @@ impl Server {
           });
         } else if let Some(outbox) = clients.get(&target) {
           outbox.append(frames);
-        } else {
+        } else if connection::count_messages(frames) > 0 {
+          // Only lost messages are news: a request or reply to a departed client already fails
+          // (or was already failed) on its own promise, as ERR_IPC_DISCONNECTED.
           unknown.push(target);
         }
       }
@@ -120,7 +123,7 @@ impl Server {
     }
     let known = clients.get(&target).map(|outbox| outbox.append_piece(piece)).is_some();
     drop(clients);
-    if !known {
+    if !known && connection::count_messages(head) > 0 {
       self
         .shared
         .events

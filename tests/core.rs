@@ -1405,3 +1405,22 @@ async fn past_max_connections_a_client_is_refused_as_server_full_and_admitted_on
   })
   .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_for_a_departed_client_is_dropped_quietly_but_a_message_is_reported() {
+  within_10s(async {
+    let path = socket_path("reply-gone");
+    let _cleanup = Cleanup(path.clone());
+    let (server, mut srec) = start_server(&path).await;
+    let mut reply = Vec::new();
+    codec::encode_reply(&mut reply, frame_kind::REPLY_JSON, 7, b"1");
+    server.send(&addressed(4242, &reply));
+    server.send(&addressed(4243, &json_frame("t", "1")));
+    let err = srec.wait_for(kind::ERROR).await;
+    assert_eq!(err.id, 4243, "only the message is reported:\n{}", dump(&srec.records));
+    srec.settle(Duration::from_millis(50)).await;
+    assert_eq!(srec.count(kind::ERROR), 1, "{}", dump(&srec.records));
+    close_server(&server, &mut srec).await;
+  })
+  .await;
+}
