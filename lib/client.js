@@ -25,6 +25,7 @@ const {
   kStart,
   kRefuseIfClosed,
   kClosed,
+  kAuthError,
 } = require('./endpoint');
 
 const kConnected = Symbol('connected');
@@ -81,16 +82,11 @@ class OneConnection extends Endpoint {
     }
     const o = this[kOptions];
     super[kStart](NativeClient, {
-      socketFile: o.socketFile,
-      maxMessageSize: o.maxMessageSize,
-      handshakeTimeout: o.handshakeTimeout,
       retryDelayMin: o.retryDelay.min,
       retryDelayMax: o.retryDelay.max,
       reconnectDelayMin: o.reconnectDelay.min,
       reconnectDelayMax: o.reconnectDelay.max,
       maxRetries: o.maxRetries,
-      heartbeatInterval: o.heartbeatInterval,
-      heartbeatTimeout: o.heartbeatTimeout,
       symmetric,
     });
     this[kState] = 'running';
@@ -198,6 +194,10 @@ class OneConnection extends Endpoint {
         break;
       case EVENT.ERROR:
         this.emit('error', fromNative(body.toString()));
+        break;
+      case EVENT.AUTH_ERROR:
+        // A Peer in the server role refused a would-be partner.
+        this[kAuthError](body);
         break;
       case EVENT.CLOSE: {
         this[kState] = 'closed';

@@ -3,7 +3,8 @@
 // request/response API, whose bookkeeping lives in lib/calls.js.
 
 const { EventEmitter } = require('node:events');
-const { ipcError } = require('./errors');
+const { ipcError, fromNative, fromNativeThrow } = require('./errors');
+const { sensitiveOf } = require('./options');
 const { topicOf } = require('./outgoing');
 const { Incoming, onRequest, onReply, onReplyError, onMessageError } = require('./incoming');
 
@@ -16,6 +17,7 @@ const kReferenced = Symbol('referenced');
 const kStart = Symbol('start');
 const kRefuseIfClosed = Symbol('refuseIfClosed');
 const kClosed = Symbol('closed');
+const kAuthError = Symbol('authError');
 
 // Target meaning "every client" on a server, and "the other side" on a client or peer.
 const BROADCAST = 0;
@@ -42,8 +44,33 @@ class Endpoint extends EventEmitter {
   /** Creates the native object, which starts at once; its wake-ups drain into our listeners. */
   [kStart](NativeClass, config) {
     const incoming = new Incoming(() => this[kNative].takeEvents(), this);
-    this[kNative] = new NativeClass(config, () => incoming.drain());
+    const { tls, secret } = sensitiveOf(this[kOptions]);
+    const o = this[kOptions];
+    const common = {
+      address: o.address,
+      tls,
+      secret,
+      mode: o.mode,
+      frameTimeout: o.frameTimeout,
+      maxMessageSize: o.maxMessageSize,
+      handshakeTimeout: o.handshakeTimeout,
+      heartbeatInterval: o.heartbeatInterval,
+      heartbeatTimeout: o.heartbeatTimeout,
+    };
+    try {
+      this[kNative] = new NativeClass({ ...common, ...config }, () => incoming.drain());
+    } catch (err) {
+      throw fromNativeThrow(err);
+    }
     if (!this[kReferenced]) this[kNative].setReferenced(false);
+  }
+
+  /** A connection failed authentication (AUTH_ERROR record): 'authError' (error, info). */
+  [kAuthError](body, cause) {
+    const { error, info } = JSON.parse(body.toString());
+    const err = fromNative(error);
+    if (cause !== undefined) err.cause = cause;
+    this.emit('authError', err, info);
   }
 
   /** Closing or closed: nothing more can be sent. */
@@ -136,4 +163,5 @@ module.exports = {
   kStart,
   kRefuseIfClosed,
   kClosed,
+  kAuthError,
 };

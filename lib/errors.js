@@ -19,7 +19,7 @@ const rangeError = (code, message, props) => withCode(RangeError, code, message,
  * errno, syscall, path and wording (`listen EADDRINUSE: address already in use /tmp/a.sock`).
  */
 function fromNative(json) {
-  const info = JSON.parse(json);
+  const info = typeof json === 'string' ? JSON.parse(json) : json;
   if (info.errno === undefined) {
     const { message, ...props } = info;
     return ipcError(info.code, message, props);
@@ -31,4 +31,13 @@ function fromNative(json) {
   return withCode(Error, name, message, { errno, syscall: info.syscall, path: info.path });
 }
 
-module.exports = { ipcError, typeError, rangeError, fromNative };
+/** A configuration error thrown by the native core (coded JSON as its message), as a TypeError. */
+function fromNativeThrow(err) {
+  if (typeof err.message === 'string' && err.message.startsWith('{')) {
+    const { message, code } = JSON.parse(err.message);
+    return withCode(TypeError, code, message);
+  }
+  return err;
+}
+
+module.exports = { ipcError, typeError, rangeError, fromNative, fromNativeThrow };

@@ -28,6 +28,8 @@ const EVENT = {
   CONNECT_ERROR: 0x88,
   CLOSE: 0x89,
   ROLE: 0x8a,
+  AUTH_ERROR: 0x8b,
+  ADMIT: 0x8c,
 };
 
 // A binary message smaller than this is copied out of the batch, so holding on to it does not

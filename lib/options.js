@@ -2,12 +2,14 @@
 // Validation and defaults for constructor options. Bad options throw at construction time,
 // naming the option, so mistakes surface where they are made.
 
-const { typeError, rangeError } = require('./errors');
+const { typeError, rangeError, fromNativeThrow } = require('./errors');
+const { parseAddress } = require('./address');
+const { checkTls } = require('../binding.js');
 
 const DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024;
 const MAX_MESSAGE_SIZE_LIMIT = 0xffffffff;
-// sockaddr_un.sun_path is 108 bytes including the terminating NUL.
-const MAX_SOCKET_PATH_BYTES = 107;
+// A shorter secret could be guessed offline from one recorded handshake (nonces and HMAC).
+const MIN_SECRET_BYTES = 16;
 
 const DEFAULTS = {
   maxMessageSize: DEFAULT_MAX_MESSAGE_SIZE,
@@ -19,6 +21,7 @@ const DEFAULTS = {
   heartbeatInterval: 5000,
   maxConnections: Infinity,
   requestTimeout: 5000,
+  frameTimeout: 30000,
 };
 const MAX_MS = 2 ** 31 - 1;
 
@@ -31,29 +34,6 @@ function optionsObject(options, className) {
     throw typeError('ERR_INVALID_ARG_VALUE', "options.transcoder is not supported: messages travel as JSON or, for Buffers, as raw bytes");
   }
   return options;
-}
-
-function socketFile(value) {
-  if (value === undefined || value === null || value === '') {
-    throw typeError('ERR_INVALID_ARG_VALUE', "Invalid value for 'options.socketFile': Is empty. Pass the path of the Unix socket, e.g. '/tmp/app.sock'");
-  }
-  if (typeof value !== 'string') {
-    throw typeError('ERR_INVALID_ARG_TYPE', `Invalid value for 'options.socketFile': expected a string path, got ${typeof value}`);
-  }
-  if (value.includes('\0')) {
-    throw typeError('ERR_INVALID_ARG_VALUE', "Invalid value for 'options.socketFile': contains a NUL byte");
-  }
-  const bytes = Buffer.byteLength(value);
-  if (bytes > MAX_SOCKET_PATH_BYTES) {
-    throw typeError(
-      'ERR_INVALID_ARG_VALUE',
-      `Invalid value for 'options.socketFile': ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES}-byte limit of Unix socket paths on Linux. Use a shorter path (e.g. under /tmp or $XDG_RUNTIME_DIR)`,
-    );
-  }
-  if (/^\d+$/.test(value)) {
-    throw typeError('ERR_INVALID_ARG_VALUE', `Invalid value for 'options.socketFile' (${value}): Looks like a port. Pass the path of a Unix socket file`);
-  }
-  return value;
 }
 
 function integer(options, name, min, max) {
@@ -101,32 +81,165 @@ function heartbeat(options) {
   return { heartbeatInterval: interval, heartbeatTimeout: timeout };
 }
 
-// The options both ends have.
-function endpointOptions(options) {
+// What must never show in util.inspect, logs or errors (the secret, the TLS key) is kept here,
+// keyed by the validated options object, and handed only to the native core.
+const sensitive = new WeakMap();
+
+function bytesOf(value, name) {
+  if (typeof value === 'string') return Buffer.from(value);
+  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  throw typeError('ERR_INVALID_ARG_TYPE', `${name} must be a string or a Buffer`);
+}
+
+// PEM as node:tls takes it: a string, a Buffer, or an array of them (concatenated).
+function pem(value, name) {
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) return Buffer.concat(value.flatMap((v, i) => [bytesOf(v, `${name}[${i}]`), Buffer.from('\n')]));
+  return bytesOf(value, name);
+}
+
+function tlsOptions(options, address, server) {
+  const input = options.tls;
+  if (input === undefined || input === false) {
+    if (!address.tls) return undefined;
+    if (server) {
+      throw typeError('ERR_IPC_TLS_CONFIG', `a tls:// address needs options.tls with cert and key on the server`);
+    }
+    return { requestCert: false, rejectUnauthorized: true };
+  }
+  if (input === null || typeof input !== 'object') {
+    throw typeError('ERR_INVALID_ARG_TYPE', 'options.tls must be an object: { cert, key, ca, requestCert, rejectUnauthorized, servername }');
+  }
+  for (const flag of ['requestCert', 'rejectUnauthorized']) {
+    if (input[flag] !== undefined && typeof input[flag] !== 'boolean') {
+      throw typeError('ERR_INVALID_ARG_TYPE', `options.tls.${flag} must be a boolean`);
+    }
+  }
+  if (input.servername !== undefined && typeof input.servername !== 'string') {
+    throw typeError('ERR_INVALID_ARG_TYPE', 'options.tls.servername must be a string');
+  }
   return {
-    socketFile: socketFile(options.socketFile),
+    cert: pem(input.cert, 'options.tls.cert'),
+    key: pem(input.key, 'options.tls.key'),
+    ca: pem(input.ca, 'options.tls.ca'),
+    requestCert: input.requestCert === true,
+    rejectUnauthorized: input.rejectUnauthorized !== false,
+    servername: input.servername,
+  };
+}
+
+function secretOption(options) {
+  const value = options.secret;
+  if (value === undefined) return undefined;
+  const bytes = bytesOf(value, 'options.secret');
+  if (bytes.length < MIN_SECRET_BYTES) {
+    // Never echo the secret, not even its length's worth of it.
+    throw rangeError(
+      'ERR_OUT_OF_RANGE',
+      `options.secret must be at least ${MIN_SECRET_BYTES} bytes; use a random one, e.g. crypto.randomBytes(32).toString('hex')`,
+    );
+  }
+  return Buffer.from(bytes); // our own copy: later changes to the caller's Buffer do not apply
+}
+
+// Socket file permissions: only a socket file has them.
+function modeOption(options, address) {
+  if (options.mode === undefined) return undefined;
+  const mode = options.mode;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw rangeError('ERR_OUT_OF_RANGE', `options.mode must be file permission bits from 0 to 0o777 (e.g. 0o600), got ${mode}`);
+  }
+  if (address.transport !== 'unix') {
+    throw typeError('ERR_INVALID_ARG_VALUE', 'options.mode applies to a socket file; an abstract socket or a TCP port has no file permissions (use secret or allow)');
+  }
+  return mode;
+}
+
+// allow: { uids, gids } (Unix sockets only) or (info) => boolean.
+function allowOption(options, address) {
+  const allow = options.allow;
+  if (allow === undefined) return {};
+  if (typeof allow === 'function') return { allowAsk: true, allowFunction: allow };
+  if (allow === null || typeof allow !== 'object') {
+    throw typeError('ERR_INVALID_ARG_TYPE', 'options.allow must be { uids, gids } or a function (info) => boolean');
+  }
+  if (address.transport === 'tcp') {
+    throw typeError('ERR_INVALID_ARG_VALUE', 'options.allow with uids/gids needs a Unix socket (TCP has no peer credentials); use a function (info) => boolean or a secret');
+  }
+  const ids = (name) => {
+    const list = allow[name];
+    if (list === undefined) return undefined;
+    if (!Array.isArray(list) || !list.every((id) => Number.isInteger(id) && id >= 0 && id <= 0xffffffff)) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `options.allow.${name} must be an array of numeric ids`);
+    }
+    return list.slice();
+  };
+  const allowUids = ids('uids');
+  const allowGids = ids('gids');
+  if (allowUids === undefined && allowGids === undefined) {
+    throw typeError('ERR_INVALID_ARG_VALUE', 'options.allow needs uids or gids (or be a function)');
+  }
+  return { allowUids, allowGids };
+}
+
+// The options both ends have, plus `extra` (the class's own), registered with their secrets.
+function endpointOptions(options, server, extra) {
+  // Port 0 (any free port) only makes sense for a Server, which can tell it with address().
+  const address = parseAddress(options, server === 'Server');
+  server = Boolean(server);
+  const tls = tlsOptions(options, address, server);
+  if (tls !== undefined && (server || options.tls !== undefined)) {
+    // A bad certificate or key throws here, from the constructor, not at the first connection.
+    try {
+      checkTls(tls, server, address.host ?? 'localhost');
+    } catch (err) {
+      throw fromNativeThrow(err);
+    }
+  }
+  const result = {
+    address,
+    tls: tls !== undefined,
     maxMessageSize: integer(options, 'maxMessageSize', 16, MAX_MESSAGE_SIZE_LIMIT),
     handshakeTimeout: integer(options, 'handshakeTimeout', 1, MAX_MS),
+    frameTimeout: integer(options, 'frameTimeout', 0, MAX_MS),
     ...heartbeat(options),
     requestTimeout: integer(options, 'requestTimeout', 0, MAX_MS),
+    ...extra(address),
   };
+  sensitive.set(result, { tls, secret: secretOption(options) });
+  return result;
+}
+
+/** The secret and TLS options of validated options, for the native core only. */
+function sensitiveOf(options) {
+  return sensitive.get(options);
 }
 
 function serverOptions(input) {
   const options = optionsObject(input, 'Server');
-  return { ...endpointOptions(options), maxConnections: integer(options, 'maxConnections', 1, Infinity) };
+  return endpointOptions(options, 'Server', (address) => ({
+    maxConnections: integer(options, 'maxConnections', 1, Infinity),
+    mode: modeOption(options, address),
+    ...allowOption(options, address),
+  }));
 }
 
-// Client and Peer.
+// Client and Peer (a Peer may listen, so it takes `mode` too).
 function clientOptions(input, className = 'Client') {
   const options = optionsObject(input, className);
-  return {
-    ...endpointOptions(options),
+  const peer = className === 'Peer';
+  if (!peer) {
+    for (const name of ['mode', 'allow']) {
+      if (options[name] !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', `options.${name} is a Server option; a ${className} does not listen`);
+    }
+  }
+  return endpointOptions(options, peer, (address) => ({
     retryDelay: delay(options, 'retryDelay'),
     reconnectDelay: delay(options, 'reconnectDelay'),
     maxRetries: integer(options, 'maxRetries', 0, Infinity),
     maxQueue: integer(options, 'maxQueue', 0, Infinity),
-  };
+    mode: peer ? modeOption(options, address) : undefined,
+  }));
 }
 
-module.exports = { serverOptions, clientOptions, DEFAULTS };
+module.exports = { serverOptions, clientOptions, sensitiveOf, DEFAULTS };

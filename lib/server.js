@@ -1,6 +1,6 @@
 'use strict';
-// Server: listens on a Unix socket file and exchanges messages and requests with any number of
-// clients. States: new -> starting -> listening -> closing -> closed (or new -> starting -> failed).
+// Server: listens on a Unix socket file, an abstract socket or a TCP port (optionally with TLS)
+// and exchanges messages and requests with any number of clients. States: new -> starting -> listening -> closing -> closed (or new -> starting -> failed).
 
 const { NativeServer } = require('../binding.js');
 const { ipcError, fromNative } = require('./errors');
@@ -23,11 +23,15 @@ const {
   kStart,
   kRefuseIfClosed,
   kClosed,
+  kAuthError,
 } = require('./endpoint');
 
-// clientId -> { pid, uid, gid } of each connected client.
+// clientId -> who it is ({ pid, uid, gid } on Unix sockets, { address, family, port } on TCP).
 const kClients = Symbol('clients');
 const kListened = Symbol('listened');
+const kAddress = Symbol('address');
+// clientId -> what the allow function threw, until its refusal is reported.
+const kAllowThrew = Symbol('allowThrew');
 const kOnNativeError = Symbol('onNativeError');
 
 class Server extends Endpoint {
@@ -35,7 +39,9 @@ class Server extends Endpoint {
     super();
     this[kOptions] = serverOptions(options);
     this[kListened] = false;
+    this[kAddress] = null;
     this[kClients] = new Map();
+    this[kAllowThrew] = new Map();
     // Before listen() nobody is connected, so a broadcast then reaches no one.
     this[kOutgoing] = new Outgoing(
       true,
@@ -64,8 +70,8 @@ class Server extends Endpoint {
     if (this[kState] !== 'new') {
       throw ipcError('ERR_IPC_ALREADY_LISTENING', 'listen() was already called on this Server; create a new Server to listen again');
     }
-    const { socketFile, maxMessageSize, handshakeTimeout, heartbeatInterval, heartbeatTimeout, maxConnections } = this[kOptions];
-    this[kStart](NativeServer, { socketFile, maxMessageSize, handshakeTimeout, heartbeatInterval, heartbeatTimeout, maxConnections });
+    const { maxConnections, allowUids, allowGids, allowAsk } = this[kOptions];
+    this[kStart](NativeServer, { maxConnections, allowUids, allowGids, allowAsk: allowAsk === true });
     this[kState] = 'starting';
     return this;
   }
@@ -107,8 +113,17 @@ class Server extends Endpoint {
   }
 
   /**
-   * The connected client's process, as the kernel saw it connect (SO_PEERCRED): `{ pid, uid,
-   * gid }`, or undefined if `clientId` is not connected.
+   * What is bound, once listening (else null): the socket path (`'unix:@name'` for an abstract
+   * socket), or `{ address, family, port }` for TCP, with the port picked when 0 was asked.
+   */
+  address() {
+    const address = this[kAddress];
+    return address !== null && typeof address === 'object' ? { ...address } : address;
+  }
+
+  /**
+   * Who a connected client is, as the kernel saw it connect: `{ pid, uid, gid }` on a Unix
+   * socket (SO_PEERCRED), `{ address, family, port }` on TCP; undefined if not connected.
    */
   clientInfo(clientId) {
     const info = this[kClients].get(clientId);
@@ -147,14 +162,32 @@ class Server extends Endpoint {
     switch (kind) {
       case EVENT.LISTENING:
         this[kListened] = true;
+        this[kAddress] = JSON.parse(body.toString());
         if (this[kState] !== 'starting') break; // close() came first
         this[kState] = 'listening';
         this.emit('listening');
         break;
       case EVENT.CONNECTION:
-        this[kClients].set(id, { pid: body.readUInt32BE(0), uid: body.readUInt32BE(4), gid: body.readUInt32BE(8) });
+        this[kClients].set(id, JSON.parse(body.toString()));
         this.emit('connection', id);
         break;
+      case EVENT.ADMIT: {
+        // The allow function decides; a throw counts as "no", and is reported with the refusal.
+        let allowed = false;
+        try {
+          allowed = this[kOptions].allowFunction(JSON.parse(body.toString())) === true;
+        } catch (err) {
+          this[kAllowThrew].set(id, err);
+        }
+        if (this[kNative] !== null) this[kNative].admit(id, allowed);
+        break;
+      }
+      case EVENT.AUTH_ERROR: {
+        const threw = this[kAllowThrew].get(id);
+        this[kAllowThrew].delete(id);
+        this[kAuthError](body, threw);
+        break;
+      }
       case EVENT.CONNECTION_CLOSE: {
         this[kClients].delete(id);
         const reason = body.length > 0 ? fromNative(body.toString()) : undefined;
@@ -171,6 +204,7 @@ class Server extends Endpoint {
         break;
       case EVENT.CLOSE:
         this[kState] = 'closed';
+        this[kAddress] = null;
         this.emit('close');
         break;
     }

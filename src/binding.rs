@@ -5,12 +5,17 @@
 //! starts it. Each owns one threadsafe function, held only by its event queue, so a running
 //! object keeps Node alive and a finished one (its queue finished) lets Node exit.
 
+use crate::auth::Secret;
 use crate::client::{Client, ClientOptions};
 use crate::connection::Heartbeat;
+use crate::error::IpcError;
 use crate::events::{EventQueue, Wake};
-use crate::peer::{Peer, PeerOptions};
+use crate::handshake::{ClientSecurity, ServerSecurity};
+use crate::peer::{Peer, PeerOptions, PeerSecurity};
 use crate::reconnect::{Delay, RetryPolicy};
-use crate::server::{Server, ServerOptions};
+use crate::server::{Allow, Server, ServerOptions};
+use crate::tls::{TlsClient, TlsOptions, TlsServer};
+use crate::transport::{Endpoint, Family};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -163,11 +168,122 @@ impl Running {
   }
 }
 
+// ===== Transport and security options (shared) =====
+
+/// Where to listen or connect, as `lib/address.js` parsed it.
+#[napi(object)]
+pub struct NativeAddress {
+  /// "unix", "abstract" or "tcp".
+  pub transport: String,
+  /// The socket path, or the abstract name.
+  pub path: Option<String>,
+  pub host: Option<String>,
+  pub port: Option<u32>,
+  /// 4, 6, or 0 for either.
+  pub family: Option<u32>,
+}
+
+impl NativeAddress {
+  fn endpoint(&self) -> Endpoint {
+    match self.transport.as_str() {
+      "tcp" => Endpoint::Tcp {
+        host: self.host.clone().unwrap_or_default(),
+        port: self.port.unwrap_or(0) as u16,
+        family: match self.family {
+          Some(4) => Family::V4,
+          Some(6) => Family::V6,
+          _ => Family::Any,
+        },
+      },
+      "abstract" => Endpoint::Abstract(self.path.clone().unwrap_or_default()),
+      _ => Endpoint::Unix(self.path.clone().unwrap_or_default()),
+    }
+  }
+}
+
+/// `options.tls`, PEM as Buffers.
+#[napi(object)]
+pub struct NativeTls {
+  pub cert: Option<Buffer>,
+  pub key: Option<Buffer>,
+  pub ca: Option<Buffer>,
+  pub request_cert: bool,
+  pub reject_unauthorized: bool,
+  pub servername: Option<String>,
+}
+
+impl NativeTls {
+  fn options(&self) -> TlsOptions {
+    TlsOptions {
+      cert: self.cert.as_ref().map(|b| b.to_vec()),
+      key: self.key.as_ref().map(|b| b.to_vec()),
+      ca: self.ca.as_ref().map(|b| b.to_vec()),
+      request_cert: self.request_cert,
+      reject_unauthorized: self.reject_unauthorized,
+      servername: self.servername.clone(),
+    }
+  }
+}
+
+/// A configuration error as the JSON `fromNative` reads (lib/endpoint.js rethrows it coded).
+fn config_error(e: IpcError) -> Error {
+  let mut json = Vec::new();
+  e.write_json(&mut json);
+  Error::new(Status::InvalidArg, String::from_utf8_lossy(&json).into_owned())
+}
+
+fn server_security(tls: &Option<NativeTls>, secret: &Option<Buffer>) -> Result<ServerSecurity> {
+  Ok(ServerSecurity {
+    tls: match tls {
+      Some(t) => Some(TlsServer::new(&t.options()).map_err(config_error)?),
+      None => None,
+    },
+    secret: secret.as_ref().map(|s| Secret::new(s)),
+  })
+}
+
+fn client_security(tls: &Option<NativeTls>, secret: &Option<Buffer>, endpoint: &Endpoint) -> Result<ClientSecurity> {
+  Ok(ClientSecurity {
+    tls: match tls {
+      Some(t) => Some(TlsClient::new(&t.options(), endpoint.default_server_name()).map_err(config_error)?),
+      None => None,
+    },
+    secret: secret.as_ref().map(|s| Secret::new(s)),
+  })
+}
+
+/// Builds the TLS configuration without starting anything, so a bad certificate or key throws
+/// from the constructor rather than surfacing later.
+#[napi]
+pub fn check_tls(tls: NativeTls, server: bool, servername: String) -> Result<()> {
+  let options = tls.options();
+  if server {
+    TlsServer::new(&options).map_err(config_error)?;
+  } else {
+    TlsClient::new(&options, &servername).map_err(config_error)?;
+  }
+  Ok(())
+}
+
+/// 0 (or less) turns a timeout off.
+fn optional_millis(ms: f64) -> Option<Duration> {
+  (ms > 0.0).then(|| millis(ms))
+}
+
 // ===== Server =====
 
 #[napi(object)]
 pub struct NativeServerConfig {
-  pub socket_file: String,
+  pub address: NativeAddress,
+  pub tls: Option<NativeTls>,
+  pub secret: Option<Buffer>,
+  /// Permissions for the socket file.
+  pub mode: Option<u32>,
+  pub allow_uids: Option<Vec<u32>>,
+  pub allow_gids: Option<Vec<u32>>,
+  /// An `allow` function: ask JS about each connection (answered with `admit`).
+  pub allow_ask: bool,
+  pub frame_timeout: f64,
   pub max_message_size: f64,
   pub handshake_timeout: f64,
   pub heartbeat_interval: f64,
@@ -187,18 +303,27 @@ pub struct NativeServer {
 impl NativeServer {
   #[napi(constructor)]
   pub fn new(env: Env, config: NativeServerConfig, on_events: Function<u32, ()>) -> Result<Self> {
+    let security = server_security(&config.tls, &config.secret)?;
     let (events, wake) = event_queue(on_events)?;
+    let ids = (config.allow_uids.is_some() || config.allow_gids.is_some())
+      .then(|| (config.allow_uids.unwrap_or_default(), config.allow_gids.unwrap_or_default()));
     let options = ServerOptions {
-      path: config.socket_file,
+      endpoint: config.address.endpoint(),
+      mode: config.mode,
       max_message_size: config.max_message_size as usize,
       handshake_timeout: millis(config.handshake_timeout),
       heartbeat: heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
+      frame_timeout: optional_millis(config.frame_timeout),
       max_connections: config
         .max_connections
         .is_finite()
         .then_some(config.max_connections as usize),
+      allow: Allow {
+        ids,
+        ask: config.allow_ask,
+      },
     };
-    let server = within_runtime_if_available(|| Server::listen(options, events.clone()));
+    let server = within_runtime_if_available(|| Server::listen(options, security, events.clone()));
     let for_hook = server.clone();
     let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
     Ok(NativeServer {
@@ -230,6 +355,12 @@ impl NativeServer {
     self.server.send_piece(target, &head, &payload);
   }
 
+  /// The `allow` function's verdict on the connection an ADMIT event named.
+  #[napi]
+  pub fn admit(&self, client_id: u32, allowed: bool) {
+    self.server.admit(client_id, allowed);
+  }
+
   #[napi]
   pub fn close(&mut self) {
     self.server.close();
@@ -253,7 +384,12 @@ impl ObjectFinalize for NativeServer {
 
 #[napi(object)]
 pub struct NativeClientConfig {
-  pub socket_file: String,
+  pub address: NativeAddress,
+  pub tls: Option<NativeTls>,
+  pub secret: Option<Buffer>,
+  /// A Peer's socket file permissions, while it listens.
+  pub mode: Option<u32>,
+  pub frame_timeout: f64,
   pub max_message_size: f64,
   pub handshake_timeout: f64,
   pub retry_delay_min: f64,
@@ -289,35 +425,44 @@ enum Connector {
 }
 
 impl Connector {
-  fn start(config: NativeClientConfig, events: Arc<EventQueue>) -> Self {
+  fn start(config: NativeClientConfig, events: Arc<EventQueue>) -> Result<Self> {
     let (retry, heartbeat) = (
       config.retry(),
       heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
     );
-    let (path, max_message_size) = (config.socket_file, config.max_message_size as usize);
+    let endpoint = config.address.endpoint();
+    let max_message_size = config.max_message_size as usize;
     let handshake_timeout = millis(config.handshake_timeout);
-    within_runtime_if_available(|| match config.symmetric {
-      false => Connector::Client(Client::connect(
-        ClientOptions {
-          path,
-          max_message_size,
-          handshake_timeout,
-          retry,
-          heartbeat,
-        },
-        events,
-      )),
-      true => Connector::Peer(Peer::connect(
-        PeerOptions {
-          path,
-          max_message_size,
-          handshake_timeout,
-          retry,
-          heartbeat,
-        },
-        events,
-      )),
-    })
+    let frame_timeout = optional_millis(config.frame_timeout);
+    let client_security = client_security(&config.tls, &config.secret, &endpoint)?;
+    if !config.symmetric {
+      let options = ClientOptions {
+        endpoint,
+        max_message_size,
+        handshake_timeout,
+        retry,
+        heartbeat,
+        frame_timeout,
+      };
+      return Ok(within_runtime_if_available(|| {
+        Connector::Client(Client::connect(options, client_security, events))
+      }));
+    }
+    let security = PeerSecurity {
+      // A peer's TLS options serve both roles; only its server role needs cert and key.
+      server: server_security(&config.tls, &config.secret)?,
+      client: client_security,
+    };
+    let options = PeerOptions {
+      endpoint,
+      mode: config.mode,
+      frame_timeout,
+      max_message_size,
+      handshake_timeout,
+      retry,
+      heartbeat,
+    };
+    Ok(within_runtime_if_available(|| Connector::Peer(Peer::connect(options, security, events))))
   }
 
   fn send(&self, frames: &[u8]) -> usize {
@@ -362,7 +507,7 @@ impl NativeClient {
   #[napi(constructor)]
   pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
     let (events, wake) = event_queue(on_events)?;
-    let client = Connector::start(config, events.clone());
+    let client = Connector::start(config, events.clone())?;
     let for_hook = client.clone();
     let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
     Ok(NativeClient {

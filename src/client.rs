@@ -1,22 +1,24 @@
 //! The connecting side: connects, retries and reconnects by the `RetryPolicy`, and keeps one
 //! outbox across connections so messages sent while disconnected go out after the reconnect.
 
-use crate::connection::{self, Conn, Ended, HandshakeFailure, Heartbeat, Link, Outbox};
+use crate::connection::{self, Ended, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
+use crate::handshake::{connect_once, ClientSecurity};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
+use crate::transport::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-  pub path: String,
+  pub endpoint: Endpoint,
   pub max_message_size: usize,
   pub handshake_timeout: Duration,
   pub retry: RetryPolicy,
   pub heartbeat: Option<Heartbeat>,
+  pub frame_timeout: Option<Duration>,
 }
 
 /// A handle to a running client; clones share it.
@@ -27,6 +29,7 @@ pub struct Client {
 
 struct Shared {
   options: ClientOptions,
+  security: ClientSecurity,
   events: Arc<EventQueue>,
   outbox: Outbox,
   shutdown: CancellationToken,
@@ -34,9 +37,10 @@ struct Shared {
 
 impl Client {
   /// Starts connecting on the current tokio runtime; progress arrives as events.
-  pub fn connect(options: ClientOptions, events: Arc<EventQueue>) -> Client {
+  pub fn connect(options: ClientOptions, security: ClientSecurity, events: Arc<EventQueue>) -> Client {
     let shared = Arc::new(Shared {
       options,
+      security,
       events,
       outbox: Outbox::default(),
       shutdown: CancellationToken::new(),
@@ -71,7 +75,7 @@ async fn run(shared: Arc<Shared>) {
     let attempt = tokio::select! {
       biased;
       _ = shared.shutdown.cancelled() => break,
-      attempt = connect_once(&options.path, options.handshake_timeout) => attempt,
+      attempt = connect_once(&options.endpoint, &shared.security, options.handshake_timeout) => attempt,
     };
     let delay = match attempt {
       Ok(conn) => {
@@ -85,6 +89,7 @@ async fn run(shared: Arc<Shared>) {
           max_message_size: options.max_message_size,
           shutdown: &shared.shutdown,
           heartbeat: options.heartbeat,
+          frame_timeout: options.frame_timeout,
         };
         let end = connection::run(conn, link).await;
         if matches!(end, Ended::Shutdown) {
@@ -93,7 +98,11 @@ async fn run(shared: Arc<Shared>) {
         connection::report_end(&shared.events, kind::DISCONNECT, 0, &end);
         retries.after_drop()
       }
-      Err(e) => match failed_attempt(&shared.events, &mut retries, &e, &options.path, "start the server") {
+      Err(e) if e.is_final() => {
+        shared.events.push_error(kind::ERROR, 0, &e);
+        break;
+      }
+      Err(e) => match failed_attempt(&shared.events, &mut retries, &e, &options.endpoint, "start the server") {
         Some(delay) => delay,
         None => break,
       },
@@ -113,14 +122,14 @@ pub(crate) fn failed_attempt(
   events: &EventQueue,
   retries: &mut Retries,
   error: &IpcError,
-  path: &str,
+  endpoint: &Endpoint,
   advice: &str,
 ) -> Option<Duration> {
   events.push_error(kind::CONNECT_ERROR, 0, error);
   let delay = retries.failed();
   if delay.is_none() {
     let gave_up = IpcError::RetriesExhausted(format!(
-      "gave up after {} failed connection attempts in a row to {path} (maxRetries); {advice}, or raise maxRetries",
+      "gave up after {} failed connection attempts in a row to {endpoint} (maxRetries); {advice}, or raise maxRetries",
       retries.failures()
     ));
     events.push_error(kind::ERROR, 0, &gave_up);
@@ -136,19 +145,4 @@ pub(crate) fn wind_up(events: &EventQueue, outbox: &Outbox) {
   }
   events.push(kind::CLOSE, 0, b"");
   events.finish();
-}
-
-/// One attempt: connect to `path` and complete the hello.
-pub async fn connect_once(path: &str, handshake_timeout: Duration) -> Result<Conn, IpcError> {
-  let stream = UnixStream::connect(path)
-    .await
-    .map_err(|e| IpcError::io(e, "connect", path))?;
-  let mut conn = Conn::new(stream);
-  match conn.offer_hello(handshake_timeout).await {
-    Ok(()) => Ok(conn),
-    Err(HandshakeFailure::Error(e)) => Err(e),
-    Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => Err(IpcError::Protocol(
-      "the server closed the connection during the hello".into(),
-    )),
-  }
 }

@@ -21,8 +21,8 @@ pub const MAX_TOPIC_LEN: usize = u16::MAX as usize;
 /// Default for `maxMessageSize`: the largest `len` a receiver accepts.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8 * 1024 * 1024;
 
-/// Frame kinds. Values 0x30–0x3F are reserved for authentication; a v1 receiver treats any kind
-/// not listed here as a protocol error.
+/// Frame kinds. Values 0x30–0x3F are for authentication and appear only in the hello exchange;
+/// a v1 receiver treats any kind not listed here, after the hello, as a protocol error.
 pub mod kind {
   pub const HELLO: u8 = 0x01;
   pub const PING: u8 = 0x02;
@@ -38,6 +38,12 @@ pub mod kind {
   pub const REPLY_BINARY: u8 = 0x23;
   /// Body: `request_id: u32 | status: u8 | JSON {"message", "code"}` (see `reply_status`).
   pub const REPLY_ERROR: u8 = 0x24;
+  /// Server to client, instead of its hello, when it has a secret. Body: `server_nonce` (32 bytes).
+  pub const AUTH_CHALLENGE: u8 = 0x30;
+  /// Client to server. Body: `client_nonce (32) | HMAC (32)`, or empty: "I have no secret".
+  pub const AUTH_PROOF: u8 = 0x31;
+  /// Server to client, then its hello (or a reject). Body: the server's HMAC (32 bytes).
+  pub const AUTH_OK: u8 = 0x32;
 }
 
 /// Why a request got a `REPLY_ERROR`.
@@ -56,6 +62,10 @@ pub const REQUEST_ID: usize = 4;
 pub const PEER_BUSY: &str = "peer busy";
 /// The reason a server at `maxConnections` gives in its REJECT (`ERR_IPC_SERVER_FULL`).
 pub const SERVER_FULL: &str = "server full";
+/// The reason for a wrong or missing secret (`ERR_IPC_AUTH_FAILED`; the client stops retrying).
+pub const AUTH_FAILED: &str = "auth failed";
+/// The reason for a client the `allow` option refused (`ERR_IPC_NOT_ALLOWED`; final too).
+pub const NOT_ALLOWED: &str = "not allowed";
 
 /// True for the frames that carry user data to JS (messages, requests, replies), as opposed to
 /// the connection's own control frames.
@@ -274,6 +284,13 @@ pub fn encode_hello_version(dst: &mut Vec<u8>, version: u8) {
   dst.extend_from_slice(MAGIC);
   dst.push(version);
   dst.push(0);
+}
+
+/// Appends a frame of any kind with `body`: the hello exchange's authentication frames.
+pub fn encode_frame(dst: &mut Vec<u8>, frame_kind: u8, body: &[u8]) {
+  dst.extend_from_slice(&((1 + body.len()) as u32).to_be_bytes());
+  dst.push(frame_kind);
+  dst.extend_from_slice(body);
 }
 
 /// Appends a reject frame carrying a human-readable reason.

@@ -1,7 +1,7 @@
-//! One socket connection: the hello exchange, then a reader that turns frames into events and a
-//! writer that drains the outbox. Server and client run exactly this code on each connection.
+//! One established connection (after `handshake`): a reader that turns frames into events, a
+//! writer that drains the outbox, and the heartbeat. Every transport, both ends, run this code.
 
-use crate::codec::{self, kind, Hello};
+use crate::codec::{self, kind};
 use crate::error::IpcError;
 use crate::events::{kind as events_kind, EventQueue};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -10,16 +10,13 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
+use crate::handshake::{Conn, FIRST_READ};
+use crate::transport::Socket;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// The most asked of the kernel per read; also the largest batch a single read produces.
 const READ_CHUNK: usize = 64 * 1024;
-/// What a connection reads with until traffic shows it needs more: an idle connection (the
-/// hello is 12 bytes) then holds ~1 KiB instead of 64 KiB.
-const FIRST_READ: usize = 1024;
 
 /// How long `close()` keeps writing what was sent before it, if the peer reads slowly.
 pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,7 +48,7 @@ struct OutboxState {
   /// Set once nothing will ever write it out again; appends are then refused, not lost.
   closed: bool,
   /// The current connection's socket, for direct writes; `None` while disconnected.
-  direct: Option<Arc<UnixStream>>,
+  direct: Option<Arc<Socket>>,
   /// The writer task holds bytes it took and is writing them.
   writing: bool,
   /// Leading bytes (of the first piece, or of `buf`) that finish a frame a direct write sent only
@@ -193,7 +190,7 @@ impl Outbox {
     self.lock().writing = false;
   }
 
-  fn attach(&self, stream: Arc<UnixStream>) {
+  fn attach(&self, stream: Arc<Socket>) {
     let mut state = self.lock();
     state.direct = Some(stream);
     state.writing = false;
@@ -249,162 +246,6 @@ pub fn count_messages(mut frames: &[u8]) -> usize {
   n
 }
 
-// ===== Hello exchange =====
-
-/// A socket plus the bytes read from it but not yet consumed (the peer may send its first
-/// messages right behind its hello).
-pub struct Conn {
-  stream: UnixStream,
-  buf: BytesMut,
-}
-
-/// Why a connection never became established.
-#[derive(Debug)]
-pub enum HandshakeFailure {
-  /// The peer closed without sending a byte: a probe, not an error worth reporting.
-  Silent,
-  /// We are shutting down.
-  Shutdown,
-  Error(IpcError),
-}
-
-impl From<IpcError> for HandshakeFailure {
-  fn from(e: IpcError) -> Self {
-    HandshakeFailure::Error(e)
-  }
-}
-
-impl Conn {
-  pub fn new(stream: UnixStream) -> Self {
-    Conn {
-      stream,
-      buf: BytesMut::with_capacity(FIRST_READ),
-    }
-  }
-
-  /// The peer process's credentials (`SO_PEERCRED`) as `pid | uid | gid`, u32 BE each; pid 0
-  /// when the kernel does not say.
-  pub fn peer_credentials(&self) -> [u8; 12] {
-    let mut out = [0u8; 12];
-    if let Ok(cred) = self.stream.peer_cred() {
-      let pid = cred.pid().map_or(0, |p| p as u32);
-      out[..4].copy_from_slice(&pid.to_be_bytes());
-      out[4..8].copy_from_slice(&cred.uid().to_be_bytes());
-      out[8..].copy_from_slice(&cred.gid().to_be_bytes());
-    }
-    out
-  }
-
-  /// Reads the peer's first frame, which must be a hello (or a reject).
-  async fn read_hello(&mut self, who: &str) -> Result<Hello, HandshakeFailure> {
-    loop {
-      match codec::next_frame(&self.buf, codec::HELLO_MAX_LEN) {
-        Ok(Some(frame)) => {
-          let hello = codec::parse_hello(&frame);
-          let used = frame.wire_len();
-          self.buf.advance(used);
-          return hello.ok_or_else(|| not_our_protocol(who));
-        }
-        Ok(None) => {}
-        Err(_) => return Err(not_our_protocol(who)),
-      }
-      match self.stream.read_buf(&mut self.buf).await {
-        Ok(0) if self.buf.is_empty() => return Err(HandshakeFailure::Silent),
-        Ok(0) => return Err(not_our_protocol(who)),
-        Ok(_) => {}
-        Err(_) => return Err(HandshakeFailure::Silent),
-      }
-    }
-  }
-
-  async fn write_frame(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), HandshakeFailure> {
-    let mut frame = Vec::new();
-    encode(&mut frame);
-    self
-      .stream
-      .write_all(&frame)
-      .await
-      .map_err(|_| HandshakeFailure::Silent)
-  }
-
-  /// Server side: wait for the client's hello, answer with ours (or a reject). `admit` is asked
-  /// once the hello is valid; a reason it returns is sent as a REJECT and the connection ends
-  /// quietly (a refusal by policy is not the client's error).
-  pub async fn accept_hello(
-    &mut self,
-    limit: Duration,
-    shutdown: &CancellationToken,
-    admit: impl FnOnce() -> Option<String>,
-  ) -> Result<(), HandshakeFailure> {
-    let hello = bounded(limit, shutdown, "client", self.read_hello("client")).await?;
-    match hello {
-      Hello::Version(codec::VERSION) => match admit() {
-        None => self.write_frame(codec::encode_hello).await,
-        Some(reason) => {
-          let _ = self.write_frame(|f| codec::encode_reject(f, &reason)).await;
-          Err(HandshakeFailure::Silent)
-        }
-      },
-      Hello::Version(v) => {
-        let reason = format!(
-          "this server speaks native-socket-ipc protocol version {}, the client sent version {v}",
-          codec::VERSION
-        );
-        let _ = self.write_frame(|f| codec::encode_reject(f, &reason)).await;
-        Err(IpcError::Protocol(reason).into())
-      }
-      Hello::Rejected(_) => Err(not_our_protocol("client")),
-    }
-  }
-
-  /// Client side: send our hello, wait for the server's.
-  pub async fn offer_hello(&mut self, limit: Duration) -> Result<(), HandshakeFailure> {
-    self.write_frame(codec::encode_hello).await.map_err(|_| {
-      HandshakeFailure::Error(IpcError::Protocol(
-        "the server closed the connection during the hello".into(),
-      ))
-    })?;
-    let never = CancellationToken::new();
-    match bounded(limit, &never, "server", self.read_hello("server")).await {
-      Ok(Hello::Version(codec::VERSION)) => Ok(()),
-      Ok(Hello::Version(v)) => Err(
-        IpcError::Protocol(format!(
-          "the server speaks native-socket-ipc protocol version {v}, this client speaks {}; upgrade the older side",
-          codec::VERSION
-        ))
-        .into(),
-      ),
-      Ok(Hello::Rejected(reason)) if reason.starts_with(codec::PEER_BUSY) => Err(IpcError::PeerBusy.into()),
-      Ok(Hello::Rejected(reason)) if reason.starts_with(codec::SERVER_FULL) => Err(IpcError::ServerFull(reason).into()),
-      Ok(Hello::Rejected(reason)) => Err(IpcError::Protocol(format!("the server rejected the hello: {reason}")).into()),
-      Err(HandshakeFailure::Silent) => {
-        Err(IpcError::Protocol("the server closed the connection during the hello".into()).into())
-      }
-      Err(other) => Err(other),
-    }
-  }
-}
-
-fn not_our_protocol(who: &str) -> HandshakeFailure {
-  HandshakeFailure::Error(IpcError::Protocol(format!(
-    "the {who} does not speak the native-socket-ipc protocol (its first bytes are not a hello); check that both ends use native-socket-ipc"
-  )))
-}
-
-async fn bounded<T>(
-  limit: Duration,
-  shutdown: &CancellationToken,
-  who: &str,
-  work: impl std::future::Future<Output = Result<T, HandshakeFailure>>,
-) -> Result<T, HandshakeFailure> {
-  tokio::select! {
-    _ = shutdown.cancelled() => Err(HandshakeFailure::Shutdown),
-    r = tokio::time::timeout(limit, work) => r.unwrap_or_else(|_| Err(IpcError::HandshakeTimeout(format!(
-      "the {who} did not complete the hello within {} ms (handshakeTimeout)", limit.as_millis()
-    )).into())),
-  }
-}
-
 // ===== Established connection =====
 
 /// How an established connection ended.
@@ -458,6 +299,8 @@ pub struct Link<'a> {
   pub shutdown: &'a CancellationToken,
   /// `None`: no pings of our own (PINGs from the peer are still answered).
   pub heartbeat: Option<Heartbeat>,
+  /// A frame must arrive whole within this of its first byte (`None`: no limit).
+  pub frame_timeout: Option<Duration>,
 }
 
 /// Runs the connection until the peer leaves, breaks the protocol, falls silent, or we shut down.
@@ -559,7 +402,7 @@ async fn watch_for_silence(
 }
 
 async fn read_loop(
-  stream: &UnixStream,
+  stream: &Socket,
   mut buf: BytesMut,
   link: &Link<'_>,
   dead: &CancellationToken,
@@ -567,6 +410,8 @@ async fn read_loop(
 ) -> Ended {
   // Grows (up to READ_CHUNK) each time a read fills all the room it was given.
   let mut read_size = FIRST_READ;
+  // When the partial frame at the end of `buf` began to arrive.
+  let mut frame_started: Option<tokio::time::Instant> = None;
   loop {
     let mut complete = 0;
     let mut pings = 0;
@@ -592,6 +437,7 @@ async fn read_loop(
     if complete > 0 {
       link.events.push_frames(link.id, &buf[..complete]);
       buf.advance(complete);
+      frame_started = None;
     }
     if let Some(e) = failure {
       return Ended::Failed(e.into());
@@ -612,6 +458,14 @@ async fn read_loop(
     }
     let room = buf.capacity() - buf.len();
 
+    // A partial frame starts the frame clock (slowloris); time spent waiting for JS is ours, not
+    // the peer's, so it does not count.
+    if buf.is_empty() {
+      frame_started = None;
+    } else if frame_started.is_none() {
+      frame_started = Some(tokio::time::Instant::now());
+    }
+    let pause_began = tokio::time::Instant::now();
     life.paused.store(true, Ordering::Relaxed);
     tokio::select! {
       biased;
@@ -620,11 +474,15 @@ async fn read_loop(
       _ = link.events.wait_for_room() => {}
     }
     life.paused.store(false, Ordering::Relaxed);
+    if let Some(started) = &mut frame_started {
+      *started += pause_began.elapsed();
+    }
+    let deadline = frame_started.zip(link.frame_timeout).map(|(t, limit)| t + limit);
     // A large frame is read into memory of exactly its size and handed to JS whole: the bytes the
     // kernel copies in are the bytes the listener's Buffer shows, with no copy into the batch.
     if let Ok(Some(size)) = codec::peek_frame_size(&buf, link.max_message_size) {
       if size >= ATTACH_FROM && buf.len() < size {
-        match read_whole_frame(stream, &mut buf, size, link, dead, life).await {
+        match read_whole_frame(stream, &mut buf, size, link, dead, life, deadline).await {
           Ok(frame) => match codec::next_frame(&frame, link.max_message_size).map(|f| f.map(|f| codec::validate(&f))) {
             Ok(Some(Ok(()))) => link.events.push_attached(link.id, frame),
             Ok(Some(Err(e))) | Err(e) => return Ended::Failed(e.into()),
@@ -639,6 +497,7 @@ async fn read_loop(
       biased;
       _ = link.shutdown.cancelled() => return Ended::Shutdown,
       _ = dead.cancelled() => return Ended::PeerClosed,
+      _ = expires(deadline) => return Ended::Failed(frame_timed_out(link)),
       ready = stream.readable() => {
         if ready.is_err() {
           return Ended::PeerClosed;
@@ -665,17 +524,30 @@ async fn read_loop(
   }
 }
 
+/// Resolves at `deadline`; never without one.
+async fn expires(deadline: Option<tokio::time::Instant>) {
+  match deadline {
+    Some(at) => tokio::time::sleep_until(at).await,
+    None => std::future::pending().await,
+  }
+}
+
+fn frame_timed_out(link: &Link<'_>) -> IpcError {
+  IpcError::FrameTimeout(link.frame_timeout.unwrap_or_default().as_millis())
+}
+
 /// Frames at least this large are handed to JS whole (see `EventQueue::push_attached`).
 const ATTACH_FROM: usize = 64 * 1024;
 
 /// Reads the rest of a `size`-byte frame whose beginning is in `buf`, and nothing past it.
 async fn read_whole_frame(
-  stream: &UnixStream,
+  stream: &Socket,
   buf: &mut BytesMut,
   size: usize,
   link: &Link<'_>,
   dead: &CancellationToken,
   life: &Liveness,
+  deadline: Option<tokio::time::Instant>,
 ) -> Result<Vec<u8>, Ended> {
   let mut frame = Vec::with_capacity(size);
   frame.extend_from_slice(buf);
@@ -685,6 +557,7 @@ async fn read_whole_frame(
       biased;
       _ = link.shutdown.cancelled() => return Err(Ended::Shutdown),
       _ = dead.cancelled() => return Err(Ended::PeerClosed),
+      _ = expires(deadline) => return Err(Ended::Failed(frame_timed_out(link))),
       ready = stream.readable() => {
         if ready.is_err() {
           return Err(Ended::PeerClosed);
@@ -708,7 +581,7 @@ async fn read_whole_frame(
 }
 
 /// Writes some of `bytes` once the socket is writable.
-async fn write_some(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
+async fn write_some(stream: &Socket, bytes: &[u8]) -> io::Result<usize> {
   loop {
     stream.writable().await?;
     match stream.try_write(bytes) {
@@ -752,7 +625,7 @@ impl InHand {
   }
 }
 
-async fn write_loop(stream: &UnixStream, link: &Link<'_>, dead: &CancellationToken) -> io::Result<()> {
+async fn write_loop(stream: &Socket, link: &Link<'_>, dead: &CancellationToken) -> io::Result<()> {
   let mut hand = InHand {
     pieces: VecDeque::new(),
     buf: Vec::new(),
@@ -789,21 +662,12 @@ async fn write_loop(stream: &UnixStream, link: &Link<'_>, dead: &CancellationTok
         hand.consumed(n);
       }
     }
-    shutdown_write(stream)
+    stream.shutdown_write()
   };
   tokio::select! {
     _ = dead.cancelled() => Ok(()),
     r = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush) => r.unwrap_or(Ok(())),
   }
-}
-
-/// `shutdown(SHUT_WR)` through a shared reference (tokio's needs `&mut`).
-fn shutdown_write(stream: &UnixStream) -> io::Result<()> {
-  use std::os::fd::{AsRawFd, FromRawFd};
-  // Borrow the fd as a std socket without taking ownership: ManuallyDrop never closes it.
-  let borrowed =
-    std::mem::ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(stream.as_raw_fd()) });
-  borrowed.shutdown(std::net::Shutdown::Write)
 }
 
 #[cfg(test)]

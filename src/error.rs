@@ -31,6 +31,18 @@ pub enum IpcError {
   PeerBusy,
   /// The server is at its `maxConnections` (`ERR_IPC_SERVER_FULL`); the value is its reason.
   ServerFull(String),
+  /// A host name did not resolve (Node's `ENOTFOUND`).
+  Resolve(String),
+  /// A wrong or missing secret, on either side (`ERR_IPC_AUTH_FAILED`).
+  AuthFailed(String),
+  /// The server's `allow` option refused the client (`ERR_IPC_NOT_ALLOWED`).
+  NotAllowed(String),
+  /// The TLS handshake failed (`ERR_IPC_TLS`); `refused` when a certificate was not accepted.
+  Tls { message: String, refused: bool },
+  /// The `tls` options cannot be used (`ERR_IPC_TLS_CONFIG`).
+  TlsConfig(String),
+  /// A frame began and did not finish within `frameTimeout` (`ERR_IPC_FRAME_TIMEOUT`).
+  FrameTimeout(u128),
 }
 
 impl IpcError {
@@ -66,7 +78,21 @@ impl IpcError {
       IpcError::HeartbeatTimeout(_) => "ERR_IPC_HEARTBEAT_TIMEOUT",
       IpcError::PeerBusy => "ERR_IPC_PEER_BUSY",
       IpcError::ServerFull(_) => "ERR_IPC_SERVER_FULL",
+      IpcError::Resolve(_) => "ENOTFOUND",
+      IpcError::AuthFailed(_) => "ERR_IPC_AUTH_FAILED",
+      IpcError::NotAllowed(_) => "ERR_IPC_NOT_ALLOWED",
+      IpcError::Tls { .. } => "ERR_IPC_TLS",
+      IpcError::TlsConfig(_) => "ERR_IPC_TLS_CONFIG",
+      IpcError::FrameTimeout(_) => "ERR_IPC_FRAME_TIMEOUT",
     })
+  }
+
+  /// A refusal that retrying cannot change: the client stops instead of hammering the server.
+  pub fn is_final(&self) -> bool {
+    matches!(
+      self,
+      IpcError::AuthFailed(_) | IpcError::NotAllowed(_) | IpcError::TlsConfig(_) | IpcError::Tls { refused: true, .. }
+    )
   }
 
   /// Serialises the error as the small JSON object the JS side turns into an `Error`.
@@ -122,7 +148,16 @@ impl fmt::Display for IpcError {
       IpcError::Protocol(m)
       | IpcError::MessageTooLarge(m)
       | IpcError::HandshakeTimeout(m)
-      | IpcError::RetriesExhausted(m) => f.write_str(m),
+      | IpcError::RetriesExhausted(m)
+      | IpcError::Resolve(m)
+      | IpcError::AuthFailed(m)
+      | IpcError::NotAllowed(m)
+      | IpcError::Tls { message: m, .. }
+      | IpcError::TlsConfig(m) => f.write_str(m),
+      IpcError::FrameTimeout(ms) => write!(
+        f,
+        "a frame began arriving and was not complete within {ms} ms (frameTimeout), so the connection was dropped; a peer that trickles bytes holds resources (raise frameTimeout for very large messages on slow links)"
+      ),
       IpcError::UnknownClient(id) => write!(
         f,
         "client {id} is not connected; the message was not sent (listen for 'connectionClose' to stop sending to departed clients)"
@@ -151,7 +186,7 @@ fn write_field(dst: &mut Vec<u8>, key: &str, value: &str) {
   write_json_string(dst, value);
 }
 
-fn write_json_string(dst: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_json_string(dst: &mut Vec<u8>, s: &str) {
   dst.push(b'"');
   for c in s.chars() {
     match c {

@@ -30,7 +30,9 @@ pub mod kind {
   pub const JSON_GROUP: u8 = 0x12;
   /// A large message handed over whole; body: its index among the batch's attachments (u32).
   pub const ATTACHED: u8 = 0x13;
+  /// Body: what is bound, as JSON (see `Listener::address_json`).
   pub const LISTENING: u8 = 0x81;
+  /// Body: who connected, as JSON (see `PeerInfo::write_json`).
   pub const CONNECTION: u8 = 0x82;
   /// Body: empty, or the error JSON of why the connection was dropped (see `IpcError::write_json`).
   pub const CONNECTION_CLOSE: u8 = 0x83;
@@ -45,6 +47,10 @@ pub mod kind {
   pub const CLOSE: u8 = 0x89;
   /// A Peer took a role. Body: one byte, 0 server, 1 client.
   pub const ROLE: u8 = 0x8A;
+  /// A connection failed authentication. Body: `{"error": <error JSON>, "info": <peer JSON>}`.
+  pub const AUTH_ERROR: u8 = 0x8B;
+  /// The `allow` function must decide on a connection (answered by `Server::admit`). Body: peer JSON.
+  pub const ADMIT: u8 = 0x8C;
 }
 
 pub const RECORD_HEADER: usize = 9;
@@ -113,6 +119,16 @@ impl EventQueue {
 
   pub fn push(&self, kind: u8, id: u32, body: &[u8]) {
     self.append(|buf| write_record(buf, kind, id, body));
+  }
+
+  /// An `AUTH_ERROR` record: the error and who caused it.
+  pub fn push_auth_error(&self, id: u32, error: &IpcError, info: &crate::transport::PeerInfo) {
+    let mut body = b"{\"error\":".to_vec();
+    error.write_json(&mut body);
+    body.extend_from_slice(b",\"info\":");
+    info.write_json(&mut body);
+    body.push(b'}');
+    self.push(kind::AUTH_ERROR, id, &body);
   }
 
   pub fn push_error(&self, kind: u8, id: u32, error: &IpcError) {

@@ -1,20 +1,25 @@
-//! native-socket-ipc: the Rust core of a Unix-socket IPC library for Node.js.
+//! native-socket-ipc: the Rust core of a socket IPC library for Node.js.
 //!
-//! The core knows nothing of N-API: `codec` frames bytes, `connection` runs one socket,
-//! `server` and `client` manage many or one, `reconnect` decides when to try again, and `events`
+//! The core knows nothing of N-API: `codec` frames bytes, `transport` opens Unix, abstract and
+//! TCP sockets, `tls` layers rustls on any of them, `auth` proves a shared secret, `connection`
+//! runs one socket, `server` and `client` manage many or one, `reconnect` decides when to try again, and `events`
 //! batches everything bound for JavaScript. `binding` (feature `napi`, on by default) is the one
 //! module that talks to Node. See PROTOCOL.md for the wire format.
 #![deny(clippy::all)]
 
+pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod handshake;
 pub mod peer;
 pub mod reconnect;
 pub mod server;
 pub mod socket_file;
+pub mod tls;
+pub mod transport;
 
 #[cfg(feature = "napi")]
 mod binding;

@@ -4,24 +4,28 @@
 //! the next process to start finds it listening. A peer has one partner at a time, and one outbox
 //! that follows it from role to role.
 
-use crate::client::{connect_once, failed_attempt, wind_up};
+use crate::client::{failed_attempt, wind_up};
 use crate::codec;
-use crate::connection::{self, Conn, Ended, HandshakeFailure, Heartbeat, Link, Outbox};
+use crate::connection::{self, Ended, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
+use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, HandshakeFailure, Refusal, ServerSecurity};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
-use crate::socket_file::{bind_reclaiming, is_in_use, SocketFile};
+use crate::socket_file::{is_in_use, SocketFile};
+use crate::transport::{self, Endpoint, Listener, Socket};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 #[derive(Debug, Clone)]
 pub struct PeerOptions {
-  pub path: String,
+  pub endpoint: Endpoint,
+  /// Permissions of the socket file while this peer holds it.
+  pub mode: Option<u32>,
+  pub frame_timeout: Option<Duration>,
   pub max_message_size: usize,
   pub handshake_timeout: Duration,
   pub heartbeat: Option<Heartbeat>,
@@ -43,8 +47,16 @@ pub struct Peer {
   shared: Arc<Shared>,
 }
 
+/// A peer may take either role, so it carries both sides' checks (built from the same options).
+#[derive(Default)]
+pub struct PeerSecurity {
+  pub server: ServerSecurity,
+  pub client: ClientSecurity,
+}
+
 struct Shared {
   options: PeerOptions,
+  security: PeerSecurity,
   events: Arc<EventQueue>,
   outbox: Outbox,
   shutdown: CancellationToken,
@@ -57,9 +69,10 @@ struct Shared {
 
 impl Peer {
   /// Starts the election on the current tokio runtime; what happens arrives as events.
-  pub fn connect(options: PeerOptions, events: Arc<EventQueue>) -> Peer {
+  pub fn connect(options: PeerOptions, security: PeerSecurity, events: Arc<EventQueue>) -> Peer {
     let shared = Arc::new(Shared {
       options,
+      security,
       events,
       outbox: Outbox::default(),
       shutdown: CancellationToken::new(),
@@ -104,11 +117,13 @@ async fn run(shared: Arc<Shared>) {
     let bound = tokio::select! {
       biased;
       _ = shared.shutdown.cancelled() => break,
-      bound = bind_reclaiming(&options.path) => bound,
+      bound = transport::bind(&options.endpoint, options.mode) => bound,
     };
     let delay = match bound {
       Ok(listener) => {
-        shared.socket_file.claim(&options.path);
+        if let Endpoint::Unix(path) = &options.endpoint {
+          shared.socket_file.claim(path);
+        }
         take_role(&shared, &mut role, Role::Server);
         serve_partners(&shared, listener).await;
         break;
@@ -117,7 +132,7 @@ async fn run(shared: Arc<Shared>) {
         let attempt = tokio::select! {
           biased;
           _ = shared.shutdown.cancelled() => break,
-          attempt = connect_once(&options.path, options.handshake_timeout) => attempt,
+          attempt = connect_once(&options.endpoint, &shared.security.client, options.handshake_timeout) => attempt,
         };
         match attempt {
           Ok(conn) => {
@@ -130,6 +145,10 @@ async fn run(shared: Arc<Shared>) {
             }
             retries.after_drop()
           }
+          Err(e) if e.is_final() => {
+            shared.events.push_error(kind::ERROR, 0, &e);
+            break;
+          }
           Err(e) if listener_vanished(&e) && !raced => {
             raced = true;
             Duration::ZERO
@@ -140,7 +159,7 @@ async fn run(shared: Arc<Shared>) {
               &shared.events,
               &mut retries,
               &e,
-              &options.path,
+              &options.endpoint,
               "check the peer that holds the socket",
             ) {
               Some(delay) => delay,
@@ -188,6 +207,7 @@ async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
     max_message_size: shared.options.max_message_size,
     shutdown: &shared.shutdown,
     heartbeat: shared.options.heartbeat,
+    frame_timeout: shared.options.frame_timeout,
   };
   let end = connection::run(conn, link).await;
   if !matches!(end, Ended::Shutdown) {
@@ -198,17 +218,17 @@ async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
 
 /// The server role: accepts partners, one at a time, until we shut down. Others are refused with
 /// a REJECT, so a third process learns the pair is complete instead of waiting in silence.
-async fn serve_partners(shared: &Arc<Shared>, listener: UnixListener) {
+async fn serve_partners(shared: &Arc<Shared>, listener: Listener) {
   let connections = TaskTracker::new();
   loop {
     tokio::select! {
       _ = shared.shutdown.cancelled() => break,
       accepted = listener.accept() => match accepted {
-        Ok((stream, _)) => {
+        Ok(stream) => {
           connections.spawn(admit_partner(shared.clone(), stream));
         }
         Err(e) => {
-          shared.events.push_error(kind::ERROR, 0, &IpcError::io(e, "accept", &shared.options.path));
+          shared.events.push_error(kind::ERROR, 0, &IpcError::io(e, "accept", &shared.options.endpoint.to_string()));
           tokio::time::sleep(Duration::from_millis(100)).await;
         }
       },
@@ -219,26 +239,32 @@ async fn serve_partners(shared: &Arc<Shared>, listener: UnixListener) {
   connections.wait().await;
 }
 
-async fn admit_partner(shared: Arc<Shared>, stream: UnixStream) {
-  let mut conn = Conn::new(stream);
+async fn admit_partner(shared: Arc<Shared>, stream: Socket) {
+  let info = stream.peer_info();
   let mut took_place = false;
-  let hello = conn
-    .accept_hello(shared.options.handshake_timeout, &shared.shutdown, || {
-      if shared.partnered.swap(true, Ordering::AcqRel) {
-        return Some(format!(
+  let handshake = async {
+    let mut conn = Conn::accept(stream, &shared.security.server).await?;
+    let refusal = if shared.partnered.swap(true, Ordering::AcqRel) {
+      Some(Refusal {
+        reason: format!(
           "{}: this native-socket-ipc Peer is already connected to another process",
           codec::PEER_BUSY
-        ));
-      }
+        ),
+        report: None,
+      })
+    } else {
       took_place = true;
       None
-    })
-    .await;
-  match hello {
-    Ok(()) => {
+    };
+    conn.answer(refusal).await?;
+    Ok(conn)
+  };
+  match bounded(shared.options.handshake_timeout, &shared.shutdown, "client", handshake).await {
+    Ok(conn) => {
       partner_with(&shared, conn).await;
     }
     Err(HandshakeFailure::Error(e)) => shared.events.push_error(kind::MESSAGE_ERROR, 0, &e),
+    Err(HandshakeFailure::Auth(e)) => shared.events.push_auth_error(0, &e, &info),
     Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => {}
   }
   // Only after the partner's DISCONNECT is queued, so the next partner's CONNECT follows it.

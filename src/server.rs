@@ -1,16 +1,19 @@
-//! The listening side: binds the socket file (reclaiming a stale one), accepts connections, routes
-//! outgoing messages to them, and on close flushes, ends every connection and removes the file.
+//! The listening side: binds (reclaiming a stale socket file), accepts connections, decides who
+//! may stay (secret, `allow`, `maxConnections`), routes outgoing messages to them, and on close
+//! flushes, ends every connection and removes the file.
 
 use crate::codec;
-use crate::connection::{self, Conn, HandshakeFailure, Heartbeat, Link, Outbox};
+use crate::connection::{self, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
-use crate::socket_file::{bind_reclaiming, SocketFile};
+use crate::handshake::{bounded, Conn, HandshakeFailure, Refusal, ServerSecurity};
+use crate::socket_file::SocketFile;
+use crate::transport::{self, Endpoint, Listener, PeerInfo, Socket};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,12 +25,35 @@ pub const BROADCAST: u32 = 0;
 
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-  pub path: String,
+  pub endpoint: Endpoint,
+  /// Permissions of the socket file, set before anyone can connect.
+  pub mode: Option<u32>,
   pub max_message_size: usize,
   pub handshake_timeout: Duration,
   pub heartbeat: Option<Heartbeat>,
+  pub frame_timeout: Option<Duration>,
   /// Connections past this are refused in the hello (`ERR_IPC_SERVER_FULL` on the client).
   pub max_connections: Option<usize>,
+  pub allow: Allow,
+}
+
+/// Who may connect, checked after the secret and before `CONNECTION`.
+#[derive(Debug, Clone, Default)]
+pub struct Allow {
+  /// Unix peers whose uid is in the first list or gid in the second (`allow: { uids, gids }`).
+  pub ids: Option<(Vec<u32>, Vec<u32>)>,
+  /// Ask JS (`allow: (info) => boolean`) with an `ADMIT` event; answered by `Server::admit`.
+  pub ask: bool,
+}
+
+impl Allow {
+  fn by_ids(&self, info: &PeerInfo) -> bool {
+    match (&self.ids, info.ids()) {
+      (None, _) => true,
+      (Some((uids, gids)), Some((uid, gid))) => uids.contains(&uid) || gids.contains(&gid),
+      (Some(_), None) => false,
+    }
+  }
 }
 
 /// A handle to a running server; clones share it.
@@ -38,7 +64,10 @@ pub struct Server {
 
 struct Shared {
   options: ServerOptions,
+  security: ServerSecurity,
   events: Arc<EventQueue>,
+  /// Connections waiting for the `allow` function's verdict.
+  pending: Mutex<HashMap<u32, oneshot::Sender<bool>>>,
   clients: Mutex<HashMap<u32, Arc<Outbox>>>,
   /// Client ids start at 1 and are never reused (0 is `BROADCAST`).
   next_id: AtomicU32,
@@ -53,10 +82,12 @@ struct Shared {
 impl Server {
   /// Starts binding and serving on the current tokio runtime. The outcome arrives as events:
   /// `LISTENING`, or an `ERROR` after which the queue is finished.
-  pub fn listen(options: ServerOptions, events: Arc<EventQueue>) -> Server {
+  pub fn listen(options: ServerOptions, security: ServerSecurity, events: Arc<EventQueue>) -> Server {
     let shared = Arc::new(Shared {
       options,
+      security,
       events,
+      pending: Mutex::default(),
       clients: Mutex::default(),
       next_id: AtomicU32::new(1),
       admitted: AtomicUsize::new(0),
@@ -144,6 +175,14 @@ impl Server {
     self.shared.socket_file.remove();
   }
 
+  /// The `allow` function's verdict on a connection announced by an `ADMIT` event.
+  pub fn admit(&self, id: u32, allowed: bool) {
+    let waiting = self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    if let Some(verdict) = waiting {
+      let _ = verdict.send(allowed);
+    }
+  }
+
   pub fn client_count(&self) -> usize {
     self.shared.clients().len()
   }
@@ -163,9 +202,10 @@ impl Shared {
 }
 
 async fn serve(shared: Arc<Shared>) {
+  let endpoint = &shared.options.endpoint;
   let listener = tokio::select! {
     _ = shared.shutdown.cancelled() => None,
-    bound = bind_reclaiming(&shared.options.path) => match bound {
+    bound = transport::bind(endpoint, shared.options.mode) => match bound {
       Ok(listener) => Some(listener),
       Err(e) => {
         shared.events.push_error(kind::ERROR, 0, &e);
@@ -175,8 +215,10 @@ async fn serve(shared: Arc<Shared>) {
     },
   };
   if let Some(listener) = listener {
-    shared.socket_file.claim(&shared.options.path);
-    shared.events.push(kind::LISTENING, 0, b"");
+    if let Endpoint::Unix(path) = endpoint {
+      shared.socket_file.claim(path);
+    }
+    shared.events.push(kind::LISTENING, 0, &listener.address_json(endpoint));
     accept_until_shutdown(&shared, listener).await;
   }
   shared.socket_file.remove();
@@ -184,18 +226,18 @@ async fn serve(shared: Arc<Shared>) {
   shared.events.finish();
 }
 
-async fn accept_until_shutdown(shared: &Arc<Shared>, listener: UnixListener) {
+async fn accept_until_shutdown(shared: &Arc<Shared>, listener: Listener) {
   let connections = TaskTracker::new();
   loop {
     tokio::select! {
       _ = shared.shutdown.cancelled() => break,
       accepted = listener.accept() => match accepted {
-        Ok((stream, _)) => {
+        Ok(stream) => {
           let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
           connections.spawn(serve_connection(shared.clone(), stream, id));
         }
         Err(e) => {
-          let e = IpcError::io(e, "accept", &shared.options.path);
+          let e = IpcError::io(e, "accept", &shared.options.endpoint.to_string());
           shared.events.push_error(kind::ERROR, 0, &e);
           tokio::time::sleep(ACCEPT_BACKOFF).await;
         }
@@ -207,34 +249,29 @@ async fn accept_until_shutdown(shared: &Arc<Shared>, listener: UnixListener) {
   connections.wait().await;
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
-  let mut conn = Conn::new(stream);
-  let mut counted = false;
-  let hello = conn
-    .accept_hello(shared.options.handshake_timeout, &shared.shutdown, || {
-      let before = shared.admitted.fetch_add(1, Ordering::AcqRel);
-      counted = true;
-      match shared.options.max_connections {
-        Some(max) if before >= max => Some(format!(
-          "{}: it already has {max} connections (maxConnections)",
-          codec::SERVER_FULL
-        )),
-        _ => None,
-      }
-    })
-    .await;
-  let _release = Release(counted.then_some(&shared.admitted));
-  match hello {
-    Ok(()) => {}
+async fn serve_connection(shared: Arc<Shared>, stream: Socket, id: u32) {
+  let info = stream.peer_info();
+  let mut place = Place { count: &shared.admitted, taken: false };
+  let handshake = async {
+    let mut conn = Conn::accept(stream, &shared.security).await?;
+    let refusal = admission(&shared, id, &info, &mut place).await;
+    conn.answer(refusal).await?;
+    Ok(conn)
+  };
+  let outcome = bounded(shared.options.handshake_timeout, &shared.shutdown, "client", handshake).await;
+  // A verdict still awaited (the handshake timed out first) must not linger.
+  shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+  let conn = match outcome {
+    Ok(conn) => conn,
     Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => return,
-    Err(HandshakeFailure::Error(e)) => {
-      shared.events.push_error(kind::MESSAGE_ERROR, id, &e);
-      return;
-    }
-  }
+    Err(HandshakeFailure::Error(e)) => return shared.events.push_error(kind::MESSAGE_ERROR, id, &e),
+    Err(HandshakeFailure::Auth(e)) => return shared.events.push_auth_error(id, &e, &info),
+  };
   let outbox = Arc::new(Outbox::default());
   shared.clients().insert(id, outbox.clone());
-  shared.events.push(kind::CONNECTION, id, &conn.peer_credentials());
+  let mut who = Vec::new();
+  conn.peer_info().write_json(&mut who);
+  shared.events.push(kind::CONNECTION, id, &who);
   let link = Link {
     id,
     events: &shared.events,
@@ -242,19 +279,63 @@ async fn serve_connection(shared: Arc<Shared>, stream: UnixStream, id: u32) {
     max_message_size: shared.options.max_message_size,
     shutdown: &shared.shutdown,
     heartbeat: shared.options.heartbeat,
+    frame_timeout: shared.options.frame_timeout,
   };
   let end = connection::run(conn, link).await;
   shared.clients().remove(&id);
   connection::report_end(&shared.events, kind::CONNECTION_CLOSE, id, &end);
 }
 
-/// Gives a connection's place back when it ends, however it ends.
-struct Release<'a>(Option<&'a AtomicUsize>);
+/// The server's policy on an authenticated client: `allow`, then `maxConnections`.
+async fn admission(shared: &Shared, id: u32, info: &PeerInfo, place: &mut Place<'_>) -> Option<Refusal> {
+  let not_allowed = |why: &str| Refusal {
+    reason: format!("{}: {why}", codec::NOT_ALLOWED),
+    report: Some(IpcError::NotAllowed(format!("a client was refused: {why}"))),
+  };
+  let allow = &shared.options.allow;
+  if !allow.by_ids(info) {
+    return Some(not_allowed("its uid and gid are not in the server's allow list"));
+  }
+  if allow.ask {
+    let (verdict, answer) = oneshot::channel();
+    shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(id, verdict);
+    let mut who = Vec::new();
+    info.write_json(&mut who);
+    shared.events.push(kind::ADMIT, id, &who);
+    // A dropped sender (the JS side went away) counts as a refusal.
+    if !answer.await.unwrap_or(false) {
+      return Some(not_allowed("the server's allow function refused it"));
+    }
+  }
+  let before = place.take();
+  match shared.options.max_connections {
+    Some(max) if before >= max => Some(Refusal {
+      reason: format!("{}: it already has {max} connections (maxConnections)", codec::SERVER_FULL),
+      report: None,
+    }),
+    _ => None,
+  }
+}
 
-impl Drop for Release<'_> {
+/// A connection's place among `maxConnections`, counted in the hello so that racing hellos cannot
+/// together pass the limit, and given back when the connection ends, however it ends.
+struct Place<'a> {
+  count: &'a AtomicUsize,
+  taken: bool,
+}
+
+impl Place<'_> {
+  /// Takes the place; returns how many were taken before.
+  fn take(&mut self) -> usize {
+    self.taken = true;
+    self.count.fetch_add(1, Ordering::AcqRel)
+  }
+}
+
+impl Drop for Place<'_> {
   fn drop(&mut self) {
-    if let Some(count) = self.0 {
-      count.fetch_sub(1, Ordering::AcqRel);
+    if self.taken {
+      self.count.fetch_sub(1, Ordering::AcqRel);
     }
   }
 }

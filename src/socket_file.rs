@@ -43,13 +43,13 @@ impl SocketFile {
 /// Binds `path`. An existing socket file is reclaimed only when nothing answers on it; a live
 /// server is left alone (the probe connection closes at once, before its hello) and so is any
 /// file that is not a socket. `AddrInUse` means a live server holds the path.
-pub async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
+pub async fn bind_reclaiming(path: &str, mode: Option<u32>) -> Result<UnixListener, IpcError> {
   // bind+listen, and probe+unlink+bind, must not interleave with another process doing the same
   // on this path: between someone's bind and listen a probe is refused and would take the file
   // from a server that is about to be live. An flock on the directory serialises them without
   // leaving a lock file behind.
   let _guard = lock_directory_of(path).await;
-  let in_use = match UnixListener::bind(path) {
+  let in_use = match listen_on(path, mode) {
     Ok(listener) => return Ok(listener),
     Err(e) if e.kind() == io::ErrorKind::AddrInUse => e,
     Err(e) => return Err(IpcError::io(e, "listen", path)),
@@ -63,7 +63,7 @@ pub async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
     }
     // Gone meanwhile (its server closed): take the path.
     Err(e) if e.kind() == io::ErrorKind::NotFound => {
-      return UnixListener::bind(path).map_err(|e| IpcError::io(e, "listen", path))
+      return listen_on(path, mode).map_err(|e| IpcError::io(e, "listen", path))
     }
     Err(_) => return Err(IpcError::io(in_use, "listen", path)),
   }
@@ -75,7 +75,7 @@ pub async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(IpcError::io(e, "unlink", path)),
       }
-      UnixListener::bind(path).map_err(|e| IpcError::io(e, "listen", path))
+      listen_on(path, mode).map_err(|e| IpcError::io(e, "listen", path))
     }
     Ok(Ok(_probe)) => Err(
       IpcError::io(in_use, "listen", path)
@@ -83,6 +83,25 @@ pub async fn bind_reclaiming(path: &str) -> Result<UnixListener, IpcError> {
     ),
     _ => Err(IpcError::io(in_use, "listen", path)),
   }
+}
+
+/// bind, chmod, listen: between bind and listen a connect is refused, so no client can reach
+/// the socket before it has `mode`. (`UnixListener::bind` does both at once, and the process
+/// umask, which other threads share, is no place to set a mode.)
+fn listen_on(path: &str, mode: Option<u32>) -> io::Result<UnixListener> {
+  use socket2::{Domain, SockAddr, Socket, Type};
+  let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+  socket.bind(&SockAddr::unix(path)?)?;
+  if let Some(mode) = mode {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+      let _ = std::fs::remove_file(path);
+      return Err(e);
+    }
+  }
+  socket.listen(1024)?;
+  socket.set_nonblocking(true)?;
+  UnixListener::from_std(std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket)))
 }
 
 /// Takes an exclusive flock on the socket's directory, released when the returned file drops.

@@ -9,7 +9,8 @@ use native_socket_ipc::connection::Heartbeat;
 use native_socket_ipc::events::{kind, EventQueue, Record, Wake};
 use native_socket_ipc::peer::{Peer, PeerOptions};
 use native_socket_ipc::reconnect::{Delay, RetryPolicy};
-use native_socket_ipc::server::{Server, ServerOptions, BROADCAST};
+use native_socket_ipc::server::{Allow, Server, ServerOptions, BROADCAST};
+use native_socket_ipc::transport::Endpoint;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -196,17 +197,21 @@ fn assert_code(r: &Record, code: &str) -> String {
 
 fn server_options(path: &str) -> ServerOptions {
   ServerOptions {
-    path: path.to_owned(),
+    endpoint: Endpoint::Unix(path.to_owned()),
+    mode: None,
     max_message_size: codec::DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: Duration::from_secs(5),
     heartbeat: None,
+    frame_timeout: None,
     max_connections: None,
+    allow: Allow::default(),
   }
 }
 
 fn client_options(path: &str) -> ClientOptions {
   ClientOptions {
-    path: path.to_owned(),
+    endpoint: Endpoint::Unix(path.to_owned()),
+    frame_timeout: None,
     max_message_size: codec::DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: Duration::from_secs(5),
     retry: RetryPolicy {
@@ -253,7 +258,7 @@ async fn start_server(path: &str) -> (Server, Recorder) {
 
 async fn start_server_with(options: ServerOptions) -> (Server, Recorder) {
   let mut rec = Recorder::new();
-  let server = Server::listen(options, rec.queue());
+  let server = Server::listen(options, Default::default(), rec.queue());
   let first = rec.wait_for(kind::LISTENING).await;
   assert_eq!(first.id, 0);
   assert_eq!(
@@ -268,7 +273,7 @@ async fn start_server_with(options: ServerOptions) -> (Server, Recorder) {
 /// Connects a client and waits until both sides have seen the connection; returns its server id.
 async fn connect_client(path: &str, server_rec: &mut Recorder) -> (Client, Recorder, u32) {
   let mut rec = Recorder::new();
-  let client = Client::connect(client_options(path), rec.queue());
+  let client = Client::connect(client_options(path), Default::default(), rec.queue());
   let connect = rec.wait_for(kind::CONNECT).await;
   assert_eq!(connect.body, [0], "first connect is not a reconnect");
   let id = server_rec.wait_for(kind::CONNECTION).await.id;
@@ -309,7 +314,7 @@ async fn connect_and_exchange_json_messages_in_both_directions() {
     let path = socket_path("basic");
     let _cleanup = Cleanup(path.clone());
     let mut srec = Recorder::new();
-    let server = Server::listen(server_options(&path), srec.queue());
+    let server = Server::listen(server_options(&path), Default::default(), srec.queue());
     let listening = srec.next_records().await;
     assert_eq!(listening[0].kind, kind::LISTENING, "{}", dump(&listening));
     assert!(
@@ -318,21 +323,20 @@ async fn connect_and_exchange_json_messages_in_both_directions() {
     );
 
     let mut crec = Recorder::new();
-    let client = Client::connect(client_options(&path), crec.queue());
+    let client = Client::connect(client_options(&path), Default::default(), crec.queue());
     let connect = crec.wait_for(kind::CONNECT).await;
     assert_eq!(connect.id, 0);
     assert_eq!(connect.body, vec![0u8]);
     let connection = srec.wait_for(kind::CONNECTION).await;
     assert!(connection.id >= 1, "client ids start at 1: {}", connection.id);
-    // The body is the client's SO_PEERCRED: pid | uid | gid. The client is this very process.
-    let cred = |i: usize| u32::from_be_bytes(connection.body[i..i + 4].try_into().unwrap());
-    assert_eq!(connection.body.len(), 12);
-    assert_eq!(cred(0), std::process::id());
-    assert_eq!(
-      cred(4),
-      std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap()
+    // The body is the client's SO_PEERCRED as JSON. The client is this very process.
+    let uid = std::fs::metadata("/proc/self")
+      .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+      .unwrap();
+    let body = String::from_utf8(connection.body.clone()).unwrap();
+    assert!(
+      body.starts_with(&format!("{{\"pid\":{},\"uid\":{uid},", std::process::id())),
+      "{body}"
     );
     let id = connection.id;
 
@@ -769,7 +773,7 @@ async fn listening_on_a_live_servers_path_fails_with_eaddrinuse_and_leaves_it_un
     let (first, mut first_rec) = start_server(&path).await;
 
     let mut second_rec = Recorder::new();
-    let _second = Server::listen(server_options(&path), second_rec.queue());
+    let _second = Server::listen(server_options(&path), Default::default(), second_rec.queue());
     let err = second_rec.wait_for(kind::ERROR).await;
     let json = text(&err);
     assert!(json.contains("\"errno\":98"), "EADDRINUSE expected: {json}");
@@ -811,7 +815,7 @@ async fn listening_on_a_regular_file_fails_and_leaves_the_file_untouched() {
     std::fs::write(&path, b"precious data").unwrap();
 
     let mut rec = Recorder::new();
-    let _server = Server::listen(server_options(&path), rec.queue());
+    let _server = Server::listen(server_options(&path), Default::default(), rec.queue());
     let err = rec.wait_for(kind::ERROR).await;
     let json = text(&err);
     assert!(json.contains("\"syscall\":\"listen\""), "{json}");
@@ -905,7 +909,7 @@ async fn a_client_gives_up_after_max_retries_with_retries_exhausted_then_close()
     let mut options = client_options(&path);
     options.retry.max_retries = Some(2);
     options.retry.retry_delay = Delay::Fixed(Duration::from_millis(10));
-    let _client = Client::connect(options, rec.queue());
+    let _client = Client::connect(options, Default::default(), rec.queue());
 
     rec
       .wait_until("CLOSE", |r| r.iter().any(|x| x.kind == kind::CLOSE))
@@ -985,7 +989,7 @@ async fn closing_a_retrying_client_reports_the_undelivered_messages_then_close()
     let path = socket_path("undeliv");
     let _cleanup = Cleanup(path.clone());
     let mut rec = Recorder::new();
-    let client = Client::connect(client_options(&path), rec.queue());
+    let client = Client::connect(client_options(&path), Default::default(), rec.queue());
     let mut frames = json_frame("a", "1");
     frames.extend(json_frame("b", "2"));
     client.send(&frames);
@@ -1052,7 +1056,7 @@ async fn a_client_facing_a_server_that_never_answers_gets_handshake_timeout() {
     options.handshake_timeout = Duration::from_millis(200);
     options.retry.max_retries = Some(0);
     let started = Instant::now();
-    let _client = Client::connect(options, rec.queue());
+    let _client = Client::connect(options, Default::default(), rec.queue());
     let err = rec.wait_for(kind::CONNECT_ERROR).await;
     let elapsed = started.elapsed();
     assert_code(&err, "ERR_IPC_HANDSHAKE_TIMEOUT");
@@ -1187,6 +1191,7 @@ async fn a_client_with_heartbeats_drops_a_server_that_stopped_answering() {
         heartbeat: heartbeat(100, 300),
         ..client_options(&path)
       },
+      Default::default(),
       crec.queue(),
     );
     crec.wait_for(kind::CONNECT).await;
@@ -1269,7 +1274,9 @@ async fn requests_and_replies_reach_the_other_side_in_order_with_messages() {
 
 fn peer_options(path: &str) -> PeerOptions {
   PeerOptions {
-    path: path.to_owned(),
+    endpoint: Endpoint::Unix(path.to_owned()),
+    mode: None,
+    frame_timeout: None,
     max_message_size: codec::DEFAULT_MAX_MESSAGE_SIZE,
     handshake_timeout: Duration::from_secs(5),
     heartbeat: None,
@@ -1283,7 +1290,7 @@ fn peer_options(path: &str) -> PeerOptions {
 
 async fn start_peer(path: &str) -> (Peer, Recorder) {
   let rec = Recorder::new();
-  let peer = Peer::connect(peer_options(path), rec.queue());
+  let peer = Peer::connect(peer_options(path), Default::default(), rec.queue());
   (peer, rec)
 }
 
@@ -1388,7 +1395,7 @@ async fn past_max_connections_a_client_is_refused_as_server_full_and_admitted_on
     .await;
     let (first, mut frec, _) = connect_client(&path, &mut srec).await;
     let mut rec = Recorder::new();
-    let second = Client::connect(client_options(&path), rec.queue());
+    let second = Client::connect(client_options(&path), Default::default(), rec.queue());
     let refused = rec.wait_for(kind::CONNECT_ERROR).await;
     assert_code(&refused, "ERR_IPC_SERVER_FULL");
     assert_eq!(srec.count(kind::CONNECTION), 1);

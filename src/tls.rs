@@ -1,0 +1,275 @@
+//! TLS (rustls) over any transport. After the TLS handshake the connection is bridged to one end
+//! of a Unix socketpair by a small pump task, and the connection code runs on the other end as on
+//! any plain socket: one code path for every transport, including its direct writes and
+//! readiness-based reads. The price is one extra local copy per direction (see README).
+
+use crate::error::IpcError;
+use crate::transport::Socket;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{ring as provider, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// The options of `node:tls` we take, PEM as bytes.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+  pub cert: Option<Vec<u8>>,
+  pub key: Option<Vec<u8>>,
+  pub ca: Option<Vec<u8>>,
+  pub request_cert: bool,
+  pub reject_unauthorized: bool,
+  pub servername: Option<String>,
+}
+
+/// After our side of a TLS connection has ended, how long the other side gets to end its own.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The pump reads up to this much per direction at a time.
+const PUMP_BUFFER: usize = 64 * 1024;
+
+fn config_error(what: impl std::fmt::Display) -> IpcError {
+  IpcError::TlsConfig(what.to_string())
+}
+
+fn provider() -> Arc<CryptoProvider> {
+  Arc::new(provider::default_provider())
+}
+
+fn certificates(pem: &[u8], option: &str) -> Result<Vec<CertificateDer<'static>>, IpcError> {
+  let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+    .collect::<Result<_, _>>()
+    .map_err(|e| config_error(format!("tls.{option} is not valid PEM: {e}")))?;
+  if certs.is_empty() {
+    return Err(config_error(format!(
+      "tls.{option} holds no certificate (expected PEM with '-----BEGIN CERTIFICATE-----')"
+    )));
+  }
+  Ok(certs)
+}
+
+fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, IpcError> {
+  // Never echo the key's bytes: only what kind of problem it has.
+  PrivateKeyDer::from_pem_slice(pem).map_err(|_| {
+    config_error("tls.key holds no usable private key (expected PEM: PKCS#8, PKCS#1 or SEC1)")
+  })
+}
+
+fn roots(pem: &[u8]) -> Result<RootCertStore, IpcError> {
+  let mut store = RootCertStore::empty();
+  for cert in certificates(pem, "ca")? {
+    store
+      .add(cert)
+      .map_err(|e| config_error(format!("tls.ca has a certificate rustls cannot use: {e}")))?;
+  }
+  Ok(store)
+}
+
+/// The server side, built once per server.
+pub struct TlsServer(tokio_rustls::TlsAcceptor);
+
+impl TlsServer {
+  pub fn new(options: &TlsOptions) -> Result<TlsServer, IpcError> {
+    let (Some(cert), Some(key)) = (&options.cert, &options.key) else {
+      return Err(config_error("a TLS server needs tls.cert and tls.key"));
+    };
+    let builder = ServerConfig::builder_with_provider(provider())
+      .with_safe_default_protocol_versions()
+      .map_err(config_error)?;
+    let builder = if options.request_cert {
+      let Some(ca) = &options.ca else {
+        return Err(config_error(
+          "tls.requestCert needs tls.ca: the CA certificates that sign the clients' certificates",
+        ));
+      };
+      let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider());
+      // Like node:tls: with rejectUnauthorized false a client may connect without a certificate
+      // (one it does present must still verify).
+      let verifier = if options.reject_unauthorized {
+        verifier
+      } else {
+        verifier.allow_unauthenticated()
+      };
+      builder.with_client_cert_verifier(verifier.build().map_err(config_error)?)
+    } else {
+      builder.with_no_client_auth()
+    };
+    let config = builder
+      .with_single_cert(certificates(cert, "cert")?, private_key(key)?)
+      .map_err(|e| config_error(format!("tls.cert and tls.key do not make a usable pair: {e}")))?;
+    Ok(TlsServer(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+  }
+
+  /// `Ok(None)`: the client closed before a TLS hello (a port probe), nothing to report.
+  pub async fn accept(&self, socket: Socket) -> Result<Option<Socket>, IpcError> {
+    match self.0.accept(socket).await {
+      Ok(stream) => bridge(stream).map(Some).map_err(|e| IpcError::io(e, "socketpair", "tls")),
+      Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !is_rustls_error(&e) => Ok(None),
+      Err(e) => Err(handshake_error(e, "client")),
+    }
+  }
+}
+
+/// The client side, built once per client.
+pub struct TlsClient {
+  connector: tokio_rustls::TlsConnector,
+  name: ServerName<'static>,
+}
+
+impl TlsClient {
+  pub fn new(options: &TlsOptions, default_name: &str) -> Result<TlsClient, IpcError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+      .with_safe_default_protocol_versions()
+      .map_err(config_error)?;
+    let builder = if !options.reject_unauthorized {
+      builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider().signature_verification_algorithms)))
+    } else {
+      let roots = match &options.ca {
+        Some(ca) => roots(ca)?,
+        // As node:tls: without `ca`, the well-known public CAs (Mozilla's list).
+        None => RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+      };
+      builder.with_root_certificates(roots)
+    };
+    let config = match (&options.cert, &options.key) {
+      (Some(cert), Some(key)) => builder
+        .with_client_auth_cert(certificates(cert, "cert")?, private_key(key)?)
+        .map_err(|e| config_error(format!("tls.cert and tls.key do not make a usable pair: {e}")))?,
+      (None, None) => builder.with_no_client_auth(),
+      _ => return Err(config_error("a client certificate needs both tls.cert and tls.key")),
+    };
+    let name = options.servername.as_deref().unwrap_or(default_name);
+    let name = ServerName::try_from(name.to_owned())
+      .map_err(|_| config_error(format!("'{name}' is not a valid server name for TLS (tls.servername)")))?;
+    Ok(TlsClient {
+      connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+      name,
+    })
+  }
+
+  pub async fn connect(&self, socket: Socket) -> Result<Socket, IpcError> {
+    let stream = self
+      .connector
+      .connect(self.name.clone(), socket)
+      .await
+      .map_err(|e| handshake_error(e, "server"))?;
+    bridge(stream).map_err(|e| IpcError::io(e, "socketpair", "tls"))
+  }
+}
+
+fn is_rustls_error(error: &io::Error) -> bool {
+  error.get_ref().is_some_and(|e| e.is::<rustls::Error>())
+}
+
+/// A failed TLS handshake, saying whether a certificate was refused (which retrying cannot fix).
+fn handshake_error(error: io::Error, other: &str) -> IpcError {
+  let rustls_error = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+  let refused = matches!(
+    rustls_error,
+    Some(
+      rustls::Error::InvalidCertificate(_)
+        | rustls::Error::NoCertificatesPresented
+        | rustls::Error::AlertReceived(
+          rustls::AlertDescription::BadCertificate
+            | rustls::AlertDescription::UnknownCA
+            | rustls::AlertDescription::CertificateRequired
+            | rustls::AlertDescription::CertificateUnknown
+            | rustls::AlertDescription::CertificateExpired
+            | rustls::AlertDescription::UnsupportedCertificate
+            | rustls::AlertDescription::DecryptError
+        )
+    )
+  );
+  let message = match rustls_error {
+    Some(e) if refused => format!(
+      "the TLS handshake with the {other} failed: {e}; check tls.ca, tls.cert and tls.servername on both sides"
+    ),
+    Some(e) => format!("the TLS handshake with the {other} failed: {e}"),
+    None => format!("the TLS handshake with the {other} failed: {error} (is the other side speaking TLS?)"),
+  };
+  IpcError::Tls { message, refused }
+}
+
+/// `rejectUnauthorized: false` on a client: any server certificate is accepted (the handshake's
+/// signatures are still checked, so the connection is encrypted, just not authenticated).
+#[derive(Debug)]
+struct AcceptAnyServer(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AcceptAnyServer {
+  fn verify_server_cert(
+    &self,
+    _end_entity: &CertificateDer<'_>,
+    _intermediates: &[CertificateDer<'_>],
+    _server_name: &ServerName<'_>,
+    _ocsp_response: &[u8],
+    _now: UnixTime,
+  ) -> Result<ServerCertVerified, rustls::Error> {
+    Ok(ServerCertVerified::assertion())
+  }
+
+  fn verify_tls12_signature(
+    &self,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+  ) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+  }
+
+  fn verify_tls13_signature(
+    &self,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+  ) -> Result<HandshakeSignatureValid, rustls::Error> {
+    rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+  }
+
+  fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+    self.0.supported_schemes()
+  }
+}
+
+/// Hands back a plain socket whose bytes the pump carries through `tls`.
+fn bridge<S>(tls: S) -> io::Result<Socket>
+where
+  S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+  let (ours, theirs) = UnixStream::pair()?;
+  tokio::spawn(pump(tls, theirs));
+  Ok(Socket::Unix(ours))
+}
+
+/// Copies both ways until both are done. The directions run independently, so a peer that is
+/// not reading cannot stop us from reading (which would deadlock two busy ends).
+async fn pump<S>(tls: S, plain: UnixStream)
+where
+  S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+  let (tls_read, mut tls_write) = tokio::io::split(tls);
+  let (plain_read, mut plain_write) = plain.into_split();
+  let inbound = async move {
+    let _ = tokio::io::copy_buf(&mut BufReader::with_capacity(PUMP_BUFFER, tls_read), &mut plain_write).await;
+    // EOF, a TLS error or a dead socket: the connection reads EOF and ends.
+    let _ = plain_write.shutdown().await;
+  };
+  let outbound = async move {
+    let _ = tokio::io::copy_buf(&mut BufReader::with_capacity(PUMP_BUFFER, plain_read), &mut tls_write).await;
+    // Our connection is done: close_notify, then FIN.
+    let _ = tls_write.shutdown().await;
+  };
+  tokio::pin!(inbound, outbound);
+  tokio::select! {
+    () = &mut inbound => outbound.await,
+    () = &mut outbound => {
+      let _ = tokio::time::timeout(CLOSE_GRACE, inbound).await;
+    }
+  }
+}
