@@ -196,11 +196,24 @@ impl Conn {
   /// hello. Not time-bounded itself: see `connect_once`.
   pub async fn offer(socket: Socket, security: &ClientSecurity) -> Result<Conn, HandshakeFailure> {
     let info = socket.peer_info();
-    let socket = match &security.tls {
-      Some(tls) => tls.connect(socket).await?,
-      None => socket,
+    let (socket, tls_failure) = match &security.tls {
+      Some(tls) => {
+        let (socket, failure) = tls.connect(socket).await?;
+        (socket, Some(failure))
+      }
+      None => (socket, None),
     };
-    let mut conn = Conn::with_info(socket, info);
+    let conn = Conn::with_info(socket, info);
+    // A server that ends the TLS session during the hello (refusing our certificate) says why.
+    let tls_says = |failure: HandshakeFailure| match tls_failure.as_ref().and_then(|f| f.take()) {
+      Some(e) => HandshakeFailure::Error(e),
+      None => failure,
+    };
+    conn.offer_on(security).await.map_err(tls_says)
+  }
+
+  async fn offer_on(mut self, security: &ClientSecurity) -> Result<Conn, HandshakeFailure> {
+    let conn = &mut self;
     conn.write_frame(codec::encode_hello).await.map_err(|_| server_closed())?;
     let (mut frame_kind, mut body) = conn.read_frame("server").await.map_err(closed_means_server_closed)?;
     match (frame_kind, &security.secret) {
@@ -235,7 +248,7 @@ impl Conn {
     }
     let frame = codec::Frame { kind: frame_kind, body: &body };
     match codec::parse_hello(&frame).ok_or_else(|| not_our_protocol("server"))? {
-      Hello::Version(codec::VERSION) => Ok(conn),
+      Hello::Version(codec::VERSION) => Ok(self),
       Hello::Version(v) => Err(
         IpcError::Protocol(format!(
           "the server speaks native-socket-ipc protocol version {v}, this client speaks {}; upgrade the older side",

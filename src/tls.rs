@@ -154,13 +154,18 @@ impl TlsClient {
     })
   }
 
-  pub async fn connect(&self, socket: Socket) -> Result<Socket, IpcError> {
+  /// Also returns where the pump leaves the error that ends the TLS session, if one does: in
+  /// TLS 1.3 the server refuses a client certificate only after the client's handshake is done,
+  /// so the refusal arrives as an alert while the client waits for the hello.
+  pub async fn connect(&self, socket: Socket) -> Result<(Socket, TlsFailure), IpcError> {
     let stream = self
       .connector
       .connect(self.name.clone(), socket)
       .await
       .map_err(|e| handshake_error(e, "server"))?;
-    bridge(stream).map_err(|e| IpcError::io(e, "socketpair", "tls"))
+    let failure = TlsFailure::default();
+    let socket = bridge_watched(stream, Some(failure.clone())).map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
+    Ok((socket, failure))
   }
 }
 
@@ -237,26 +242,48 @@ impl ServerCertVerifier for AcceptAnyServer {
   }
 }
 
+/// The TLS error that ended a bridged session, once there is one.
+#[derive(Clone, Default)]
+pub struct TlsFailure(Arc<std::sync::Mutex<Option<io::Error>>>);
+
+impl TlsFailure {
+  /// The error, explained, if the session ended with a TLS error.
+  pub fn take(&self) -> Option<IpcError> {
+    let error = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+    is_rustls_error(&error).then(|| handshake_error(error, "server"))
+  }
+}
+
 /// Hands back a plain socket whose bytes the pump carries through `tls`.
 fn bridge<S>(tls: S) -> io::Result<Socket>
 where
   S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+  bridge_watched(tls, None)
+}
+
+fn bridge_watched<S>(tls: S, failure: Option<TlsFailure>) -> io::Result<Socket>
+where
+  S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
   let (ours, theirs) = UnixStream::pair()?;
-  tokio::spawn(pump(tls, theirs));
+  tokio::spawn(pump(tls, theirs, failure));
   Ok(Socket::Unix(ours))
 }
 
 /// Copies both ways until both are done. The directions run independently, so a peer that is
 /// not reading cannot stop us from reading (which would deadlock two busy ends).
-async fn pump<S>(tls: S, plain: UnixStream)
+async fn pump<S>(tls: S, plain: UnixStream, failure: Option<TlsFailure>)
 where
   S: AsyncRead + AsyncWrite + Unpin + Send,
 {
   let (tls_read, mut tls_write) = tokio::io::split(tls);
   let (plain_read, mut plain_write) = plain.into_split();
   let inbound = async move {
-    let _ = tokio::io::copy_buf(&mut BufReader::with_capacity(PUMP_BUFFER, tls_read), &mut plain_write).await;
+    let copied = tokio::io::copy_buf(&mut BufReader::with_capacity(PUMP_BUFFER, tls_read), &mut plain_write).await;
+    if let (Err(e), Some(failure)) = (copied, &failure) {
+      *failure.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+    }
     // EOF, a TLS error or a dead socket: the connection reads EOF and ends.
     let _ = plain_write.shutdown().await;
   };
