@@ -161,18 +161,61 @@ function autoClose(t) {
 
 // ----- Servers and Clients -----
 
+// ----- transports -----
+
+// The transports the core cases run on (see transports.test.js and the suites that loop over it).
+const TRANSPORTS = ['unix', 'tcp', 'tls'];
+
+const tlsFixture = (name) => fs.readFileSync(path.join(__dirname, 'fixtures', 'tls', name));
+
+/** Server options for `transport`: a fresh socket path, a free loopback port, or TLS on one. */
+function serverTransportOptions(t, transport) {
+  switch (transport) {
+    case 'unix':
+      return { socketFile: socketPath(t) };
+    case 'abstract':
+      return { address: `unix:@nsipc-test-${process.pid}-${Math.random().toString(36).slice(2)}` };
+    case 'tcp':
+      return { address: 'tcp://127.0.0.1:0' };
+    case 'tls':
+      return { address: 'tls://127.0.0.1:0', tls: { cert: tlsFixture('server.pem'), key: tlsFixture('server-key.pem') } };
+    default:
+      throw new Error(`unknown transport ${transport}`);
+  }
+}
+
+/** Client options that reach `server` (listening) over the transport it was started on. */
+function clientTransportOptions(server) {
+  const address = server.address();
+  switch (server.transport) {
+    case 'unix':
+      return { socketFile: address };
+    case 'abstract':
+      return { address };
+    case 'tcp':
+      return { address: `tcp://127.0.0.1:${address.port}` };
+    case 'tls':
+      return { address: `tls://localhost:${address.port}`, tls: { ca: tlsFixture('ca.pem') } };
+    default:
+      throw new Error(`unknown transport ${server.transport}`);
+  }
+}
+
 /**
- * A listening Server on a fresh socket path, tracked by `track` (see autoClose); the path is in
- * `server.socketFile`. Also asserts that listen() returns the server.
+ * A listening Server, tracked by `track` (see autoClose), on a fresh socket path, or on
+ * `transport` ('unix', 'abstract', 'tcp', 'tls'). The path is in `server.socketFile` (unix) and
+ * the transport in `server.transport`; connectClient() reaches it either way. Also asserts
+ * that listen() returns the server.
  */
-async function startServer(t, track, options = {}) {
+async function startServer(t, track, options = {}, transport = 'unix') {
   const { Server } = lib();
-  const socketFile = socketPath(t);
-  const server = track(new Server({ socketFile, ...options }));
+  const where = serverTransportOptions(t, transport);
+  const server = track(new Server({ ...where, ...options }));
   const listening = waitFor(server, 'listening');
   assert.equal(server.listen(), server);
   await listening;
-  server.socketFile = socketFile;
+  server.socketFile = where.socketFile;
+  server.transport = transport;
   return server;
 }
 
@@ -182,7 +225,7 @@ async function startServer(t, track, options = {}) {
  */
 async function connectClient(server, track, options = {}) {
   const { Client } = lib();
-  const client = track(new Client({ socketFile: server.socketFile, ...options }));
+  const client = track(new Client({ ...clientTransportOptions(server), ...options }));
   const connection = waitFor(server, 'connection');
   const connected = waitFor(client, 'connect');
   client.connect();
@@ -247,6 +290,10 @@ function childExit(child, ms = 5000) {
 }
 
 module.exports = {
+  TRANSPORTS,
+  tlsFixture,
+  serverTransportOptions,
+  clientTransportOptions,
   socketPath,
   waitFor,
   collect,
