@@ -8,10 +8,51 @@ export type Message = unknown;
 /** A delay in milliseconds, or a uniformly random delay between `min` and `max`. */
 export type Delay = number | { min?: number; max?: number };
 
+/** A TCP address, as in net.connect. */
+export interface TcpAddress {
+  host: string;
+  /** 0 (Server only) picks a free port; see server.address(). */
+  port: number;
+  /** Force IPv4 or IPv6; 0 (default) takes either. */
+  family?: 0 | 4 | 6 | 'IPv4' | 'IPv6';
+}
+
+/** node:tls-style options; PEM as a string, a Buffer, or an array of them. */
+export interface TlsOptions {
+  /** Certificate chain (PEM). Required on a Server (and a Peer); on a Client for mutual TLS. */
+  cert?: string | Buffer | Array<string | Buffer>;
+  /** Private key (PEM: PKCS#8, PKCS#1 or SEC1). Goes with `cert`. */
+  key?: string | Buffer;
+  /** CAs to trust. Client default: Mozilla's public CA list. Server: the CAs of client certificates. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Server: ask clients for a certificate (mutual TLS; needs `ca`). Default false. */
+  requestCert?: boolean;
+  /** Client: verify the server's certificate. Server with requestCert: refuse clients without one. Default true. */
+  rejectUnauthorized?: boolean;
+  /** Client: the name the server's certificate must carry. Default: the host ('localhost' on Unix sockets). */
+  servername?: string;
+}
+
 /** Options every endpoint (Server, Client, Peer) takes. */
 export interface EndpointOptions {
-  /** Path of the Unix socket file. Required. */
-  socketFile: string;
+  /**
+   * Where to listen or connect: a socket path, 'unix:///path', 'unix:@name' (Linux abstract),
+   * 'tcp://host:port', 'tcp4://…', 'tcp6://…', 'tls://host:port', or a TcpAddress.
+   * One of address, socketFile or host/port is required.
+   */
+  address?: string | TcpAddress;
+  /** Path of the Unix socket file (or any address string, as `address`). */
+  socketFile?: string;
+  /** TCP host, as in net.connect (with `port`). */
+  host?: string;
+  port?: number;
+  family?: 0 | 4 | 6 | 'IPv4' | 'IPv6';
+  /** TLS; on when given, or when the address is tls://. Works over Unix sockets too. */
+  tls?: TlsOptions;
+  /** Shared secret (>= 16 bytes), proved by HMAC in the hello, never sent. Both sides must have it. */
+  secret?: string | Buffer;
+  /** A frame whose first byte arrived must be complete within this many ms; 0 means no limit. Default 30000. */
+  frameTimeout?: number;
   /** Largest encoded message accepted or sent, in bytes (3 + topic + payload). Default 8 MiB. */
   maxMessageSize?: number;
   /** Time a new connection has to complete the hello, in ms. Default 5000. */
@@ -27,14 +68,20 @@ export interface EndpointOptions {
 export interface ServerOptions extends EndpointOptions {
   /** Connections past this are refused in the hello (ERR_IPC_SERVER_FULL on the client). Default Infinity. */
   maxConnections?: number;
+  /** Permissions of the socket file (e.g. 0o600), set before any client can connect. Socket files only. */
+  mode?: number;
+  /** Who may connect, checked before 'connection': uids/gids (Unix sockets) or a function. */
+  allow?: { uids?: number[]; gids?: number[] } | ((info: ClientInfo) => boolean);
 }
 
-/** A connected client's process, as the kernel saw it connect (SO_PEERCRED). */
-export interface ClientInfo {
-  pid: number;
-  uid: number;
-  gid: number;
-}
+/**
+ * Who a client is, as the kernel saw it connect: the process (SO_PEERCRED) on a Unix socket,
+ * the remote address on TCP.
+ */
+export type ClientInfo = { pid: number; uid: number; gid: number } | { address: string; family: 'IPv4' | 'IPv6'; port: number };
+
+/** What a Server is bound to: the socket path ('unix:@name' for abstract), or the TCP address. */
+export type BoundAddress = string | { address: string; family: 'IPv4' | 'IPv6'; port: number };
 
 export interface ClientOptions extends EndpointOptions {
   /** Delay between connection attempts until a connection succeeds. Default 1000 ms. */
@@ -48,7 +95,10 @@ export interface ClientOptions extends EndpointOptions {
 }
 
 /** A Peer takes a Client's options; `retryDelay` paces attempts to join a busy or hung peer. */
-export interface PeerOptions extends ClientOptions {}
+export interface PeerOptions extends ClientOptions {
+  /** Permissions of the socket file while this peer listens. Socket files only. */
+  mode?: number;
+}
 
 export interface RequestOptions {
   /** Reject with ERR_IPC_TIMEOUT after this many ms; 0 means never. Default: requestTimeout. */
@@ -82,6 +132,11 @@ export interface IpcError extends Error {
     | 'ERR_IPC_HEARTBEAT_TIMEOUT'
     | 'ERR_IPC_PEER_BUSY'
     | 'ERR_IPC_SERVER_FULL'
+    | 'ERR_IPC_AUTH_FAILED'
+    | 'ERR_IPC_NOT_ALLOWED'
+    | 'ERR_IPC_TLS'
+    | 'ERR_IPC_TLS_CONFIG'
+    | 'ERR_IPC_FRAME_TIMEOUT'
     | 'ERR_INVALID_ARG_TYPE'
     | 'ERR_INVALID_ARG_VALUE'
     | 'ERR_OUT_OF_RANGE'
@@ -113,8 +168,10 @@ export declare class Server extends EventEmitter {
   handle(topic: string | undefined, handler: (message: any, clientId: number) => unknown): this;
   /** Removes the handler of `topic`; true if there was one. */
   removeHandler(topic: string | undefined): boolean;
-  /** The client's pid, uid and gid (SO_PEERCRED), or undefined if it is not connected. */
+  /** Who the client is (see ClientInfo), or undefined if it is not connected. */
   clientInfo(clientId: number): ClientInfo | undefined;
+  /** What is bound once listening (port 0 resolved), else null. */
+  address(): BoundAddress | null;
   /** Flushes, ends every connection, removes the socket file. Idempotent; 'close' follows once. */
   close(): this;
   ref(): this;
@@ -126,6 +183,8 @@ export declare class Server extends EventEmitter {
   on(event: `message.${string}`, listener: (message: any, clientId: number) => void): this;
   on(event: 'messageError', listener: (error: IpcError, clientId: number) => void): this;
   on(event: 'connectionClose', listener: (clientId: number, reason?: IpcError) => void): this;
+  /** A connection failed the secret, TLS or allow; it never became a 'connection'. */
+  on(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
   on(event: 'close', listener: () => void): this;
   on(event: 'error', listener: (error: IpcError) => void): this;
   once(event: 'listening', listener: () => void): this;
@@ -134,6 +193,7 @@ export declare class Server extends EventEmitter {
   once(event: `message.${string}`, listener: (message: any, clientId: number) => void): this;
   once(event: 'messageError', listener: (error: IpcError, clientId: number) => void): this;
   once(event: 'connectionClose', listener: (clientId: number, reason?: IpcError) => void): this;
+  once(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
   once(event: 'close', listener: () => void): this;
   once(event: 'error', listener: (error: IpcError) => void): this;
 }
@@ -187,6 +247,8 @@ export declare class Peer extends EventEmitter {
   unref(): this;
 
   on(event: 'role', listener: (role: 'server' | 'client') => void): this;
+  /** In the server role: a would-be partner failed the secret or TLS. */
+  on(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
   on(event: 'disconnect', listener: (reason?: IpcError) => void): this;
   on(event: 'connect' | 'close', listener: () => void): this;
   on(event: 'connectError', listener: (error: IpcError) => void): this;
@@ -195,6 +257,7 @@ export declare class Peer extends EventEmitter {
   on(event: 'messageError', listener: (error: IpcError) => void): this;
   on(event: 'error', listener: (error: IpcError) => void): this;
   once(event: 'role', listener: (role: 'server' | 'client') => void): this;
+  once(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
   once(event: 'disconnect', listener: (reason?: IpcError) => void): this;
   once(event: 'connect' | 'close', listener: () => void): this;
   once(event: 'connectError', listener: (error: IpcError) => void): this;
