@@ -1,7 +1,8 @@
 'use strict';
 // Message semantics between a real Server and real Clients: every JSON value kind, undefined,
 // binary, topics, encode failures, size limits, large messages, ordering, topic events,
-// broadcast and sends to clients that are not (or no longer) connected.
+// broadcast and sends to clients that are not (or no longer) connected — each over a Unix socket
+// file, TCP and TLS.
 
 const { test, describe } = require('node:test');
 const assert = require('node:assert/strict');
