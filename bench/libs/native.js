@@ -25,8 +25,32 @@
 // `pattern` ('c2s', 's2c', 'rpc', 'request', 'broadcast', 'idle') only matters to zeromq, whose
 // socket types differ by messaging pattern. A library error is thrown, so the run fails loudly.
 
+const fs = require('node:fs');
 const path = require('node:path');
 const { Server, Client } = require(path.join(__dirname, '..', '..'));
+
+const tlsFile = (name) => fs.readFileSync(path.join(__dirname, '..', '..', '__test__', 'fixtures', 'tls', name));
+
+// The same library on another transport (native-tcp.js, native-tls.js): the server listens on a
+// free loopback port and leaves the port number in a file at the scenario's socket path, where
+// the client (in another process) reads it.
+const TRANSPORTS = {
+  unix: {
+    server: (socketFile) => ({ socketFile }),
+    client: (socketFile) => ({ socketFile }),
+    listening() {},
+  },
+  tcp: {
+    server: () => ({ address: 'tcp://127.0.0.1:0' }),
+    client: (socketFile) => ({ address: `tcp://127.0.0.1:${fs.readFileSync(socketFile, 'utf8')}` }),
+    listening: (server, socketFile) => fs.writeFileSync(socketFile, String(server.address().port)),
+  },
+  tls: {
+    server: () => ({ address: 'tls://127.0.0.1:0', tls: { cert: tlsFile('server.pem'), key: tlsFile('server-key.pem') } }),
+    client: (socketFile) => ({ address: `tls://localhost:${fs.readFileSync(socketFile, 'utf8')}`, tls: { ca: tlsFile('ca.pem') } }),
+    listening: (server, socketFile) => fs.writeFileSync(socketFile, String(server.address().port)),
+  },
+};
 
 const raise = (err) => {
   throw err;
@@ -41,48 +65,54 @@ const noBacklog = {
   drained: () => Promise.resolve(),
 };
 
-function listen(socketFile) {
-  const server = new Server({ socketFile });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.once('listening', () => {
-      server.off('error', reject);
-      server.on('error', raise);
-      server.on('messageError', raise);
-      resolve({
-        ...noBacklog,
-        onMessage: (fn) => server.on('message', fn),
-        onConnection: (fn) => server.on('connection', fn),
-        send: (peer, topic, message) => server.send(topic, message, peer),
-        broadcast: (topic, message) => server.broadcast(topic, message),
-        handle: (topic, fn) => server.handle(topic, fn),
+/** The adapter for the library on `transport` (one of TRANSPORTS). */
+function create(name, transport) {
+  function listen(socketFile) {
+    const server = new Server(transport.server(socketFile));
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.once('listening', () => {
+        transport.listening(server, socketFile);
+        server.off('error', reject);
+        server.on('error', raise);
+        server.on('messageError', raise);
+        resolve({
+          ...noBacklog,
+          onMessage: (fn) => server.on('message', fn),
+          onConnection: (fn) => server.on('connection', fn),
+          send: (peer, topic, message) => server.send(topic, message, peer),
+          broadcast: (topic, message) => server.broadcast(topic, message),
+          handle: (topic, fn) => server.handle(topic, fn),
+        });
       });
+      server.listen();
     });
-    server.listen();
-  });
+  }
+
+  function connect(socketFile) {
+    const client = new Client(transport.client(socketFile));
+    let retries = 0;
+    return new Promise((resolve) => {
+      client.on('error', raise);
+      client.on('messageError', raise);
+      // A failed attempt (e.g. EAGAIN: the server's accept backlog is full) is retried by the
+      // library after retryDelay (default 1000 ms).
+      client.on('connectError', () => retries++);
+      client.once('connect', () =>
+        resolve({
+          ...noBacklog,
+          retries,
+          onMessage: (fn) => client.on('message', fn),
+          send: (topic, message) => client.send(topic, message),
+          // The library's own request(), with its default timeout (requestTimeout, 5000 ms).
+          request: (topic, message) => client.request(topic, message),
+        }),
+      );
+      client.connect();
+    });
+  }
+
+  return { name, listen, connect };
 }
 
-function connect(socketFile) {
-  const client = new Client({ socketFile });
-  let retries = 0;
-  return new Promise((resolve) => {
-    client.on('error', raise);
-    client.on('messageError', raise);
-    // A failed attempt (e.g. EAGAIN: the server's accept backlog is full) is retried by the
-    // library after retryDelay (default 1000 ms).
-    client.on('connectError', () => retries++);
-    client.once('connect', () =>
-      resolve({
-        ...noBacklog,
-        retries,
-        onMessage: (fn) => client.on('message', fn),
-        send: (topic, message) => client.send(topic, message),
-        // The library's own request(), with its default timeout (requestTimeout, 5000 ms).
-        request: (topic, message) => client.request(topic, message),
-      }),
-    );
-    client.connect();
-  });
-}
-
-module.exports = { name: 'native', listen, connect };
+module.exports = { ...create('native', TRANSPORTS.unix), create, TRANSPORTS };
