@@ -228,9 +228,9 @@ function serverOptions(input) {
 function clientOptions(input, className = 'Client') {
   const options = optionsObject(input, className);
   const peer = className === 'Peer';
-  if (!peer) {
-    for (const name of ['mode', 'allow']) {
-      if (options[name] !== undefined) throw typeError('ERR_INVALID_ARG_VALUE', `options.${name} is a Server option; a ${className} does not listen`);
+  for (const name of peer ? ['allow'] : ['mode', 'allow']) {
+    if (options[name] !== undefined) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `options.${name} is a Server option, not a ${className}'s${peer ? ' (a Peer admits one partner; use secret or mode)' : ''}`);
     }
   }
   return endpointOptions(options, peer, (address) => ({
