@@ -4,6 +4,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
@@ -20,8 +21,83 @@ const vectors = Object.fromEntries(
     .map(([, what, hex]) => [what.split(',')[0], Buffer.from(hex.replace(/ /g, ''), 'hex')]),
 );
 
-test('PROTOCOL.md lists the seven test vectors', () => {
-  assert.deepEqual(Object.keys(vectors), ['HELLO', 'MESSAGE_JSON', 'MESSAGE_BINARY', 'PING', 'REQUEST_JSON', 'REPLY_JSON', 'REPLY_ERROR']);
+test('PROTOCOL.md lists the seven frame vectors and the two proof vectors', () => {
+  assert.deepEqual(Object.keys(vectors), [
+    'HELLO',
+    'MESSAGE_JSON',
+    'MESSAGE_BINARY',
+    'PING',
+    'REQUEST_JSON',
+    'REPLY_JSON',
+    'REPLY_ERROR',
+    'client proof',
+    'server proof',
+  ]);
+});
+
+// The proofs as PROTOCOL.md defines them, computed by node:crypto (not by the library).
+const VECTOR_SECRET = 'a shared secret of 32 bytes.....';
+const proof = (secret, side, serverNonce, clientNonce) =>
+  crypto
+    .createHmac('sha256', secret)
+    .update(Buffer.concat([Buffer.from(`native-socket-ipc v1 ${side}`), serverNonce, clientNonce]))
+    .digest();
+
+test("PROTOCOL.md's proof vectors are HMAC-SHA256 over the label and both nonces", () => {
+  const serverNonce = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
+  const clientNonce = Buffer.from(Array.from({ length: 32 }, (_, i) => 32 + i));
+  assert.deepEqual(proof(VECTOR_SECRET, 'client', serverNonce, clientNonce), vectors['client proof']);
+  assert.deepEqual(proof(VECTOR_SECRET, 'server', serverNonce, clientNonce), vectors['server proof']);
+});
+
+/** Reads whole frames from a raw socket: next() resolves with { kind, body }. */
+function frameReader(socket) {
+  let buf = Buffer.alloc(0);
+  const waiting = [];
+  const pump = () => {
+    while (waiting.length > 0 && buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const len = buf.readUInt32BE(0);
+      waiting.shift()({ kind: buf[4], body: buf.subarray(5, 4 + len) });
+      buf = buf.subarray(4 + len);
+    }
+  };
+  socket.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    pump();
+  });
+  return { next: () => new Promise((resolve) => { waiting.push(resolve); pump(); }) };
+}
+
+const encodeFrame = (kind, body) => {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(1 + body.length, 0);
+  head[4] = kind;
+  return Buffer.concat([head, body]);
+};
+
+test('a raw client that follows the documented secret exchange is admitted, and the server proves itself', { timeout: 10000 }, async (t) => {
+  const file = socketPath(t);
+  const secret = 'the documented exchange, by hand';
+  const server = new Server({ socketFile: file, secret });
+  t.after(() => server.close());
+  server.listen();
+  await waitFor(server, 'listening');
+  const raw = net.createConnection(file);
+  t.after(() => raw.destroy());
+  const frames = frameReader(raw);
+  const connection = waitFor(server, 'connection');
+  raw.write(vectors.HELLO);
+  const challenge = await frames.next();
+  assert.equal(challenge.kind, 0x30, 'AUTH_CHALLENGE');
+  assert.equal(challenge.body.length, 32);
+  const clientNonce = crypto.randomBytes(32);
+  raw.write(encodeFrame(0x31, Buffer.concat([clientNonce, proof(secret, 'client', challenge.body, clientNonce)])));
+  const ok = await frames.next();
+  assert.equal(ok.kind, 0x32, 'AUTH_OK');
+  assert.deepEqual(ok.body, proof(secret, 'server', challenge.body, clientNonce));
+  const hello = await frames.next();
+  assert.deepEqual(encodeFrame(hello.kind, hello.body), vectors.HELLO);
+  await connection;
 });
 
 test('a server answers the documented request from a raw socket with exactly the documented reply', { timeout: 10000 }, async (t) => {

@@ -77,7 +77,7 @@ function fromString(value, option, server) {
   try {
     url = new URL(value);
   } catch {
-    throw invalid(`Invalid value for '${option}' (${value}): not a valid address; expected e.g. '${protocol}//127.0.0.1:9000'`);
+    throw invalid(`Invalid value for '${option}' (${value}): not a valid address; it needs a host and a port from 0 to 65535, e.g. '${protocol}//127.0.0.1:9000'`);
   }
   if (url.port === '') {
     throw invalid(`Invalid value for '${option}' (${value}): the address needs a port, e.g. '${protocol}//${url.hostname || '127.0.0.1'}:9000'`);

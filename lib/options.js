@@ -26,7 +26,8 @@ const DEFAULTS = {
 const MAX_MS = 2 ** 31 - 1;
 
 function optionsObject(options, className) {
-  if (typeof options === 'string') return { socketFile: options };
+  // A string is a socket path or an address; errors then name the option it stands for.
+  if (typeof options === 'string') return /^[a-z][a-z0-9+.-]*:/i.test(options) ? { address: options } : { socketFile: options };
   if (options === null || typeof options !== 'object') {
     throw typeError('ERR_INVALID_ARG_TYPE', `new ${className}(options): options must be a socket path string or an object with a socketFile`);
   }

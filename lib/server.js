@@ -10,7 +10,6 @@ const { Calls, disconnectedError } = require('./calls');
 const { EVENT, onMessage, onMessageError, onEvent } = require('./incoming');
 const {
   Endpoint,
-  BROADCAST,
   topicEvent,
   closedError,
   closedRequestError,
@@ -30,6 +29,10 @@ const {
 const kClients = Symbol('clients');
 const kListened = Symbol('listened');
 const kAddress = Symbol('address');
+// The highest client id announced by 'connection' so far: a broadcast reaches only those.
+const kLastAnnounced = Symbol('lastAnnounced');
+// A record target of BROADCAST_UP_TO + n reaches the clients with ids up to n (src/server.rs).
+const BROADCAST_UP_TO = 0x80000000;
 // clientId -> what the allow function threw, until its refusal is reported.
 const kAllowThrew = Symbol('allowThrew');
 const kOnNativeError = Symbol('onNativeError');
@@ -40,6 +43,7 @@ class Server extends Endpoint {
     this[kOptions] = serverOptions(options);
     this[kListened] = false;
     this[kAddress] = null;
+    this[kLastAnnounced] = 0;
     this[kClients] = new Map();
     this[kAllowThrew] = new Map();
     // Before listen() nobody is connected, so a broadcast then reaches no one.
@@ -94,7 +98,8 @@ class Server extends Endpoint {
   broadcast(topic, message) {
     topic = topicOf(topic);
     if (this[kRefuseIfClosed]()) return;
-    this[kOutgoing].append(BROADCAST, topic, message);
+    // Not to a client that connects before this tick's batch reaches the core: it was not here.
+    this[kOutgoing].append(BROADCAST_UP_TO + this[kLastAnnounced], topic, message);
   }
 
   /** Asks one client; resolves with the reply of its handler for `topic`. */
@@ -169,6 +174,7 @@ class Server extends Endpoint {
         break;
       case EVENT.CONNECTION:
         this[kClients].set(id, JSON.parse(body.toString()));
+        if (id > this[kLastAnnounced]) this[kLastAnnounced] = id;
         this.emit('connection', id);
         break;
       case EVENT.ADMIT: {

@@ -22,6 +22,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Target of a record in `Server::send` meaning "every connected client".
 pub const BROADCAST: u32 = 0;
+/// A target with this bit set is a broadcast to the clients whose id is at most the rest: the
+/// ones JS had announced as connected when `broadcast()` was called. A client whose hello
+/// completes between that call and the end of the tick never receives what was said before it
+/// was known. (Ids therefore stay below 2^31.)
+pub const BROADCAST_UP_TO: u32 = 0x8000_0000;
 
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -120,8 +125,9 @@ impl Server {
           }
           frames = &run;
         }
-        if target == BROADCAST {
-          clients.values().for_each(|outbox| {
+        if target == BROADCAST || target & BROADCAST_UP_TO != 0 {
+          let last = if target == BROADCAST { u32::MAX } else { target & !BROADCAST_UP_TO };
+          clients.iter().filter(|(id, _)| **id <= last).for_each(|(_, outbox)| {
             outbox.append(frames);
           });
         } else if let Some(outbox) = clients.get(&target) {
@@ -146,8 +152,9 @@ impl Server {
   pub fn send_piece(&self, target: u32, head: &[u8], payload: &[u8]) {
     let piece = crate::connection::piece(head, payload);
     let clients = self.shared.clients();
-    if target == BROADCAST {
-      clients.values().for_each(|outbox| {
+    if target == BROADCAST || target & BROADCAST_UP_TO != 0 {
+      let last = if target == BROADCAST { u32::MAX } else { target & !BROADCAST_UP_TO };
+      clients.iter().filter(|(id, _)| **id <= last).for_each(|(_, outbox)| {
         outbox.append_piece(piece.clone());
       });
       return;

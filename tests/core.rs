@@ -110,6 +110,29 @@ async fn broadcast_reaches_every_connected_client() {
   .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_up_to_an_id_skips_clients_that_connected_after_it() {
+  within_10s(async {
+    let path = socket_path("broadcast-upto");
+    let _cleanup = Cleanup(path.clone());
+    let (server, mut srec) = start_server(&path).await;
+    let (first, mut frec, first_id) = connect_client(&path, &mut srec).await;
+    let (second, mut lrec, second_id) = connect_client(&path, &mut srec).await;
+    assert!(second_id > first_id);
+    // As JS sends it when it had announced only the first client.
+    server.send(&addressed(native_socket_ipc::server::BROADCAST_UP_TO | first_id, &json_frame("b", "1")));
+    server.send(&addressed(second_id, &json_frame("direct", "2")));
+    let got = frec.wait_for(kind::MESSAGE_JSON).await;
+    assert_eq!(topic_of(&got), "b");
+    let got = lrec.wait_for(kind::MESSAGE_JSON).await;
+    assert_eq!(topic_of(&got), "direct", "the later client never got the broadcast");
+    close_client(&first, &mut frec).await;
+    close_client(&second, &mut lrec).await;
+    close_server(&server, &mut srec).await;
+  })
+  .await;
+}
+
 // ===== 3. Unknown client =====
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
