@@ -3,6 +3,8 @@
 // request/response API, whose bookkeeping lives in lib/calls.js.
 
 const { EventEmitter } = require('node:events');
+const util = require('node:util');
+const { describe } = require('./address');
 const { ipcError, fromNative, fromNativeThrow } = require('./errors');
 const { sensitiveOf } = require('./options');
 const { topicOf } = require('./outgoing');
@@ -18,6 +20,7 @@ const kStart = Symbol('start');
 const kRefuseIfClosed = Symbol('refuseIfClosed');
 const kClosed = Symbol('closed');
 const kAuthError = Symbol('authError');
+const kInspect = Symbol('inspect');
 
 // Target meaning "every client" on a server, and "the other side" on a client or peer.
 const BROADCAST = 0;
@@ -71,6 +74,22 @@ class Endpoint extends EventEmitter {
     const err = fromNative(error);
     if (cause !== undefined) err.cause = cause;
     this.emit('authError', err, info);
+  }
+
+  /**
+   * What util.inspect and console.log show: the state and the address, never the internals,
+   * where the secret's copy, the TLS key and the bytes of recent messages live.
+   */
+  [util.inspect.custom](depth, options, inspect) {
+    const o = this[kOptions];
+    const shown = { state: this[kState], address: describe(o.address), tls: o.tls, secret: sensitiveOf(o).secret !== undefined };
+    Object.assign(shown, this[kInspect]());
+    return `${this.constructor.name} ${inspect(shown, { ...options, depth: 1 })}`;
+  }
+
+  /** Extra fields for util.inspect, from the subclass. */
+  [kInspect]() {
+    return {};
   }
 
   /** Closing or closed: nothing more can be sent. */
@@ -164,4 +183,5 @@ module.exports = {
   kRefuseIfClosed,
   kClosed,
   kAuthError,
+  kInspect,
 };

@@ -23,6 +23,7 @@ const {
   kRefuseIfClosed,
   kClosed,
   kAuthError,
+  kInspect,
 } = require('./endpoint');
 
 // clientId -> who it is ({ pid, uid, gid } on Unix sockets, { address, family, port } on TCP).
@@ -133,6 +134,10 @@ class Server extends Endpoint {
   clientInfo(clientId) {
     const info = this[kClients].get(clientId);
     return info === undefined ? undefined : { ...info };
+  }
+
+  [kInspect]() {
+    return { clients: this[kClients].size };
   }
 
   /** Flushes what was sent, ends every connection, removes the socket file; 'close' follows once. */

@@ -307,6 +307,7 @@ pub struct Link<'a> {
 pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   // Shared by the reader, the writer and the outbox's direct writes; all use readiness-based
   // `try_read`/`try_write`, which take `&self`.
+  let tls_failure = conn.tls_failure;
   let stream = Arc::new(conn.stream);
   link.outbox.attach(stream.clone());
   // Ends the other half early when one half finds the connection dead.
@@ -336,7 +337,15 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   };
   let (end, (), silent) = tokio::join!(reading, writing, beating);
   link.outbox.detach();
-  silent.unwrap_or(end)
+  match (silent, end) {
+    (Some(silent), _) => silent,
+    // Under TLS a bad record ends the session; the bridge shows only EOF, the pump knows why.
+    (None, Ended::PeerClosed) => match tls_failure.and_then(|f| f.take()) {
+      Some(e) => Ended::Failed(e),
+      None => Ended::PeerClosed,
+    },
+    (None, end) => end,
+  }
 }
 
 /// When the reader last heard from the peer, in ms since the connection started.

@@ -209,6 +209,10 @@ const GROUP_ENTRY: usize = 7;
 /// `JSON.parse` — about half the main-thread cost of parsing each message on its own. Layout:
 /// `count: u32 | array_at: u32 | count × entry | topics (only where not same_topic) | [p1,p2,…]`,
 /// with `array_at` counted from the start of the body.
+///
+/// # Panics
+/// If `frames` holds a frame that `codec::validate` would refuse: the reader passes only the
+/// validated prefix of what it read (the fuzz target `frames` checks that contract).
 pub fn encode_messages(buf: &mut Vec<u8>, id: u32, frames: &[u8]) {
   let mut messages = MessageFrames(frames).peekable();
   while let Some((kind, body)) = messages.next() {

@@ -5,7 +5,7 @@
 use crate::auth::{self, Secret};
 use crate::codec::{self, kind, Hello};
 use crate::error::IpcError;
-use crate::tls::{TlsClient, TlsServer};
+use crate::tls::{TlsClient, TlsFailure, TlsServer};
 use crate::transport::{self, Endpoint, PeerInfo, Socket};
 use bytes::{Buf, BytesMut};
 use std::time::Duration;
@@ -23,6 +23,8 @@ pub struct Conn {
   pub(crate) buf: BytesMut,
   /// Who connected, read before any TLS layer hid the real socket.
   info: PeerInfo,
+  /// Under TLS: why the session ended, if a TLS error ended it (the bridge hides it otherwise).
+  pub(crate) tls_failure: Option<TlsFailure>,
 }
 
 /// Why a connection never became established.
@@ -69,6 +71,7 @@ impl Conn {
       stream,
       buf: BytesMut::with_capacity(FIRST_READ),
       info,
+      tls_failure: None,
     }
   }
 
@@ -124,12 +127,16 @@ impl Conn {
   /// caller bounds the whole handshake with `bounded`.
   pub async fn accept(socket: Socket, security: &ServerSecurity) -> Result<Conn, HandshakeFailure> {
     let info = socket.peer_info();
-    let socket = match &security.tls {
+    let (socket, tls_failure) = match &security.tls {
       // A connect and nothing more (a port scan, a health check) is not worth an event.
-      Some(tls) => tls.accept(socket).await.map_err(HandshakeFailure::Auth)?.ok_or(HandshakeFailure::Silent)?,
-      None => socket,
+      Some(tls) => {
+        let (socket, failure) = tls.accept(socket).await.map_err(HandshakeFailure::Auth)?.ok_or(HandshakeFailure::Silent)?;
+        (socket, Some(failure))
+      }
+      None => (socket, None),
     };
     let mut conn = Conn::with_info(socket, info);
+    conn.tls_failure = tls_failure;
     match conn.read_hello("client").await? {
       Hello::Version(codec::VERSION) => {}
       Hello::Version(v) => {
@@ -203,7 +210,8 @@ impl Conn {
       }
       None => (socket, None),
     };
-    let conn = Conn::with_info(socket, info);
+    let mut conn = Conn::with_info(socket, info);
+    conn.tls_failure = tls_failure.clone();
     // A server that ends the TLS session during the hello (refusing our certificate) says why.
     let tls_says = |failure: HandshakeFailure| match tls_failure.as_ref().and_then(|f| f.take()) {
       Some(e) => HandshakeFailure::Error(e),
@@ -223,13 +231,18 @@ impl Conn {
         conn.write_frame(|f| codec::encode_frame(f, kind::AUTH_PROOF, &proof)).await.map_err(|_| server_closed())?;
         let server_nonce = body;
         (frame_kind, body) = conn.read_frame("server").await.map_err(closed_means_server_closed)?;
-        if frame_kind == kind::AUTH_OK {
-          if !secret.verify_server(&server_nonce, &client_nonce, &body) {
+        // Only a valid AUTH_OK lets the exchange go on; a REJECT still says why (a wrong secret).
+        // Anything else is a server that took our proof without proving itself.
+        match frame_kind {
+          kind::AUTH_OK if secret.verify_server(&server_nonce, &client_nonce, &body) => {
+            (frame_kind, body) = conn.read_frame("server").await.map_err(closed_means_server_closed)?;
+          }
+          kind::REJECT => {}
+          _ => {
             return Err(HandshakeFailure::Error(IpcError::AuthFailed(
               "the server could not prove it knows the secret; it is not the server you configured (or its secret differs)".into(),
-            )));
+            )))
           }
-          (frame_kind, body) = conn.read_frame("server").await.map_err(closed_means_server_closed)?;
         }
       }
       (kind::AUTH_CHALLENGE, None) => {

@@ -106,9 +106,14 @@ impl TlsServer {
   }
 
   /// `Ok(None)`: the client closed before a TLS hello (a port probe), nothing to report.
-  pub async fn accept(&self, socket: Socket) -> Result<Option<Socket>, IpcError> {
+  /// Also returns where the pump leaves a TLS error that ends the session later (a corrupt record).
+  pub async fn accept(&self, socket: Socket) -> Result<Option<(Socket, TlsFailure)>, IpcError> {
     match self.0.accept(socket).await {
-      Ok(stream) => bridge(stream).map(Some).map_err(|e| IpcError::io(e, "socketpair", "tls")),
+      Ok(stream) => {
+        let failure = TlsFailure::new("client");
+        let socket = bridge_watched(stream, Some(failure.clone())).map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
+        Ok(Some((socket, failure)))
+      }
       Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !is_rustls_error(&e) => Ok(None),
       Err(e) => Err(handshake_error(e, "client")),
     }
@@ -163,7 +168,7 @@ impl TlsClient {
       .connect(self.name.clone(), socket)
       .await
       .map_err(|e| handshake_error(e, "server"))?;
-    let failure = TlsFailure::default();
+    let failure = TlsFailure::new("server");
     let socket = bridge_watched(stream, Some(failure.clone())).map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
     Ok((socket, failure))
   }
@@ -175,6 +180,12 @@ fn is_rustls_error(error: &io::Error) -> bool {
 
 /// A failed TLS handshake, saying whether a certificate was refused (which retrying cannot fix).
 fn handshake_error(error: io::Error, other: &str) -> IpcError {
+  tls_error(error, &format!("the TLS handshake with the {other}"))
+}
+
+/// A TLS failure of `what` ("the TLS handshake with the server", …), saying whether a certificate
+/// was refused.
+fn tls_error(error: io::Error, what: &str) -> IpcError {
   let rustls_error = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
   let refused = matches!(
     rustls_error,
@@ -193,11 +204,9 @@ fn handshake_error(error: io::Error, other: &str) -> IpcError {
     )
   );
   let message = match rustls_error {
-    Some(e) if refused => format!(
-      "the TLS handshake with the {other} failed: {e}; check tls.ca, tls.cert and tls.servername on both sides"
-    ),
-    Some(e) => format!("the TLS handshake with the {other} failed: {e}"),
-    None => format!("the TLS handshake with the {other} failed: {error} (is the other side speaking TLS?)"),
+    Some(e) if refused => format!("{what} failed: {e}; check tls.ca, tls.cert and tls.servername on both sides"),
+    Some(e) => format!("{what} failed: {e}"),
+    None => format!("{what} failed: {error} (is the other side speaking TLS?)"),
   };
   IpcError::Tls { message, refused }
 }
@@ -242,24 +251,20 @@ impl ServerCertVerifier for AcceptAnyServer {
   }
 }
 
-/// The TLS error that ended a bridged session, once there is one.
-#[derive(Clone, Default)]
-pub struct TlsFailure(Arc<std::sync::Mutex<Option<io::Error>>>);
+/// The TLS error that ended a bridged session, once there is one, and who was on the other end.
+#[derive(Clone)]
+pub struct TlsFailure(Arc<std::sync::Mutex<Option<io::Error>>>, &'static str);
 
 impl TlsFailure {
-  /// The error, explained, if the session ended with a TLS error.
+  fn new(other: &'static str) -> Self {
+    TlsFailure(Arc::default(), other)
+  }
+
+  /// The error, explained, if the session ended with a TLS error (not a plain close).
   pub fn take(&self) -> Option<IpcError> {
     let error = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-    is_rustls_error(&error).then(|| handshake_error(error, "server"))
+    is_rustls_error(&error).then(|| tls_error(error, &format!("the TLS session with the {}", self.1)))
   }
-}
-
-/// Hands back a plain socket whose bytes the pump carries through `tls`.
-fn bridge<S>(tls: S) -> io::Result<Socket>
-where
-  S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-  bridge_watched(tls, None)
 }
 
 fn bridge_watched<S>(tls: S, failure: Option<TlsFailure>) -> io::Result<Socket>

@@ -1,0 +1,353 @@
+//! What the fuzz targets do with one input. Shared by `fuzz/fuzz_targets/*.rs` (cargo fuzz) and
+//! by `tests/fuzz_regressions.rs` (plain `cargo test --no-default-features`), which replays the
+//! committed seeds and crashers, so a bug the fuzzer found stays fixed without a fuzzer.
+//!
+//! Each function must return normally for every input; a panic is a finding. Besides "no panic"
+//! they check what the code promises:
+//! - `frames`: the decoder agrees with itself (`peek_frame_size` vs `next_frame`), valid message
+//!   frames split into topic and payload, and the records made for JS decode back to exactly the
+//!   data frames of the valid prefix.
+//! - `handshake`: a server with a secret never accepts forged bytes; one without accepts exactly
+//!   the inputs whose first frame is a version-1 hello.
+//! - `stream`: after a valid hello, a real connection (`connection::run`, as the server runs it)
+//!   delivers exactly the data frames before the first bad frame, in order, and ends as it should.
+//!
+//! The async targets run on one current-thread tokio runtime per thread, over a
+//! `UnixStream::pair()`, with everything bounded by `LIMIT`: a run that takes longer is a hang,
+//! reported as a panic.
+
+#![allow(dead_code)]
+
+use native_socket_ipc::auth::Secret;
+use native_socket_ipc::codec::{self, kind, Frame, FrameError, Hello};
+use native_socket_ipc::connection::{self, Ended, Link, Outbox};
+use native_socket_ipc::events::{self, EventQueue, Wake};
+use native_socket_ipc::handshake::{Conn, HandshakeFailure, ServerSecurity};
+use native_socket_ipc::transport::Socket;
+use std::future::Future;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+
+/// The server's secret in the `handshake` target (20 bytes, as the JS API requires >= 16).
+pub const SECRET: &[u8] = b"0123456789abcdef0123";
+
+/// Longest a single input may take before it counts as a hang.
+const LIMIT: Duration = Duration::from_secs(5);
+
+/// The frame-size limits `frames` decodes with: the hello's, a small one, and the default.
+const MAX_SIZES: [usize; 3] = [codec::HELLO_MAX_LEN, 1024, codec::DEFAULT_MAX_MESSAGE_SIZE];
+
+/// The `maxMessageSize` of the `stream` target, chosen by the input's first byte.
+const STREAM_MAX_SIZES: [usize; 2] = [codec::DEFAULT_MAX_MESSAGE_SIZE, 256];
+
+/// The client's hello, as `codec::encode_hello` writes it.
+pub fn hello() -> Vec<u8> {
+  let mut out = Vec::new();
+  codec::encode_hello(&mut out);
+  out
+}
+
+// ===== frames =====
+
+/// Arbitrary bytes through the decoder, the way the reader and the handshake use it.
+pub fn frames(data: &[u8]) {
+  for max in MAX_SIZES {
+    decode(data, max);
+  }
+  // As a server reads a connection: the first frame as a hello, then the stream.
+  if let Ok(Some(first)) = codec::next_frame(data, codec::HELLO_MAX_LEN) {
+    let _ = codec::parse_hello(&first);
+    decode(&data[first.wire_len()..], codec::DEFAULT_MAX_MESSAGE_SIZE);
+  }
+  // The body helpers on raw bytes.
+  if let Some(topic) = codec::message_topic(data) {
+    let payload = codec::message_payload(data).expect("a body with a topic has a payload");
+    assert_eq!(2 + topic.len() + payload.len(), data.len());
+  }
+  let _ = codec::stands_alone(data);
+}
+
+/// What the reader makes of a stream (after the hello).
+pub struct Decoded<'a> {
+  /// Every complete frame that passed `validate`, in order.
+  pub frames: Vec<Frame<'a>>,
+  /// Bytes those frames occupy.
+  pub used: usize,
+  /// Why decoding stopped, if a frame was bad (rather than incomplete or absent).
+  pub error: Option<FrameError>,
+}
+
+impl Decoded<'_> {
+  /// The data frames a connection hands to JS, as `(kind, body)`.
+  pub fn data(&self) -> Vec<(u8, Vec<u8>)> {
+    self
+      .frames
+      .iter()
+      .filter(|f| codec::carries_data(f.kind))
+      .map(|f| (f.kind, f.body.to_vec()))
+      .collect()
+  }
+}
+
+/// Loops `next_frame` with `max` and validates each frame, stopping at the first error, as the
+/// connection's reader does; checks the decoder's own invariants on the way.
+pub fn decode(data: &[u8], max: usize) -> Decoded<'_> {
+  let mut frames = Vec::new();
+  let mut used = 0;
+  let error = loop {
+    let rest = &data[used..];
+    let peeked = codec::peek_frame_size(rest, max);
+    match codec::next_frame(rest, max) {
+      Ok(Some(frame)) => {
+        assert_eq!(
+          peeked,
+          Ok(Some(frame.wire_len())),
+          "peek_frame_size and next_frame disagree"
+        );
+        assert!(frame.wire_len() <= rest.len());
+        assert!(
+          frame.wire_len() - codec::LEN_PREFIX <= max,
+          "a frame over the limit was returned"
+        );
+        if let Err(e) = codec::validate(&frame) {
+          let _ = e.to_string();
+          break Some(e);
+        }
+        check_valid_frame(&frame);
+        used += frame.wire_len();
+        frames.push(frame);
+      }
+      Ok(None) => {
+        match peeked {
+          Ok(None) => assert!(rest.len() < codec::LEN_PREFIX),
+          Ok(Some(size)) => assert!(rest.len() < size),
+          Err(e) => panic!("peek_frame_size failed ({e:?}) where next_frame did not"),
+        }
+        break None;
+      }
+      Err(e) => {
+        assert_eq!(peeked, Err(e.clone()), "peek_frame_size and next_frame disagree");
+        let _ = e.to_string();
+        break Some(e);
+      }
+    }
+  };
+  // What the reader hands to JS for the valid prefix must decode back to its data frames.
+  let decoded = Decoded { frames, used, error };
+  let mut records = Vec::new();
+  events::encode_messages(&mut records, 7, &data[..used]);
+  let records: Vec<(u8, Vec<u8>)> = events::decode_records(&records)
+    .into_iter()
+    .map(|r| {
+      assert_eq!(r.id, 7);
+      (r.kind, r.body)
+    })
+    .collect();
+  assert_eq!(
+    records,
+    decoded.data(),
+    "records for JS differ from the frames received"
+  );
+  decoded
+}
+
+/// A frame that passed `validate` has the parts its kind promises.
+fn check_valid_frame(frame: &Frame<'_>) {
+  let topic_body = match frame.kind {
+    kind::MESSAGE_JSON | kind::MESSAGE_BINARY => Some(frame.body),
+    kind::REQUEST_JSON | kind::REQUEST_BINARY => Some(&frame.body[codec::REQUEST_ID..]),
+    kind::REPLY_JSON | kind::REPLY_BINARY => {
+      assert!(frame.body.len() >= codec::REQUEST_ID);
+      None
+    }
+    kind::REPLY_ERROR => {
+      assert!(frame.body.len() > codec::REQUEST_ID);
+      None
+    }
+    kind::PING | kind::PONG => {
+      assert!(frame.body.is_empty());
+      None
+    }
+    other => panic!("validate accepted kind 0x{other:02x}"),
+  };
+  if let Some(body) = topic_body {
+    let topic = codec::message_topic(body).expect("a valid message has a topic");
+    std::str::from_utf8(topic).expect("a valid message's topic is UTF-8");
+    let payload = codec::message_payload(body).expect("a valid message has a payload");
+    assert_eq!(2 + topic.len() + payload.len(), body.len());
+    let _ = codec::stands_alone(payload);
+  }
+}
+
+// ===== handshake =====
+
+/// Arbitrary bytes played as a client against the server side of the hello. The first byte picks
+/// the server: odd, with a secret; even, without. The rest is what the client sends before it
+/// shuts down its side.
+pub fn handshake(data: &[u8]) {
+  let Some((&selector, wire)) = data.split_first() else {
+    return;
+  };
+  let with_secret = selector & 1 == 1;
+  let security = ServerSecurity {
+    tls: None,
+    secret: with_secret.then(|| Secret::new(SECRET)),
+  };
+  let outcome = run(async {
+    let (server_end, mut client_end) = UnixStream::pair().expect("socketpair");
+    let serving = async {
+      let mut conn = Conn::accept(Socket::Unix(server_end), &security).await?;
+      conn.answer(None).await
+      // `conn` is dropped here, so a client still writing gets EPIPE instead of blocking.
+    };
+    let (outcome, ()) = tokio::join!(serving, send_and_shut(&mut client_end, wire));
+    outcome
+  });
+
+  let first = codec::next_frame(wire, codec::HELLO_MAX_LEN);
+  let hello_v1 = matches!(&first, Ok(Some(f)) if codec::parse_hello(f) == Some(Hello::Version(codec::VERSION)));
+  if with_secret {
+    assert!(
+      outcome.is_err(),
+      "a server with a secret accepted forged bytes: {wire:02x?}"
+    );
+    // After a good hello, any complete AUTH_PROOF is an authentication failure, not a protocol one.
+    if let (true, Ok(Some(hello))) = (hello_v1, &first) {
+      if let Ok(Some(proof)) = codec::next_frame(&wire[hello.wire_len()..], codec::HELLO_MAX_LEN) {
+        if proof.kind == kind::AUTH_PROOF {
+          assert!(
+            matches!(outcome, Err(HandshakeFailure::Auth(_))),
+            "a wrong proof must be an auth failure, got {outcome:?}"
+          );
+        }
+      }
+    }
+  } else {
+    assert_eq!(
+      outcome.is_ok(),
+      hello_v1,
+      "accept without a secret must succeed exactly for a version-1 hello: {outcome:?}"
+    );
+  }
+}
+
+// ===== stream =====
+
+/// Bytes after a valid hello through an established server connection: `Conn::accept`,
+/// `answer`, then `connection::run` as `server.rs` runs it, and its events decoded as JS would.
+/// The first byte picks `maxMessageSize` (see `STREAM_MAX_SIZES`); the rest follows the hello.
+pub fn stream(data: &[u8]) {
+  let Some((&selector, after)) = data.split_first() else {
+    return;
+  };
+  let max = STREAM_MAX_SIZES[usize::from(selector & 1)];
+  let expected = decode(after, max);
+  let mut wire = hello();
+  wire.extend_from_slice(after);
+
+  let events = EventQueue::new(Box::new(NoWake));
+  let outbox = Outbox::default();
+  let shutdown = CancellationToken::new();
+  let end = run(async {
+    let (server_end, mut client_end) = UnixStream::pair().expect("socketpair");
+    let serving = async {
+      let mut conn = Conn::accept(Socket::Unix(server_end), &ServerSecurity::default())
+        .await
+        .expect("a valid hello is accepted");
+      conn.answer(None).await.expect("our hello is written");
+      let link = Link {
+        id: 1,
+        events: &events,
+        outbox: &outbox,
+        max_message_size: max,
+        shutdown: &shutdown,
+        heartbeat: None,
+        frame_timeout: None,
+      };
+      let end = connection::run(conn, link).await;
+      connection::report_end(&events, events::kind::CONNECTION_CLOSE, 1, &end);
+      end
+    };
+    let client = async {
+      send_and_shut(&mut client_end, &wire).await;
+      // The server's hello and pongs, until it closes.
+      let mut sink = Vec::new();
+      let _ = client_end.read_to_end(&mut sink).await;
+    };
+    tokio::join!(serving, client).0
+  });
+
+  let records = events.take().decode();
+  let delivered: Vec<(u8, Vec<u8>)> = records
+    .iter()
+    .filter(|r| r.kind < 0x80)
+    .map(|r| (r.kind, r.body.clone()))
+    .collect();
+  assert_eq!(
+    delivered,
+    expected.data(),
+    "the connection delivered other frames than were sent"
+  );
+  assert!(records.iter().all(|r| r.id == 1));
+  let clean = expected.error.is_none() && expected.used == after.len();
+  match (&end, clean) {
+    (Ended::PeerClosed, true) | (Ended::Failed(_), false) => {}
+    _ => panic!(
+      "the connection ended as {end:?}; expected a {} end",
+      if clean { "clean" } else { "failed" }
+    ),
+  }
+  let last = records.last().expect("a close record");
+  assert_eq!(last.kind, events::kind::CONNECTION_CLOSE);
+}
+
+// ===== plumbing =====
+
+struct NoWake;
+impl Wake for NoWake {
+  fn wake(&self) {}
+}
+
+/// Writes `bytes` and half-closes; errors (the server hung up first) are part of the game.
+async fn send_and_shut(stream: &mut UnixStream, bytes: &[u8]) {
+  let _ = stream.write_all(bytes).await;
+  let _ = stream.shutdown().await;
+}
+
+thread_local! {
+  static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+    .enable_all()
+    .build()
+    .expect("tokio runtime");
+}
+
+/// Runs `work` to completion on this thread's runtime, panicking if it takes longer than `LIMIT`.
+fn run<T>(work: impl Future<Output = T>) -> T {
+  ignore_sigpipe();
+  RUNTIME.with(|rt| {
+    rt.block_on(async {
+      tokio::time::timeout(LIMIT, work)
+        .await
+        .unwrap_or_else(|_| panic!("hang: one input took more than {LIMIT:?}"))
+    })
+  })
+}
+
+/// Under libFuzzer, `main` is not Rust's, so SIGPIPE still kills the process; writing to a
+/// socket the server already closed must be an EPIPE error instead (as under Node and `cargo test`).
+fn ignore_sigpipe() {
+  static ONCE: std::sync::Once = std::sync::Once::new();
+  ONCE.call_once(|| {
+    extern "C" {
+      fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_IGN: usize = 1;
+    // SAFETY: installs the "ignore" disposition; no Rust handler runs in signal context.
+    unsafe {
+      signal(SIGPIPE, SIG_IGN);
+    }
+  });
+}
