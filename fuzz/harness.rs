@@ -9,6 +9,9 @@
 //!   data frames of the valid prefix.
 //! - `handshake`: a server with a secret never accepts forged bytes; one without accepts exactly
 //!   the inputs whose first frame is a version-1 hello.
+//! - `offer`: a client with a secret is never connected by a server that cannot prove it (the
+//!   bytes cannot hold an HMAC over the client's fresh nonce); one without connects exactly on a
+//!   version-1 hello.
 //! - `stream`: after a valid hello, a real connection (`connection::run`, as the server runs it)
 //!   delivers exactly the data frames before the first bad frame, in order, and ends as it should.
 //!
@@ -22,7 +25,7 @@ use native_socket_ipc::auth::Secret;
 use native_socket_ipc::codec::{self, kind, Frame, FrameError, Hello};
 use native_socket_ipc::connection::{self, Ended, Link, Outbox};
 use native_socket_ipc::events::{self, EventQueue, Wake};
-use native_socket_ipc::handshake::{Conn, HandshakeFailure, ServerSecurity};
+use native_socket_ipc::handshake::{ClientSecurity, Conn, HandshakeFailure, ServerSecurity};
 use native_socket_ipc::transport::Socket;
 use std::future::Future;
 use std::time::Duration;
@@ -229,6 +232,43 @@ pub fn handshake(data: &[u8]) {
       outcome.is_ok(),
       hello_v1,
       "accept without a secret must succeed exactly for a version-1 hello: {outcome:?}"
+    );
+  }
+}
+
+// ===== offer =====
+
+/// Arbitrary bytes played as a server against the client's side of the hello (a hostile or fake
+/// server). The first byte picks the client: odd, with the secret; even, without. A client with
+/// a secret must never be connected by bytes that were not computed from its own fresh nonce;
+/// one without is connected exactly when the first frame is a version-1 hello.
+pub fn offer(data: &[u8]) {
+  let Some((&selector, wire)) = data.split_first() else {
+    return;
+  };
+  let with_secret = selector & 1 == 1;
+  let security = ClientSecurity {
+    tls: None,
+    secret: with_secret.then(|| Secret::new(SECRET)),
+  };
+  let outcome = run(async {
+    let (client_end, mut server_end) = UnixStream::pair().expect("socketpair");
+    let connecting = async {
+      let conn = Conn::offer(Socket::Unix(client_end), &security).await;
+      conn.map(drop)
+    };
+    let (outcome, ()) = tokio::join!(connecting, send_and_shut(&mut server_end, wire));
+    outcome
+  });
+  if with_secret {
+    assert!(outcome.is_err(), "a client with a secret was connected by forged bytes: {wire:02x?}");
+  } else {
+    let first = codec::next_frame(wire, codec::HELLO_MAX_LEN);
+    let hello_v1 = matches!(&first, Ok(Some(f)) if codec::parse_hello(f) == Some(Hello::Version(codec::VERSION)));
+    assert_eq!(
+      outcome.is_ok(),
+      hello_v1,
+      "offer without a secret must succeed exactly for a version-1 hello: {outcome:?}"
     );
   }
 }

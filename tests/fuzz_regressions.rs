@@ -15,9 +15,10 @@ use std::path::PathBuf;
 /// A target's per-input check.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 3] = [
+const TARGETS: [(&str, Check); 4] = [
   ("frames", harness::frames),
   ("handshake", harness::handshake),
+  ("offer", harness::offer),
   ("stream", harness::stream),
 ];
 
@@ -314,4 +315,15 @@ fn empty_inputs_are_fine() {
     check(&[0]);
     check(&[1]);
   }
+}
+
+/// The fake server found by the JS security tests: it challenges, takes the proof, then sends a
+/// plain HELLO instead of AUTH_OK. A client with a secret must refuse it.
+#[test]
+fn a_fake_server_that_skips_auth_ok_never_connects_a_client_with_a_secret() {
+  let mut wire = vec![1u8]; // odd selector: the client has the secret
+  wire.extend_from_slice(&[0, 0, 0, 33, 0x30]);
+  wire.extend_from_slice(&[7u8; 32]);
+  wire.extend_from_slice(&[0, 0, 0, 8, 1, b'N', b'S', b'I', b'P', b'C', 1, 0]);
+  harness::offer(&wire);
 }
