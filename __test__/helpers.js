@@ -15,13 +15,13 @@ const { fork } = require('node:child_process');
 // these helpers without ever loading the library in its own process (its children and workers do).
 const lib = () => require('..');
 
-let counter = 0;
+let pathCount = 0;
 
 /** A fresh socket path in its own temp directory; removed when the test ends. */
 function socketPath(t, name = 'ipc') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsipc-'));
   if (t && t.after) t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return path.join(dir, `${name}-${process.pid}-${counter++}.sock`);
+  return path.join(dir, `${name}-${process.pid}-${pathCount++}.sock`);
 }
 
 /** Resolves with the event's arguments, or rejects after `ms` naming the event. */
@@ -245,6 +245,66 @@ async function startServerAt(t, socketFile, options = {}) {
   return server;
 }
 
+// ----- behaviour under attack -----
+
+/** Records every emission of `event` (argument arrays), so a test can assert some never fired. */
+function counter(emitter, event) {
+  const seen = [];
+  emitter.on(event, (...args) => seen.push(args));
+  return seen;
+}
+
+/** One message each way between `client` and `server`, matched by topic and `tag`. */
+async function roundTrip(server, client, clientId, tag) {
+  // by topic, so a bystander's messages in between do not count
+  const atServer = waitFor(server, 'message.ping');
+  client.send('ping', { tag });
+  assert.deepStrictEqual(await atServer, [{ tag }, clientId]);
+  const atClient = waitFor(client, 'message.pong');
+  server.send('pong', { tag }, clientId);
+  assert.deepStrictEqual(await atClient, [{ tag }]);
+}
+
+/**
+ * A well-behaved Client (with `options`) connected to `server` for the whole test, with messages
+ * flowing both ways every 10 ms. check() sends a last burst, then asserts that each side received
+ * every message, in order (counted exactly), that it never disconnected, and that the server still
+ * accepts a new client; it returns how many messages went each way. Create it before the test's
+ * own waitFor(server, 'connection').
+ */
+async function bystander(t, server, track, options = {}) {
+  const { client, clientId } = await connectClient(server, track, options);
+  const atClient = [];
+  const atServer = [];
+  client.on('message.tick', (n) => atClient.push(n));
+  server.on('message.tock', (n, id) => id === clientId && atServer.push(n));
+  const disconnects = counter(client, 'disconnect');
+  let sent = 0;
+  const tick = () => {
+    server.send('tick', sent, clientId);
+    client.send('tock', sent);
+    sent++;
+  };
+  const timer = setInterval(tick, 10);
+  t.after(() => clearInterval(timer));
+  return {
+    client,
+    clientId,
+    async check() {
+      clearInterval(timer);
+      for (let i = 0; i < 50; i++) tick();
+      await until(() => atClient.length >= sent && atServer.length >= sent, 5000, `bystander messages: ${atClient.length} and ${atServer.length} of ${sent}`);
+      const all = Array.from({ length: sent }, (_, i) => i);
+      assert.deepStrictEqual(atClient, all, 'the bystander received every message the server sent it');
+      assert.deepStrictEqual(atServer, all, 'the server received every message the bystander sent');
+      assert.deepStrictEqual(disconnects, [], 'the bystander stayed connected');
+      const fresh = await connectClient(server, track, options);
+      await roundTrip(server, fresh.client, fresh.clientId, 'a new client after the barrage');
+      return sent;
+    },
+  };
+}
+
 // ----- child processes -----
 
 /**
@@ -290,6 +350,9 @@ function childExit(child, ms = 5000) {
 }
 
 module.exports = {
+  counter,
+  roundTrip,
+  bystander,
   TRANSPORTS,
   tlsFixture,
   serverTransportOptions,

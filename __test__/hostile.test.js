@@ -24,6 +24,9 @@ const {
   autoClose,
   startServer,
   connectClient,
+  counter,
+  roundTrip,
+  bystander,
 } = require('./helpers');
 
 const T = { timeout: 20000 };
@@ -85,61 +88,6 @@ function messageFrame(kind, topic, payload) {
 }
 
 const jsonFrame = (topic, text) => messageFrame(0x10, topic, text);
-
-/** Counts events so a test can assert that some never fired. */
-function counter(emitter, event) {
-  const seen = [];
-  emitter.on(event, (...args) => seen.push(args));
-  return seen;
-}
-
-async function roundTrip(server, client, clientId, tag) {
-  // by topic, so a bystander's messages in between do not count
-  const atServer = waitFor(server, 'message.ping');
-  client.send('ping', { tag });
-  assert.deepStrictEqual(await atServer, [{ tag }, clientId]);
-  const atClient = waitFor(client, 'message.pong');
-  server.send('pong', { tag }, clientId);
-  assert.deepStrictEqual(await atClient, [{ tag }]);
-}
-
-/**
- * A well-behaved Client connected to `server` for the whole test, with messages flowing both ways
- * every 10 ms. check() sends a last burst, then asserts that each side received every message, in
- * order (counted exactly), that it never disconnected, and that the server still accepts a new
- * client. Create it before the test's own waitFor(server, 'connection').
- */
-async function bystander(t, server, track) {
-  const { client, clientId } = await connectClient(server, track);
-  const atClient = [];
-  const atServer = [];
-  client.on('message.tick', (n) => atClient.push(n));
-  server.on('message.tock', (n, id) => id === clientId && atServer.push(n));
-  const disconnects = counter(client, 'disconnect');
-  let sent = 0;
-  const tick = () => {
-    server.send('tick', sent, clientId);
-    client.send('tock', sent);
-    sent++;
-  };
-  const timer = setInterval(tick, 10);
-  t.after(() => clearInterval(timer));
-  return {
-    clientId,
-    async check() {
-      clearInterval(timer);
-      for (let i = 0; i < 50; i++) tick();
-      await until(() => atClient.length >= sent && atServer.length >= sent, 5000, `bystander messages: ${atClient.length} and ${atServer.length} of ${sent}`);
-      const all = Array.from({ length: sent }, (_, i) => i);
-      assert.deepStrictEqual(atClient, all, 'the bystander received every message the server sent it');
-      assert.deepStrictEqual(atServer, all, 'the server received every message the bystander sent');
-      assert.deepStrictEqual(disconnects, [], 'the bystander stayed connected');
-      const fresh = await connectClient(server, track);
-      await roundTrip(server, fresh.client, fresh.clientId, 'a new client after the barrage');
-      return sent;
-    },
-  };
-}
 
 /** How many more file descriptors this process may open (RLIMIT_NOFILE minus those open now). */
 function spareFileDescriptors() {

@@ -28,6 +28,9 @@ const {
   spawnFixture,
   childMessage,
   childExit,
+  counter,
+  roundTrip,
+  bystander,
 } = require('./helpers');
 
 const T = { timeout: 20000 };
@@ -44,13 +47,6 @@ const CERT = { cert: tlsFixture('server.pem'), key: tlsFixture('server-key.pem')
 const CA = tlsFixture('ca.pem');
 
 // ----- local helpers -----
-
-/** Records every emission of `event` (argument arrays). */
-function counter(emitter, event) {
-  const seen = [];
-  emitter.on(event, (...args) => seen.push(args));
-  return seen;
-}
 
 /** Records the order of `events` on `emitter` by name, and every Error among their arguments. */
 function recorder(emitter, events) {
@@ -105,16 +101,6 @@ function assertNoKey(texts) {
     assert.ok(!text.includes('PRIVATE KEY'), `'PRIVATE KEY' shows in:\n${text}`);
     assert.ok(!text.includes(KEY_LINE) && !text.includes(CLIENT_KEY_LINE), `the private key's base64 shows in:\n${text}`);
   }
-}
-
-async function roundTrip(server, client, clientId, tag) {
-  // by topic, so a bystander's messages in between do not count
-  const atServer = waitFor(server, 'message.ping');
-  client.send('ping', { tag });
-  assert.deepStrictEqual(await atServer, [{ tag }, clientId]);
-  const atClient = waitFor(client, 'message.pong');
-  server.send('pong', { tag }, clientId);
-  assert.deepStrictEqual(await atClient, [{ tag }]);
 }
 
 /**
@@ -207,40 +193,6 @@ function describeFrame({ kind, body }) {
   return `kind 0x${kind.toString(16)} ${body.toString('hex')}`;
 }
 
-/**
- * A well-behaved Client connected to `server` for the whole test, with messages flowing both ways
- * every 10 ms. check() sends a last burst, then asserts each side got every message, in order.
- */
-async function bystander(t, server, track, options = {}) {
-  const { client, clientId } = await connectClient(server, track, options);
-  const atClient = [];
-  const atServer = [];
-  client.on('message.tick', (n) => atClient.push(n));
-  server.on('message.tock', (n, id) => id === clientId && atServer.push(n));
-  const disconnects = counter(client, 'disconnect');
-  let sent = 0;
-  const tick = () => {
-    server.send('tick', sent, clientId);
-    client.send('tock', sent);
-    sent++;
-  };
-  const timer = setInterval(tick, 10);
-  t.after(() => clearInterval(timer));
-  return {
-    client,
-    clientId,
-    async check() {
-      clearInterval(timer);
-      for (let i = 0; i < 50; i++) tick();
-      await until(() => atClient.length >= sent && atServer.length >= sent, 5000, `bystander messages: ${atClient.length} and ${atServer.length} of ${sent}`);
-      const all = Array.from({ length: sent }, (_, i) => i);
-      assert.deepStrictEqual(atClient, all, 'the bystander received every message the server sent it');
-      assert.deepStrictEqual(atServer, all, 'the server received every message of the bystander');
-      assert.deepStrictEqual(disconnects, [], 'the bystander stayed connected');
-      return sent;
-    },
-  };
-}
 
 // ----- the shared secret -----
 
