@@ -983,6 +983,12 @@ describe('TLS', () => {
     assert.throws(() => new Client({ address: 'tls://127.0.0.1:1', tls: { ca: 'garbage' } }), tlsConfig);
     assert.throws(() => new Client({ address: 'tls://127.0.0.1:1', tls: { cert: 'garbage', key: clientCert.key } }), tlsConfig);
   });
+
+  test("a Peer's TLS options are checked for both roles in the constructor: a bad ca throws even with a good cert and key", () => {
+    const tlsConfig = { name: 'TypeError', code: 'ERR_IPC_TLS_CONFIG', message: /tls\.ca/ };
+    assert.throws(() => new Peer({ address: 'tls://127.0.0.1:1', tls: { ...CERT, ca: 'garbage' } }), tlsConfig);
+    assert.throws(() => new Peer({ address: 'tls://127.0.0.1:1', tls: { ca: tlsFixture('ca.pem') } }), { code: 'ERR_IPC_TLS_CONFIG' });
+  });
 });
 
 // ----- frameTimeout -----

@@ -183,16 +183,17 @@ function allowOption(options, address) {
   return { allowUids, allowGids };
 }
 
-// The options both ends have, plus `extra` (the class's own), registered with their secrets.
-function endpointOptions(options, server, extra) {
+// The options every class has, plus `extra` (the class's own), registered with their secrets.
+function endpointOptions(options, className, extra) {
   // Port 0 (any free port) only makes sense for a Server, which can tell it with address().
-  const address = parseAddress(options, server === 'Server');
-  server = Boolean(server);
-  const tls = tlsOptions(options, address, server);
-  if (tls !== undefined && (server || options.tls !== undefined)) {
+  const address = parseAddress(options, className === 'Server');
+  // A Peer may end up in either role, so its TLS options must serve both.
+  const sides = { Server: [true], Client: [false], Peer: [true, false] }[className];
+  const tls = tlsOptions(options, address, sides.includes(true));
+  if (tls !== undefined) {
     // A bad certificate or key throws here, from the constructor, not at the first connection.
     try {
-      checkTls(tls, server, address.host ?? 'localhost');
+      for (const server of sides) checkTls(tls, server, address.host ?? 'localhost');
     } catch (err) {
       throw fromNativeThrow(err);
     }
@@ -234,7 +235,7 @@ function clientOptions(input, className = 'Client') {
       throw typeError('ERR_INVALID_ARG_VALUE', `options.${name} is a Server option, not a ${className}'s${peer ? ' (a Peer admits one partner; use secret or mode)' : ''}`);
     }
   }
-  return endpointOptions(options, peer, (address) => ({
+  return endpointOptions(options, className, (address) => ({
     retryDelay: delay(options, 'retryDelay'),
     reconnectDelay: delay(options, 'reconnectDelay'),
     maxRetries: integer(options, 'maxRetries', 0, Infinity),

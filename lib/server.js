@@ -164,6 +164,8 @@ class Server extends Endpoint {
   }
 
   [onMessageError](err, clientId) {
+    // A hello that timed out after the allow function threw: its refusal will not be reported.
+    this[kAllowThrew].delete(clientId);
     err.clientId = clientId;
     this.emit('messageError', err, clientId);
   }

@@ -87,6 +87,11 @@ impl IpcError {
     })
   }
 
+  /// A listen error meaning someone already listens there (a live server, a taken port).
+  pub fn is_addr_in_use(&self) -> bool {
+    matches!(self, IpcError::Io { error, .. } if error.kind() == io::ErrorKind::AddrInUse)
+  }
+
   /// A refusal that retrying cannot change: the client stops instead of hammering the server.
   pub fn is_final(&self) -> bool {
     matches!(

@@ -5,6 +5,7 @@
 use crate::auth::{self, Secret};
 use crate::codec::{self, kind, Hello};
 use crate::error::IpcError;
+use crate::events::{kind as events_kind, EventQueue};
 use crate::tls::{TlsClient, TlsFailure, TlsServer};
 use crate::transport::{self, Endpoint, PeerInfo, Socket};
 use bytes::{Buf, BytesMut};
@@ -46,6 +47,19 @@ impl From<IpcError> for HandshakeFailure {
   }
 }
 
+impl HandshakeFailure {
+  /// How the listening side reports a connection that never became established: bad input as a
+  /// `MESSAGE_ERROR`, failed authentication as an `AUTH_ERROR` naming who it was, and nothing for
+  /// a silent peer, a refusal by capacity or our own shutdown.
+  pub fn report(&self, events: &EventQueue, id: u32, info: &PeerInfo) {
+    match self {
+      HandshakeFailure::Error(e) => events.push_error(events_kind::MESSAGE_ERROR, id, e),
+      HandshakeFailure::Auth(e) => events.push_auth_error(id, e, info),
+      HandshakeFailure::Silent | HandshakeFailure::Shutdown => {}
+    }
+  }
+}
+
 /// The listening side's checks: TLS, then the secret.
 #[derive(Default)]
 pub struct ServerSecurity {
@@ -61,11 +75,6 @@ pub struct ClientSecurity {
 }
 
 impl Conn {
-  pub fn new(stream: Socket) -> Self {
-    let info = stream.peer_info();
-    Conn::with_info(stream, info)
-  }
-
   fn with_info(stream: Socket, info: PeerInfo) -> Self {
     Conn {
       stream,
@@ -200,7 +209,8 @@ impl Conn {
   }
 
   /// Client side: TLS, our hello, the secret if the server asks (and only then), the server's
-  /// hello. Not time-bounded itself: see `connect_once`.
+  /// hello. Not time-bounded itself, and a server that just closes is `Silent`: see
+  /// `connect_once`, which bounds it and reports that as a protocol error.
   pub async fn offer(socket: Socket, security: &ClientSecurity) -> Result<Conn, HandshakeFailure> {
     let info = socket.peer_info();
     let (socket, tls_failure) = match &security.tls {
@@ -221,21 +231,20 @@ impl Conn {
   }
 
   async fn offer_on(mut self, security: &ClientSecurity) -> Result<Conn, HandshakeFailure> {
-    let conn = &mut self;
-    conn.write_frame(codec::encode_hello).await.map_err(|_| server_closed())?;
-    let (mut frame_kind, mut body) = conn.read_frame("server").await.map_err(closed_means_server_closed)?;
+    self.write_frame(codec::encode_hello).await?;
+    let (mut frame_kind, mut body) = self.read_frame("server").await?;
     match (frame_kind, &security.secret) {
       (kind::AUTH_CHALLENGE, Some(secret)) if body.len() == auth::NONCE_LEN => {
         let client_nonce = auth::nonce();
         let proof = [&client_nonce[..], &secret.client_proof(&body, &client_nonce)].concat();
-        conn.write_frame(|f| codec::encode_frame(f, kind::AUTH_PROOF, &proof)).await.map_err(|_| server_closed())?;
+        self.write_frame(|f| codec::encode_frame(f, kind::AUTH_PROOF, &proof)).await?;
         let server_nonce = body;
-        (frame_kind, body) = conn.read_frame("server").await.map_err(closed_means_server_closed)?;
+        (frame_kind, body) = self.read_frame("server").await?;
         // Only a valid AUTH_OK lets the exchange go on; a REJECT still says why (a wrong secret).
         // Anything else is a server that took our proof without proving itself.
         match frame_kind {
           kind::AUTH_OK if secret.verify_server(&server_nonce, &client_nonce, &body) => {
-            (frame_kind, body) = conn.read_frame("server").await.map_err(closed_means_server_closed)?;
+            (frame_kind, body) = self.read_frame("server").await?;
           }
           kind::REJECT => {}
           _ => {
@@ -247,7 +256,7 @@ impl Conn {
       }
       (kind::AUTH_CHALLENGE, None) => {
         // Say so, so the server can report a missing (rather than a wrong) secret.
-        let _ = conn.write_frame(|f| codec::encode_frame(f, kind::AUTH_PROOF, b"")).await;
+        let _ = self.write_frame(|f| codec::encode_frame(f, kind::AUTH_PROOF, b"")).await;
         return Err(HandshakeFailure::Error(IpcError::AuthFailed(
           "the server requires a secret; set options.secret to the server's secret".into(),
         )));
@@ -297,16 +306,13 @@ pub struct Refusal {
   pub report: Option<IpcError>,
 }
 
-fn server_closed() -> HandshakeFailure {
-  HandshakeFailure::Error(IpcError::Protocol(
-    "the server closed the connection during the hello".into(),
-  ))
-}
-
-fn closed_means_server_closed(failure: HandshakeFailure) -> HandshakeFailure {
+/// A failed hello as the client reports it: a server that just closed broke the protocol.
+fn client_error(failure: HandshakeFailure) -> IpcError {
   match failure {
-    HandshakeFailure::Silent | HandshakeFailure::Shutdown => server_closed(),
-    other => other,
+    HandshakeFailure::Error(e) | HandshakeFailure::Auth(e) => e,
+    HandshakeFailure::Silent | HandshakeFailure::Shutdown => {
+      IpcError::Protocol("the server closed the connection during the hello".into())
+    }
   }
 }
 
@@ -344,11 +350,5 @@ pub async fn connect_once(endpoint: &Endpoint, security: &ClientSecurity, limit:
     }
   };
   let never = CancellationToken::new();
-  match bounded(limit, &never, "server", Conn::offer(socket, security)).await {
-    Ok(conn) => Ok(conn),
-    Err(HandshakeFailure::Error(e) | HandshakeFailure::Auth(e)) => Err(e),
-    Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => Err(IpcError::Protocol(
-      "the server closed the connection during the hello".into(),
-    )),
-  }
+  bounded(limit, &never, "server", Conn::offer(socket, security)).await.map_err(client_error)
 }

@@ -9,9 +9,9 @@ use crate::codec;
 use crate::connection::{self, Ended, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
-use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, HandshakeFailure, Refusal, ServerSecurity};
+use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, Refusal, ServerSecurity};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
-use crate::socket_file::{is_in_use, SocketFile};
+use crate::socket_file::SocketFile;
 use crate::transport::{self, Endpoint, Listener, Socket};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -128,7 +128,7 @@ async fn run(shared: Arc<Shared>) {
         serve_partners(&shared, listener).await;
         break;
       }
-      Err(e) if is_in_use(&e) => {
+      Err(e) if e.is_addr_in_use() => {
         let attempt = tokio::select! {
           biased;
           _ = shared.shutdown.cancelled() => break,
@@ -263,9 +263,7 @@ async fn admit_partner(shared: Arc<Shared>, stream: Socket) {
     Ok(conn) => {
       partner_with(&shared, conn).await;
     }
-    Err(HandshakeFailure::Error(e)) => shared.events.push_error(kind::MESSAGE_ERROR, 0, &e),
-    Err(HandshakeFailure::Auth(e)) => shared.events.push_auth_error(0, &e, &info),
-    Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => {}
+    Err(failure) => failure.report(&shared.events, 0, &info),
   }
   // Only after the partner's DISCONNECT is queued, so the next partner's CONNECT follows it.
   if took_place {

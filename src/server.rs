@@ -6,7 +6,7 @@ use crate::codec;
 use crate::connection::{self, Heartbeat, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
-use crate::handshake::{bounded, Conn, HandshakeFailure, Refusal, ServerSecurity};
+use crate::handshake::{bounded, Conn, Refusal, ServerSecurity};
 use crate::socket_file::SocketFile;
 use crate::transport::{self, Endpoint, Listener, PeerInfo, Socket};
 use std::collections::HashMap;
@@ -270,9 +270,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, id: u32) {
   shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
   let conn = match outcome {
     Ok(conn) => conn,
-    Err(HandshakeFailure::Silent | HandshakeFailure::Shutdown) => return,
-    Err(HandshakeFailure::Error(e)) => return shared.events.push_error(kind::MESSAGE_ERROR, id, &e),
-    Err(HandshakeFailure::Auth(e)) => return shared.events.push_auth_error(id, &e, &info),
+    Err(failure) => return failure.report(&shared.events, id, &info),
   };
   let outbox = Arc::new(Outbox::default());
   shared.clients().insert(id, outbox.clone());

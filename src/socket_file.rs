@@ -120,8 +120,3 @@ async fn lock_directory_of(path: &str) -> Option<std::fs::File> {
     }
   }
 }
-
-/// True when a listen error means a live server holds the path.
-pub fn is_in_use(error: &IpcError) -> bool {
-  matches!(error, IpcError::Io { error, .. } if error.kind() == io::ErrorKind::AddrInUse)
-}

@@ -109,11 +109,7 @@ impl TlsServer {
   /// Also returns where the pump leaves a TLS error that ends the session later (a corrupt record).
   pub async fn accept(&self, socket: Socket) -> Result<Option<(Socket, TlsFailure)>, IpcError> {
     match self.0.accept(socket).await {
-      Ok(stream) => {
-        let failure = TlsFailure::new("client");
-        let socket = bridge_watched(stream, Some(failure.clone())).map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
-        Ok(Some((socket, failure)))
-      }
+      Ok(stream) => bridge(stream, "client").map(Some),
       Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !is_rustls_error(&e) => Ok(None),
       Err(e) => Err(handshake_error(e, "client")),
     }
@@ -168,9 +164,7 @@ impl TlsClient {
       .connect(self.name.clone(), socket)
       .await
       .map_err(|e| handshake_error(e, "server"))?;
-    let failure = TlsFailure::new("server");
-    let socket = bridge_watched(stream, Some(failure.clone())).map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
-    Ok((socket, failure))
+    bridge(stream, "server")
   }
 }
 
@@ -256,10 +250,6 @@ impl ServerCertVerifier for AcceptAnyServer {
 pub struct TlsFailure(Arc<std::sync::Mutex<Option<io::Error>>>, &'static str);
 
 impl TlsFailure {
-  fn new(other: &'static str) -> Self {
-    TlsFailure(Arc::default(), other)
-  }
-
   /// The error, explained, if the session ended with a TLS error (not a plain close).
   pub fn take(&self) -> Option<IpcError> {
     let error = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
@@ -267,18 +257,21 @@ impl TlsFailure {
   }
 }
 
-fn bridge_watched<S>(tls: S, failure: Option<TlsFailure>) -> io::Result<Socket>
+/// Hands back a plain socket whose bytes a pump task carries through `tls`, and where the pump
+/// will leave the TLS error that ends the session, if one does. `other`: who is at the far end.
+fn bridge<S>(tls: S, other: &'static str) -> Result<(Socket, TlsFailure), IpcError>
 where
   S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-  let (ours, theirs) = UnixStream::pair()?;
-  tokio::spawn(pump(tls, theirs, failure));
-  Ok(Socket::Unix(ours))
+  let (ours, theirs) = UnixStream::pair().map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
+  let failure = TlsFailure(Arc::default(), other);
+  tokio::spawn(pump(tls, theirs, failure.clone()));
+  Ok((Socket::Unix(ours), failure))
 }
 
 /// Copies both ways until both are done. The directions run independently, so a peer that is
 /// not reading cannot stop us from reading (which would deadlock two busy ends).
-async fn pump<S>(tls: S, plain: UnixStream, failure: Option<TlsFailure>)
+async fn pump<S>(tls: S, plain: UnixStream, failure: TlsFailure)
 where
   S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -286,7 +279,7 @@ where
   let (plain_read, mut plain_write) = plain.into_split();
   let inbound = async move {
     let copied = tokio::io::copy_buf(&mut BufReader::with_capacity(PUMP_BUFFER, tls_read), &mut plain_write).await;
-    if let (Err(e), Some(failure)) = (copied, &failure) {
+    if let Err(e) = copied {
       *failure.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
     // EOF, a TLS error or a dead socket: the connection reads EOF and ends.
