@@ -5,8 +5,13 @@ import { EventEmitter } from 'node:events';
 /** Any value JSON can carry, or bytes. */
 export type Message = unknown;
 
-/** A delay in milliseconds, or a uniformly random delay between `min` and `max`. */
-export type Delay = number | { min?: number; max?: number };
+/**
+ * A delay in milliseconds; `{ min, max }`: a uniformly random delay between them; or
+ * `{ min, max, factor }` (factor finite and > 1, min > 0): exponential backoff with jitter, where
+ * attempt n (0-based) waits a random time in `[max(min, d/2), d]`, `d = min(max, min * factor^n)`.
+ * A missing `min` or `max` means the option's default.
+ */
+export type Delay = number | { min?: number; max?: number; factor?: number };
 
 /** A TCP address, as in net.connect. */
 export interface TcpAddress {
@@ -84,9 +89,16 @@ export type ClientInfo = { pid: number; uid: number; gid: number } | { address: 
 export type BoundAddress = string | { address: string; family: 'IPv4' | 'IPv6'; port: number };
 
 export interface ClientOptions extends EndpointOptions {
-  /** Delay between connection attempts until a connection succeeds. Default 1000 ms. */
+  /**
+   * Delay between failed connection attempts. Default 1000 ms. With a factor, n counts the
+   * failed attempts since the start or the last drop.
+   */
   retryDelay?: Delay;
-  /** Delay before reconnecting after an established connection drops. Default 100 ms. */
+  /**
+   * Delay before reconnecting after an established connection drops. Default 100 ms. With a
+   * factor, the failed attempts after a drop follow this schedule (n = 1, 2, …) instead of
+   * `retryDelay`, until a connection succeeds.
+   */
   reconnectDelay?: Delay;
   /** Failed attempts in a row tolerated after the first before giving up. Default Infinity. */
   maxRetries?: number;

@@ -202,7 +202,7 @@ pub fn handshake(data: &[u8]) {
     let (server_end, mut client_end) = UnixStream::pair().expect("socketpair");
     let serving = async {
       let mut conn = Conn::accept(Socket::Unix(server_end), &security).await?;
-      conn.answer(None).await
+      conn.answer(None, &Default::default()).await
       // `conn` is dropped here, so a client still writing gets EPIPE instead of blocking.
     };
     let (outcome, ()) = tokio::join!(serving, send_and_shut(&mut client_end, wire));
@@ -254,7 +254,7 @@ pub fn offer(data: &[u8]) {
   let outcome = run(async {
     let (client_end, mut server_end) = UnixStream::pair().expect("socketpair");
     let connecting = async {
-      let conn = Conn::offer(Socket::Unix(client_end), &security).await;
+      let conn = Conn::offer(Socket::Unix(client_end), &security, &Default::default()).await;
       conn.map(drop)
     };
     let (outcome, ()) = tokio::join!(connecting, send_and_shut(&mut server_end, wire));
@@ -296,7 +296,7 @@ pub fn stream(data: &[u8]) {
       let mut conn = Conn::accept(Socket::Unix(server_end), &ServerSecurity::default())
         .await
         .expect("a valid hello is accepted");
-      conn.answer(None).await.expect("our hello is written");
+      conn.answer(None, &Default::default()).await.expect("our hello is written");
       let link = Link {
         id: 1,
         events: &events,
@@ -305,6 +305,7 @@ pub fn stream(data: &[u8]) {
         shutdown: &shutdown,
         heartbeat: None,
         frame_timeout: None,
+        peer_received: None,
       };
       let end = connection::run(conn, link).await;
       connection::report_end(&events, events::kind::CONNECTION_CLOSE, 1, &end);

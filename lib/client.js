@@ -33,6 +33,18 @@ const kQueued = Symbol('queued');
 const kConnection = Symbol('connection');
 const kQueueFull = Symbol('queueFull');
 const kLifecycle = Symbol('lifecycle');
+// The spell past highWaterMark the core reported (0: none); 'drain' ends it.
+const kOver = Symbol('over');
+const kDrainWaiters = Symbol('drainWaiters');
+const kDrained = Symbol('drained');
+
+function bufferFullError(refused, maxBufferedBytes) {
+  return ipcError(
+    'ERR_IPC_BUFFER_FULL',
+    `${refused} message(s) were not sent: the outgoing buffer would pass maxBufferedBytes (${maxBufferedBytes} bytes); wait for 'drain' when send() returns false`,
+    { undelivered: refused },
+  );
+}
 
 function undeliveredError(undelivered) {
   return ipcError(
@@ -51,25 +63,29 @@ class OneConnection extends Endpoint {
     this[kQueued] = 0;
     // Counts connections: 1 for the first. A request is tagged with the one it travels on.
     this[kConnection] = 0;
-    // The core may have stopped (maxRetries) before this side heard of it: what it refuses is
-    // reported, not lost.
-    const refusedIfAny = (refused) => {
-      if (refused > 0) this.emit('error', undeliveredError(refused));
+    this[kOver] = 0;
+    this[kDrainWaiters] = [];
+    // The core may have stopped (maxRetries) before this side heard of it, or the buffer may be
+    // full: what it refuses is reported, not lost.
+    const settle = (outcome) => {
+      if (outcome.refused > 0) this.emit('error', undeliveredError(outcome.refused));
+      if (outcome.full > 0) this.emit('error', bufferFullError(outcome.full, this[kOptions].maxBufferedBytes));
+      if (outcome.over !== 0) this[kOver] = outcome.over;
       return true;
     };
     this[kOutgoing] = new Outgoing(
       false,
       this[kOptions].maxMessageSize,
-      (batch) => this[kNative] !== null && refusedIfAny(this[kNative].send(batch)),
-      (target, head, payload) => this[kNative] !== null && refusedIfAny(this[kNative].sendLarge(head, payload)),
+      (batch) => this[kNative] !== null && settle(this[kNative].send(batch)),
+      (target, head, payload) => this[kNative] !== null && settle(this[kNative].sendLarge(head, payload)),
+      this[kOptions].highWaterMark,
     );
-    this[kCalls] = new Calls(
-      this[kOutgoing],
-      this[kOptions].requestTimeout,
-      false,
-      () => this[kConnection],
-      (from, connection) => this[kConnected] && this[kConnection] === connection,
-    );
+    // At-least-once: a request survives reconnects (it is re-sent), so its reply may come on a
+    // later connection.
+    const sameConnection = this[kOptions].atLeastOnce
+      ? () => this[kConnected]
+      : (from, connection) => this[kConnected] && this[kConnection] === connection;
+    this[kCalls] = new Calls(this[kOutgoing], this[kOptions].requestTimeout, false, () => this[kConnection], sameConnection);
   }
 
   /** Starts the native side; `symmetric` makes it a peer (listen or connect, src/peer.rs). */
@@ -84,8 +100,10 @@ class OneConnection extends Endpoint {
     super[kStart](NativeClient, {
       retryDelayMin: o.retryDelay.min,
       retryDelayMax: o.retryDelay.max,
+      retryDelayFactor: o.retryDelay.factor,
       reconnectDelayMin: o.reconnectDelay.min,
       reconnectDelayMax: o.reconnectDelay.max,
+      reconnectDelayFactor: o.reconnectDelay.factor,
       maxRetries: o.maxRetries,
       symmetric,
     });
@@ -95,20 +113,33 @@ class OneConnection extends Endpoint {
     return this;
   }
 
-  /** Sends to the other side; while disconnected the message waits in a queue of maxQueue messages. */
+  /**
+   * Sends to the other side; while disconnected the message waits in a queue of maxQueue
+   * messages. Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'.
+   */
   send(topic, message) {
     topic = topicOf(topic);
-    if (this[kRefuseIfClosed]()) return;
-    if (this[kConnected]) {
-      this[kOutgoing].append(BROADCAST, topic, message);
-      return;
-    }
-    if (this[kQueued] >= this[kOptions].maxQueue) {
+    if (this[kRefuseIfClosed]()) return false;
+    const connected = this[kConnected];
+    if (!connected && this[kQueued] >= this[kOptions].maxQueue) {
       this.emit('error', this[kQueueFull](topic, 'this message'));
-      return;
+      return false;
     }
     this[kOutgoing].append(BROADCAST, topic, message);
-    this[kQueued]++;
+    if (!connected) this[kQueued]++;
+    return this[kOver] === 0;
+  }
+
+  /** Resolves once the outgoing buffer is below highWaterMark (at once if it is). */
+  drained() {
+    if (this[kOver] === 0 || this[kState] === 'closed') return Promise.resolve();
+    return new Promise((resolve) => this[kDrainWaiters].push(resolve));
+  }
+
+  [kDrained]() {
+    this[kOver] = 0;
+    const waiters = this[kDrainWaiters].splice(0);
+    for (const resolve of waiters) resolve();
   }
 
   /** Asks the other side; resolves with the reply of its handler for `topic`. While disconnected,
@@ -180,10 +211,13 @@ class OneConnection extends Endpoint {
         this[kConnected] = false;
         const reason = body.length > 0 ? fromNative(body.toString()) : undefined;
         const ended = this[kConnection];
-        this[kCalls].rejectWhere(
-          (connection) => connection <= ended,
-          (call) => disconnectedError(call.topic, 'the other side', reason),
-        );
+        // At-least-once: pending requests are re-sent on the next connection instead.
+        if (!this[kOptions].atLeastOnce) {
+          this[kCalls].rejectWhere(
+            (connection) => connection <= ended,
+            (call) => disconnectedError(call.topic, 'the other side', reason),
+          );
+        }
         if (closing) break;
         if (reason) this.emit('disconnect', reason);
         else this.emit('disconnect');
@@ -199,6 +233,11 @@ class OneConnection extends Endpoint {
         // A Peer in the server role refused a would-be partner.
         this[kAuthError](body);
         break;
+      case EVENT.DRAIN:
+        if (body.readUInt32BE(0) !== this[kOver]) break; // a later spell is still running
+        this[kDrained]();
+        this.emit('drain');
+        break;
       case EVENT.CLOSE: {
         this[kState] = 'closed';
         this[kConnected] = false;
@@ -206,6 +245,7 @@ class OneConnection extends Endpoint {
         // Sent in this tick, after the core stopped: never reached it.
         const undelivered = this[kOutgoing].discard();
         if (undelivered > 0) this.emit('error', undeliveredError(undelivered));
+        this[kDrained]();
         this.emit('close');
         break;
       }

@@ -46,7 +46,9 @@ class Endpoint extends EventEmitter {
 
   /** Creates the native object, which starts at once; its wake-ups drain into our listeners. */
   [kStart](NativeClass, config) {
-    const incoming = new Incoming(() => this[kNative].takeEvents(), this);
+    // At-least-once: once a batch's listeners have run, the core acknowledges it to the sender.
+    const afterBatch = this[kOptions].atLeastOnce ? () => this[kNative].delivered() : null;
+    const incoming = new Incoming(() => this[kNative].takeEvents(), this, afterBatch);
     const { tls, secret } = sensitiveOf(this[kOptions]);
     const o = this[kOptions];
     const common = {
@@ -59,6 +61,9 @@ class Endpoint extends EventEmitter {
       handshakeTimeout: o.handshakeTimeout,
       heartbeatInterval: o.heartbeatInterval,
       heartbeatTimeout: o.heartbeatTimeout,
+      highWaterMark: o.highWaterMark,
+      maxBufferedBytes: o.maxBufferedBytes,
+      atLeastOnce: o.atLeastOnce,
     };
     try {
       this[kNative] = new NativeClass({ ...common, ...config }, () => incoming.drain());

@@ -30,6 +30,10 @@ const EVENT = {
   ROLE: 0x8a,
   AUTH_ERROR: 0x8b,
   ADMIT: 0x8c,
+  DRAIN: 0x8d,
+  SLOW_CLIENT: 0x8e,
+  CLIENT_DISCONNECT: 0x8f,
+  CLIENT_RECONNECT: 0x90,
 };
 
 // A binary message smaller than this is copied out of the batch, so holding on to it does not
@@ -54,10 +58,13 @@ class Incoming {
    * @param {object} handler  implements [onMessage](message, topic, id), [onMessageError](err, id),
    *   [onEvent](kind, id, body), and for requests [onRequest](requestId, topic, message, id),
    *   [onReply](requestId, message, id), [onReplyError](requestId, status, infoJson, id)
+   * @param {(() => void) | null} afterBatch  called once every record taken so far was handed to
+   *   the listeners (at-least-once delivery acknowledges them then)
    */
-  constructor(take, handler) {
+  constructor(take, handler, afterBatch = null) {
     this.take = take;
     this.handler = handler;
+    this.afterBatch = afterBatch;
     this.buf = Buffer.alloc(0);
     // Large frames handed over whole, `[records, ...frames]`, or null (see src/events.rs).
     this.attached = null;
@@ -81,6 +88,7 @@ class Incoming {
       }
       this.pos = 0;
       this.dispatch();
+      if (this.afterBatch !== null) this.afterBatch();
     } catch (err) {
       // A listener threw: it propagates as from any EventEmitter, and the rest of the batch is
       // delivered on the next tick rather than lost.

@@ -22,7 +22,11 @@ const DEFAULTS = {
   maxConnections: Infinity,
   requestTimeout: 5000,
   frameTimeout: 30000,
+  highWaterMark: 1024 * 1024,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  sessionTimeout: 10000,
 };
+const DELIVERY_MODES = ['at-most-once', 'at-least-once'];
 const MAX_MS = 2 ** 31 - 1;
 
 function optionsObject(options, className) {
@@ -51,21 +55,64 @@ function integer(options, name, min, max) {
   return value;
 }
 
-// A delay is a number of ms, or { min, max } for a uniformly random delay in that range.
+// A delay is a number of ms, { min, max } for a uniformly random delay in that range, or
+// { min, max, factor } for exponential backoff with jitter (src/reconnect.rs). A missing min or
+// max means the option's default.
 function delay(options, name) {
   const value = options[name] === undefined ? DEFAULTS[name] : options[name];
   const fallback = DEFAULTS[name];
-  const range = typeof value === 'object' && value !== null ? { min: value.min ?? fallback, max: value.max ?? fallback } : { min: value, max: value };
+  const object = typeof value === 'object' && value !== null;
+  const range = object ? { min: value.min ?? fallback, max: value.max ?? fallback } : { min: value, max: value };
   for (const key of ['min', 'max']) {
     const ms = range[key];
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
-      throw rangeError('ERR_OUT_OF_RANGE', `options.${name} must be a number of ms >= 0 or { min, max }, got ${JSON.stringify(value)}`);
+      throw rangeError('ERR_OUT_OF_RANGE', `options.${name} must be a number of ms >= 0, { min, max } or { min, max, factor }, got ${show(value)}`);
     }
   }
   if (range.min > range.max) {
-    throw rangeError('ERR_OUT_OF_RANGE', `options.${name}.min (${range.min}) must not exceed options.${name}.max (${range.max})`);
+    const defaulted = ['min', 'max'].filter((key) => object && value[key] == null).map((key) => ` (a missing ${key} means ${fallback})`);
+    throw rangeError('ERR_OUT_OF_RANGE', `options.${name}.min (${range.min}) must not exceed options.${name}.max (${range.max})${defaulted.join('')}`);
   }
-  return range;
+  const factor = object ? value.factor : undefined;
+  if (factor === undefined || factor === null) return range;
+  if (typeof factor !== 'number' || !Number.isFinite(factor) || factor <= 1) {
+    throw rangeError('ERR_OUT_OF_RANGE', `options.${name}.factor must be a finite number greater than 1 (e.g. 2), got ${show(factor)}`);
+  }
+  // The delay grows as min * factor^n: from 0 it would never grow, and retry without pause.
+  if (range.min === 0) {
+    throw rangeError('ERR_OUT_OF_RANGE', `options.${name}.min must be greater than 0 with a factor (0 * factor^n stays 0), got 0`);
+  }
+  return { ...range, factor };
+}
+
+// JSON for what JSON can show (NaN and Infinity included), String() for the rest.
+function show(value) {
+  if (typeof value === 'number') return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+// Delivery and backpressure: what a connection may hold, and whether it keeps it until acknowledged.
+function buffering(options, className) {
+  const delivery = options.delivery === undefined ? 'at-most-once' : options.delivery;
+  if (!DELIVERY_MODES.includes(delivery)) {
+    throw typeError('ERR_INVALID_ARG_VALUE', `options.delivery must be 'at-most-once' or 'at-least-once', got ${show(delivery)}`);
+  }
+  if (delivery === 'at-least-once' && className === 'Peer') {
+    throw typeError('ERR_INVALID_ARG_VALUE', "options.delivery 'at-least-once' is for a Server and its Clients; a Peer delivers at most once");
+  }
+  const highWaterMark = integer(options, 'highWaterMark', 1, Number.MAX_SAFE_INTEGER);
+  const maxBufferedBytes = integer(options, 'maxBufferedBytes', 1, Infinity);
+  if (maxBufferedBytes < highWaterMark) {
+    throw rangeError(
+      'ERR_OUT_OF_RANGE',
+      `options.maxBufferedBytes (${maxBufferedBytes}) must be at least options.highWaterMark (${highWaterMark})`,
+    );
+  }
+  return { delivery, atLeastOnce: delivery === 'at-least-once', highWaterMark, maxBufferedBytes };
 }
 
 // Heartbeats: interval 0 turns them off; the timeout defaults to two intervals.
@@ -206,6 +253,7 @@ function endpointOptions(options, className, extra) {
     frameTimeout: integer(options, 'frameTimeout', 0, MAX_MS),
     ...heartbeat(options),
     requestTimeout: integer(options, 'requestTimeout', 0, MAX_MS),
+    ...buffering(options, className),
     ...extra(address),
   };
   sensitive.set(result, { tls, secret: secretOption(options) });
@@ -221,6 +269,7 @@ function serverOptions(input) {
   const options = optionsObject(input, 'Server');
   return endpointOptions(options, 'Server', (address) => ({
     maxConnections: integer(options, 'maxConnections', 1, Infinity),
+    sessionTimeout: integer(options, 'sessionTimeout', 0, MAX_MS),
     mode: modeOption(options, address),
     ...allowOption(options, address),
   }));

@@ -50,10 +50,13 @@ class Outgoing {
    * @param {(batch: Buffer) => boolean} deliver  hands a batch to the core; false keeps it for later
    * @param {(target: number, head: Buffer, payload: Buffer) => boolean} deliverLarge  hands one
    *   large binary message to the core (which copies it once); false if it cannot take it now
+   * @param {number} highWaterMark  a batch this large goes to the core at once, so the core's
+   *   view of each connection's buffer (what send() returns) is never a whole mark behind
    */
-  constructor(targeted, maxMessageSize, deliver, deliverLarge) {
+  constructor(targeted, maxMessageSize, deliver, deliverLarge, highWaterMark = FLUSH_AT) {
     this.prefix = targeted ? 4 : 0;
     this.maxMessageSize = maxMessageSize;
+    this.flushAt = Math.min(FLUSH_AT, highWaterMark);
     this.deliver = deliver;
     this.deliverLarge = deliverLarge;
     this.buf = Buffer.allocUnsafe(INITIAL_CAPACITY);
@@ -156,7 +159,7 @@ class Outgoing {
   }
 
   scheduleFlush() {
-    if (this.len >= FLUSH_AT) {
+    if (this.len >= this.flushAt) {
       this.flush();
     } else if (!this.scheduled) {
       this.scheduled = true;

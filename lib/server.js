@@ -37,6 +37,10 @@ const BROADCAST_UP_TO = 0x80000000;
 // clientId -> what the allow function threw, until its refusal is reported.
 const kAllowThrew = Symbol('allowThrew');
 const kOnNativeError = Symbol('onNativeError');
+// clientId -> the spell past highWaterMark the core reported; 'drain' (clientId) ends it.
+const kOver = Symbol('over');
+const kDrainWaiters = Symbol('drainWaiters');
+const kNoLongerOver = Symbol('noLongerOver');
 
 class Server extends Endpoint {
   constructor(options) {
@@ -47,18 +51,20 @@ class Server extends Endpoint {
     this[kLastAnnounced] = 0;
     this[kClients] = new Map();
     this[kAllowThrew] = new Map();
+    this[kOver] = new Map();
+    this[kDrainWaiters] = [];
+    // The core answers each batch with the clients it took past highWaterMark: [id, spell, …].
+    const noteOver = (over) => {
+      for (let i = 0; i < over.length; i += 2) this[kOver].set(over[i], over[i + 1]);
+      return true;
+    };
     // Before listen() nobody is connected, so a broadcast then reaches no one.
     this[kOutgoing] = new Outgoing(
       true,
       this[kOptions].maxMessageSize,
-      (batch) => {
-        if (this[kNative] !== null) this[kNative].send(batch);
-        return true;
-      },
-      (target, head, payload) => {
-        if (this[kNative] !== null) this[kNative].sendLarge(target, head, payload);
-        return true;
-      },
+      (batch) => this[kNative] === null || noteOver(this[kNative].send(batch)),
+      (target, head, payload) => this[kNative] === null || noteOver(this[kNative].sendLarge(target, head, payload)),
+      this[kOptions].highWaterMark,
     );
     // A client id is never reused, so it names its connection.
     this[kCalls] = new Calls(
@@ -75,32 +81,53 @@ class Server extends Endpoint {
     if (this[kState] !== 'new') {
       throw ipcError('ERR_IPC_ALREADY_LISTENING', 'listen() was already called on this Server; create a new Server to listen again');
     }
-    const { maxConnections, allowUids, allowGids, allowAsk } = this[kOptions];
-    this[kStart](NativeServer, { maxConnections, allowUids, allowGids, allowAsk: allowAsk === true });
+    const { maxConnections, allowUids, allowGids, allowAsk, sessionTimeout } = this[kOptions];
+    this[kStart](NativeServer, { maxConnections, allowUids, allowGids, allowAsk: allowAsk === true, sessionTimeout });
     this[kState] = 'starting';
     return this;
   }
 
-  /** Sends to one client. */
+  /** Sends to one client. Returns false once that client's buffer has reached highWaterMark. */
   send(topic, message, clientId) {
     topic = topicOf(topic);
-    if (this[kRefuseIfClosed]()) return;
+    if (this[kRefuseIfClosed]()) return false;
     if (!this[kClients].has(clientId)) {
       this.emit(
         'error',
         ipcError('ERR_IPC_UNKNOWN_CLIENT', `client ${clientId} is not connected; the message was not sent`, { clientId }),
       );
-      return;
+      return false;
     }
     this[kOutgoing].append(clientId, topic, message);
+    return !this[kOver].has(clientId);
   }
 
-  /** Sends to every connected client; the message is encoded once. */
+  /**
+   * Sends to every connected client; the message is encoded once. Returns false when any
+   * client's buffer has reached highWaterMark (see drained()).
+   */
   broadcast(topic, message) {
     topic = topicOf(topic);
-    if (this[kRefuseIfClosed]()) return;
+    if (this[kRefuseIfClosed]()) return false;
     // Not to a client that connects before this tick's batch reaches the core: it was not here.
     this[kOutgoing].append(BROADCAST_UP_TO + this[kLastAnnounced], topic, message);
+    return this[kOver].size === 0;
+  }
+
+  /**
+   * Resolves once no client's buffer is at highWaterMark: each has drained, or has gone (a
+   * client that stops reading is dropped at maxBufferedBytes, so this always settles).
+   */
+  drained() {
+    if (this[kOver].size === 0 || this[kState] === 'closed') return Promise.resolve();
+    return new Promise((resolve) => this[kDrainWaiters].push(resolve));
+  }
+
+  [kNoLongerOver](clientId) {
+    this[kOver].delete(clientId);
+    if (this[kOver].size > 0 && this[kState] !== 'closed') return;
+    const waiters = this[kDrainWaiters].splice(0);
+    for (const resolve of waiters) resolve();
   }
 
   /** Asks one client; resolves with the reply of its handler for `topic`. */
@@ -201,8 +228,25 @@ class Server extends Endpoint {
         this[kAuthError](body, threw);
         break;
       }
+      case EVENT.DRAIN:
+        if (this[kOver].get(id) !== body.readUInt32BE(0)) break; // a later spell is still running
+        this[kNoLongerOver](id);
+        this.emit('drain', id);
+        break;
+      case EVENT.SLOW_CLIENT:
+        this.emit('slowClient', id);
+        break;
+      case EVENT.CLIENT_DISCONNECT:
+        // At-least-once: the session is kept; messages to it wait, requests stay pending.
+        if (body.length > 0) this.emit('clientDisconnect', id, fromNative(body.toString()));
+        else this.emit('clientDisconnect', id);
+        break;
+      case EVENT.CLIENT_RECONNECT:
+        this.emit('clientReconnect', id);
+        break;
       case EVENT.CONNECTION_CLOSE: {
         this[kClients].delete(id);
+        this[kNoLongerOver](id);
         const reason = body.length > 0 ? fromNative(body.toString()) : undefined;
         this[kCalls].rejectWhere(
           (clientId) => clientId === id,
@@ -218,6 +262,7 @@ class Server extends Endpoint {
       case EVENT.CLOSE:
         this[kState] = 'closed';
         this[kAddress] = null;
+        this[kNoLongerOver](undefined);
         this.emit('close');
         break;
     }

@@ -7,7 +7,7 @@
 
 use crate::auth::Secret;
 use crate::client::{Client, ClientOptions};
-use crate::connection::Heartbeat;
+use crate::connection::{Appended, Heartbeat, Limits};
 use crate::error::IpcError;
 use crate::events::{EventQueue, Wake};
 use crate::handshake::{ClientSecurity, ServerSecurity};
@@ -77,14 +77,20 @@ fn heartbeat(interval: f64, timeout: f64) -> Option<Heartbeat> {
   })
 }
 
-fn delay(min: f64, max: f64) -> Delay {
-  if min == max {
-    Delay::Fixed(millis(min))
-  } else {
-    Delay::Uniform {
+/// A factor (JS checked it is finite and over 1) makes it exponential backoff, even with
+/// `min == max`: it still means failed attempts after a drop follow `reconnectDelay`.
+fn delay(min: f64, max: f64, factor: Option<f64>) -> Delay {
+  match factor {
+    Some(factor) => Delay::Exponential {
       min: millis(min),
       max: millis(max),
-    }
+      factor,
+    },
+    None if min == max => Delay::Fixed(millis(min)),
+    None => Delay::Uniform {
+      min: millis(min),
+      max: millis(max),
+    },
   }
 }
 
@@ -270,6 +276,42 @@ fn optional_millis(ms: f64) -> Option<Duration> {
   (ms > 0.0).then(|| millis(ms))
 }
 
+/// `highWaterMark` and `maxBufferedBytes`.
+fn limits(high_water_mark: f64, max_buffered_bytes: f64) -> Limits {
+  let bytes = |n: f64| if n.is_finite() { n.max(0.0) as usize } else { usize::MAX };
+  Limits {
+    high_water_mark: bytes(high_water_mark),
+    max_buffered: bytes(max_buffered_bytes),
+    evict: false,
+  }
+}
+
+/// What became of a client's or peer's send (see `connection::Appended`).
+#[napi(object)]
+pub struct NativeSendOutcome {
+  /// Messages refused because the client or peer has finished.
+  pub refused: u32,
+  /// Messages refused because they would pass `maxBufferedBytes`.
+  pub full: u32,
+  /// Non-zero: the buffer reached `highWaterMark`; the `DRAIN` event with this number ends it.
+  pub over: u32,
+}
+
+impl From<Appended> for NativeSendOutcome {
+  fn from(a: Appended) -> Self {
+    NativeSendOutcome {
+      refused: a.refused as u32,
+      full: a.full as u32,
+      over: a.over.unwrap_or(0),
+    }
+  }
+}
+
+/// `[client, spell, client, spell, …]` for the clients a send took past `highWaterMark`.
+fn flatten(over: Vec<(u32, u32)>) -> Vec<u32> {
+  over.into_iter().flat_map(|(id, spell)| [id, spell]).collect()
+}
+
 // ===== Server =====
 
 #[napi(object)]
@@ -290,6 +332,10 @@ pub struct NativeServerConfig {
   pub heartbeat_timeout: f64,
   /// `Infinity` (or any non-finite value) means no limit.
   pub max_connections: f64,
+  pub high_water_mark: f64,
+  pub max_buffered_bytes: f64,
+  pub at_least_once: bool,
+  pub session_timeout: f64,
 }
 
 /// A listening server. Constructing it starts `listen()`.
@@ -322,6 +368,9 @@ impl NativeServer {
         ids,
         ask: config.allow_ask,
       },
+      limits: limits(config.high_water_mark, config.max_buffered_bytes),
+      at_least_once: config.at_least_once,
+      session_timeout: millis(config.session_timeout),
     };
     let server = within_runtime_if_available(|| Server::listen(options, security, events.clone()));
     let for_hook = server.clone();
@@ -344,15 +393,22 @@ impl NativeServer {
   }
 
   /// Queues encoded messages: records of `target: u32 BE | wire frame`, target 0 = broadcast.
+  /// Returns `[client, spell, …]` for the clients whose buffer passed `highWaterMark`.
   #[napi]
-  pub fn send(&self, records: BufferSlice) {
-    self.server.send(&records);
+  pub fn send(&self, records: BufferSlice) -> Vec<u32> {
+    flatten(self.server.send(&records))
   }
 
   /// Queues one large message as its own piece: `head` (length, kind, topic) then `payload`.
   #[napi]
-  pub fn send_large(&self, target: u32, head: BufferSlice, payload: BufferSlice) {
-    self.server.send_piece(target, &head, &payload);
+  pub fn send_large(&self, target: u32, head: BufferSlice, payload: BufferSlice) -> Vec<u32> {
+    flatten(self.server.send_piece(target, &head, &payload))
+  }
+
+  /// At-least-once: the listeners have run for everything taken so far; acknowledge it.
+  #[napi]
+  pub fn delivered(&self) {
+    self.server.delivered(&self.running.events.take_delivered());
   }
 
   /// The `allow` function's verdict on the connection an ADMIT event named.
@@ -394,21 +450,27 @@ pub struct NativeClientConfig {
   pub handshake_timeout: f64,
   pub retry_delay_min: f64,
   pub retry_delay_max: f64,
+  /// Exponential backoff from min to max; absent for a fixed or uniformly random delay.
+  pub retry_delay_factor: Option<f64>,
   pub reconnect_delay_min: f64,
   pub reconnect_delay_max: f64,
+  pub reconnect_delay_factor: Option<f64>,
   /// `Infinity` (or any non-finite value) retries forever.
   pub max_retries: f64,
   pub heartbeat_interval: f64,
   pub heartbeat_timeout: f64,
   /// A `Peer`: listen when the socket file is free or stale, connect otherwise.
   pub symmetric: bool,
+  pub high_water_mark: f64,
+  pub max_buffered_bytes: f64,
+  pub at_least_once: bool,
 }
 
 impl NativeClientConfig {
   fn retry(&self) -> RetryPolicy {
     RetryPolicy {
-      retry_delay: delay(self.retry_delay_min, self.retry_delay_max),
-      reconnect_delay: delay(self.reconnect_delay_min, self.reconnect_delay_max),
+      retry_delay: delay(self.retry_delay_min, self.retry_delay_max, self.retry_delay_factor),
+      reconnect_delay: delay(self.reconnect_delay_min, self.reconnect_delay_max, self.reconnect_delay_factor),
       max_retries: self
         .max_retries
         .is_finite()
@@ -435,6 +497,7 @@ impl Connector {
     let handshake_timeout = millis(config.handshake_timeout);
     let frame_timeout = optional_millis(config.frame_timeout);
     let client_security = client_security(&config.tls, &config.secret, &endpoint)?;
+    let limits = limits(config.high_water_mark, config.max_buffered_bytes);
     if !config.symmetric {
       let options = ClientOptions {
         endpoint,
@@ -443,6 +506,8 @@ impl Connector {
         retry,
         heartbeat,
         frame_timeout,
+        limits,
+        at_least_once: config.at_least_once,
       };
       return Ok(within_runtime_if_available(|| {
         Connector::Client(Client::connect(options, client_security, events))
@@ -461,21 +526,28 @@ impl Connector {
       handshake_timeout,
       retry,
       heartbeat,
+      limits,
     };
     Ok(within_runtime_if_available(|| Connector::Peer(Peer::connect(options, security, events))))
   }
 
-  fn send(&self, frames: &[u8]) -> usize {
+  fn send(&self, frames: &[u8]) -> Appended {
     match self {
       Connector::Client(c) => c.send(frames),
       Connector::Peer(p) => p.send(frames),
     }
   }
 
-  fn send_piece(&self, head: &[u8], payload: &[u8]) -> usize {
+  fn send_piece(&self, head: &[u8], payload: &[u8]) -> Appended {
     match self {
       Connector::Client(c) => c.send_piece(head, payload),
       Connector::Peer(p) => p.send_piece(head, payload),
+    }
+  }
+
+  fn delivered(&self, epoch: u32, count: u64) {
+    if let Connector::Client(c) = self {
+      c.delivered(epoch, count);
     }
   }
 
@@ -525,16 +597,24 @@ impl NativeClient {
     self.running.take_events()
   }
 
-  /// Queues encoded wire frames; returns how many messages were refused (the client finished).
+  /// Queues encoded wire frames.
   #[napi]
-  pub fn send(&self, frames: BufferSlice) -> u32 {
-    self.client.send(&frames) as u32
+  pub fn send(&self, frames: BufferSlice) -> NativeSendOutcome {
+    self.client.send(&frames).into()
   }
 
-  /// Queues one large message as its own piece; returns 1 if refused (the client finished).
+  /// Queues one large message as its own piece.
   #[napi]
-  pub fn send_large(&self, head: BufferSlice, payload: BufferSlice) -> u32 {
-    self.client.send_piece(&head, &payload) as u32
+  pub fn send_large(&self, head: BufferSlice, payload: BufferSlice) -> NativeSendOutcome {
+    self.client.send_piece(&head, &payload).into()
+  }
+
+  /// At-least-once: the listeners have run for everything taken so far; acknowledge it.
+  #[napi]
+  pub fn delivered(&self) {
+    for (_, epoch, count) in self.running.events.take_delivered() {
+      self.client.delivered(epoch, count);
+    }
   }
 
   #[napi]

@@ -1,10 +1,11 @@
 //! The connecting side: connects, retries and reconnects by the `RetryPolicy`, and keeps one
 //! outbox across connections so messages sent while disconnected go out after the reconnect.
 
-use crate::connection::{self, Ended, Heartbeat, Link, Outbox};
+use crate::connection::{self, Appended, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
-use crate::handshake::{connect_once, ClientSecurity};
+use crate::handshake::{connect_once, ClientSecurity, Conn, HelloOptions};
+use crate::session::{self, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
 use crate::transport::Endpoint;
 use std::sync::Arc;
@@ -19,6 +20,9 @@ pub struct ClientOptions {
   pub retry: RetryPolicy,
   pub heartbeat: Option<Heartbeat>,
   pub frame_timeout: Option<Duration>,
+  pub limits: Limits,
+  /// `delivery: 'at-least-once'`: a session that survives reconnects (see `session`).
+  pub at_least_once: bool,
 }
 
 /// A handle to a running client; clones share it.
@@ -38,11 +42,12 @@ struct Shared {
 impl Client {
   /// Starts connecting on the current tokio runtime; progress arrives as events.
   pub fn connect(options: ClientOptions, security: ClientSecurity, events: Arc<EventQueue>) -> Client {
+    let session = options.at_least_once.then(session::new_id);
     let shared = Arc::new(Shared {
+      outbox: Outbox::new(options.limits, session),
       options,
       security,
       events,
-      outbox: Outbox::default(),
       shutdown: CancellationToken::new(),
     });
     tokio::spawn(run(shared.clone()));
@@ -50,15 +55,21 @@ impl Client {
   }
 
   /// Queues wire frames encoded by JS; they are written now if connected, else after connecting.
-  /// Returns how many messages were refused because the client has already finished (closed or
-  /// gave up) — JS learns of that later than the core, and reports them instead of losing them.
-  pub fn send(&self, frames: &[u8]) -> usize {
+  /// The outcome counts messages refused because the client has already finished (closed or
+  /// gave up; JS learns of that later than the core, and reports them instead of losing them)
+  /// or because they would pass `maxBufferedBytes`.
+  pub fn send(&self, frames: &[u8]) -> Appended {
     self.shared.outbox.append(frames)
   }
 
-  /// Queues one large frame (`head` then `payload`, copied once); returns 1 if refused, as `send`.
-  pub fn send_piece(&self, head: &[u8], payload: &[u8]) -> usize {
+  /// Queues one large frame (`head` then `payload`, copied once), as `send`.
+  pub fn send_piece(&self, head: &[u8], payload: &[u8]) -> Appended {
     self.shared.outbox.append_piece(crate::connection::piece(head, payload))
+  }
+
+  /// JS handed the frames it took up to `delivered` to the listeners (see `EventQueue::take_delivered`).
+  pub fn delivered(&self, epoch: u32, delivered: u64) {
+    self.shared.outbox.deliver(epoch, delivered);
   }
 
   /// Stops retrying, flushes and ends the connection, then the `CLOSE` event.
@@ -72,15 +83,16 @@ async fn run(shared: Arc<Shared>) {
   let mut retries = Retries::new(options.retry, Jitter::from_entropy());
   let mut connected_before = false;
   loop {
+    let our_hello = hello(&shared.outbox);
     let attempt = tokio::select! {
       biased;
       _ = shared.shutdown.cancelled() => break,
-      attempt = connect_once(&options.endpoint, &shared.security, options.handshake_timeout) => attempt,
+      attempt = connect_once(&options.endpoint, &shared.security, options.handshake_timeout, &our_hello) => attempt,
     };
-    let delay = match attempt {
-      Ok(conn) => {
+    let delay = match attempt.and_then(|conn| agree_on_delivery(conn, &shared.outbox)) {
+      Ok((conn, peer_received, resumed)) => {
         retries.succeeded();
-        shared.events.push(kind::CONNECT, 0, &[u8::from(connected_before)]);
+        shared.events.push(kind::CONNECT, 0, &[u8::from(connected_before), u8::from(resumed)]);
         connected_before = true;
         let link = Link {
           id: 0,
@@ -90,6 +102,7 @@ async fn run(shared: Arc<Shared>) {
           shutdown: &shared.shutdown,
           heartbeat: options.heartbeat,
           frame_timeout: options.frame_timeout,
+          peer_received,
         };
         let end = connection::run(conn, link).await;
         if matches!(end, Ended::Shutdown) {
@@ -114,6 +127,50 @@ async fn run(shared: Arc<Shared>) {
     }
   }
   wind_up(&shared.events, &shared.outbox);
+}
+
+/// Our hello: with at-least-once, our session and how much of the server's stream we have.
+fn hello(outbox: &Outbox) -> HelloOptions {
+  match outbox.session_hello() {
+    Some((id, received)) => HelloOptions {
+      flags: FLAG_AT_LEAST_ONCE,
+      extension: session::encode_client_hello(&id, received),
+    },
+    None => HelloOptions::default(),
+  }
+}
+
+/// Checks that the server uses our delivery mode. In a session, returns how many of our frames
+/// the server has; a server that did not know the session (it restarted, or it ended the
+/// session) starts it afresh, and everything it never acknowledged is sent again.
+pub(crate) fn agree_on_delivery(conn: Conn, outbox: &Outbox) -> Result<(Conn, Option<u64>, bool), IpcError> {
+  let theirs = conn.hello.flags & FLAG_AT_LEAST_ONCE != 0;
+  let ours = outbox.has_session();
+  if theirs != ours {
+    return Err(IpcError::DeliveryMismatch(format!(
+      "the server uses delivery '{}' and this client '{}'; set the same delivery option on both ends",
+      delivery_name(theirs),
+      delivery_name(ours)
+    )));
+  }
+  if !ours {
+    return Ok((conn, None, false));
+  }
+  let received = session::parse_server_hello(&conn.hello.extension)
+    .ok_or_else(|| IpcError::Protocol("the server's hello lacks its session count".into()))?;
+  if conn.hello.flags & FLAG_RESUMED == 0 {
+    outbox.start_afresh();
+    return Ok((conn, Some(0), false));
+  }
+  Ok((conn, Some(received), true))
+}
+
+pub(crate) fn delivery_name(at_least_once: bool) -> &'static str {
+  if at_least_once {
+    "at-least-once"
+  } else {
+    "at-most-once"
+  }
 }
 
 /// Reports a failed attempt and returns the delay before the next one, or `None` once

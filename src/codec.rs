@@ -27,6 +27,12 @@ pub mod kind {
   pub const HELLO: u8 = 0x01;
   pub const PING: u8 = 0x02;
   pub const PONG: u8 = 0x03;
+  /// At-least-once sessions: body `delivered: u64`, the data frames of this session handed to the
+  /// listeners so far; the sender may forget them.
+  pub const ACK: u8 = 0x04;
+  /// At-least-once sessions, empty: the sender closes on purpose, so the session ends and will
+  /// not be resumed.
+  pub const GOODBYE: u8 = 0x05;
   pub const REJECT: u8 = 0x0F;
   pub const MESSAGE_JSON: u8 = 0x10;
   pub const MESSAGE_BINARY: u8 = 0x11;
@@ -66,6 +72,9 @@ pub const SERVER_FULL: &str = "server full";
 pub const AUTH_FAILED: &str = "auth failed";
 /// The reason for a client the `allow` option refused (`ERR_IPC_NOT_ALLOWED`; final too).
 pub const NOT_ALLOWED: &str = "not allowed";
+/// The reason for a client whose `delivery` differs from the server's (`ERR_IPC_DELIVERY_MISMATCH`;
+/// final).
+pub const DELIVERY_MISMATCH: &str = "delivery mismatch";
 
 /// True for the frames that carry user data to JS (messages, requests, replies), as opposed to
 /// the connection's own control frames.
@@ -161,8 +170,9 @@ pub fn validate(frame: &Frame<'_>) -> Result<(), FrameError> {
     kind::REPLY_JSON | kind::REPLY_BINARY if frame.body.len() >= REQUEST_ID => Ok(()),
     kind::REPLY_ERROR if frame.body.len() > REQUEST_ID => Ok(()),
     kind::REPLY_JSON | kind::REPLY_BINARY | kind::REPLY_ERROR => Err(FrameError::BadRequest(frame.kind)),
-    kind::PING | kind::PONG if frame.body.is_empty() => Ok(()),
-    kind::PING | kind::PONG => Err(FrameError::BadControl(frame.kind)),
+    kind::PING | kind::PONG | kind::GOODBYE if frame.body.is_empty() => Ok(()),
+    kind::ACK if frame.body.len() == 8 => Ok(()),
+    kind::PING | kind::PONG | kind::GOODBYE | kind::ACK => Err(FrameError::BadControl(frame.kind)),
     other => Err(FrameError::UnknownKind(other)),
   }
 }
@@ -271,19 +281,37 @@ pub fn encode_control(dst: &mut Vec<u8>, control_kind: u8) {
   dst.push(control_kind);
 }
 
-/// Appends the hello both sides send first: magic, version, flags (none defined in v1).
+/// Appends the hello both sides send first: magic, version, flags (none set).
 pub fn encode_hello(dst: &mut Vec<u8>) {
   encode_hello_version(dst, VERSION);
 }
 
 /// The hello for an arbitrary version: lets tests play a peer from the future.
 pub fn encode_hello_version(dst: &mut Vec<u8>, version: u8) {
-  let len = 1 + MAGIC.len() + 2;
+  encode_hello_full(dst, version, 0, &[]);
+}
+
+/// A hello with flags and extension bytes (an at-least-once session, see `session`).
+pub fn encode_hello_with(dst: &mut Vec<u8>, flags: u8, extension: &[u8]) {
+  encode_hello_full(dst, VERSION, flags, extension);
+}
+
+fn encode_hello_full(dst: &mut Vec<u8>, version: u8, flags: u8, extension: &[u8]) {
+  let len = 1 + MAGIC.len() + 2 + extension.len();
   dst.extend_from_slice(&(len as u32).to_be_bytes());
   dst.push(kind::HELLO);
   dst.extend_from_slice(MAGIC);
   dst.push(version);
-  dst.push(0);
+  dst.push(flags);
+  dst.extend_from_slice(extension);
+}
+
+/// A hello's flags and the extension bytes after them (empty when there are none).
+pub fn hello_options<'a>(frame: &Frame<'a>) -> (u8, &'a [u8]) {
+  match frame.body.get(MAGIC.len() + 1) {
+    Some(flags) if frame.kind == kind::HELLO => (*flags, &frame.body[MAGIC.len() + 2..]),
+    _ => (0, &[]),
+  }
 }
 
 /// Appends a frame of any kind with `body`: the hello exchange's authentication frames.

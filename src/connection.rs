@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use crate::handshake::{Conn, FIRST_READ};
+use crate::session::{Session, SessionId};
 use crate::transport::Socket;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,29 @@ pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 // ===== Outbox =====
 
+/// How much one connection may hold: bytes queued and not yet written or, in an at-least-once
+/// session, sent and not yet acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+  /// At or past this, `send()` returns false in JS; a `DRAIN` event follows once it is empty.
+  pub high_water_mark: usize,
+  /// Never more than this (`maxBufferedBytes`).
+  pub max_buffered: usize,
+  /// Past `max_buffered`: drop the connection (a server's slow client) rather than refuse the
+  /// new frames (a client's own sends).
+  pub evict: bool,
+}
+
+impl Default for Limits {
+  fn default() -> Self {
+    Limits {
+      high_water_mark: 1024 * 1024,
+      max_buffered: 64 * 1024 * 1024,
+      evict: false,
+    }
+  }
+}
+
 /// Frames waiting to be written. JS hands over whole batches, so one append usually carries
 /// many frames and the writer sends them with one `write`.
 ///
@@ -33,10 +57,18 @@ pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// A large message arrives as its own `Bytes` (shared, not copied, when broadcast) and is queued
 /// as a piece of its own rather than copied into the coalescing buffer.
+///
+/// In an at-least-once session the outbox also keeps every data frame until the other side
+/// acknowledges it (`session`), and refills the queue from those after a reconnect.
 #[derive(Default)]
 pub struct Outbox {
   state: Mutex<OutboxState>,
   ready: Notify,
+  limits: Limits,
+  /// Cancelled when a server drops this client for passing `max_buffered`.
+  pub evicted: CancellationToken,
+  /// Woken when acknowledgements arrive or are sent (a closing connection waits on both).
+  progress: Notify,
 }
 
 #[derive(Default)]
@@ -55,6 +87,14 @@ struct OutboxState {
   /// part of. They belong to the current connection: if it ends before they are written, they
   /// are dropped, never sent as the start of the next connection's stream.
   tail_of_partial: usize,
+  /// Bytes queued or taken by the writer and not yet written.
+  unwritten: usize,
+  /// Past the high-water mark, waiting to empty; `episode` numbers these spells so a `DRAIN`
+  /// is matched to the spell it ends.
+  over: bool,
+  episode: u32,
+  /// At-least-once: what was sent and is kept, and what was received.
+  session: Option<Session>,
 }
 
 /// Appends up to this size may be written directly by the caller.
@@ -86,7 +126,8 @@ pub fn piece(head: &[u8], payload: &[u8]) -> Bytes {
 }
 
 /// Returns a fully written piece's buffer to the pool, unless someone else still holds it
-/// (a broadcast shares one piece among clients) or it is small or the pool is full.
+/// (a broadcast shares one piece among clients, a session keeps it) or it is small or the pool
+/// is full.
 fn recycle(piece: Bytes) {
   let Ok(unique) = piece.try_into_mut() else { return };
   let buffer = Vec::from(unique);
@@ -105,29 +146,112 @@ struct Taken {
   buf: Vec<u8>,
 }
 
+/// What became of an append.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+  /// Messages refused because the outbox is closed (the client or peer has finished).
+  pub refused: usize,
+  /// Messages refused because they would pass `max_buffered` (client and peer).
+  pub full: usize,
+  /// The buffer just reached the high-water mark: the spell that a `DRAIN` with this number ends.
+  pub over: Option<u32>,
+}
+
 impl OutboxState {
   fn is_empty(&self) -> bool {
     self.pieces.is_empty() && self.buf.is_empty()
   }
 
+  fn queued_bytes(&self) -> usize {
+    self.pieces.iter().map(Bytes::len).sum::<usize>() + self.buf.len()
+  }
+
   fn queued_messages(&self) -> usize {
     self.pieces.iter().map(|p| count_messages(p)).sum::<usize>() + count_messages(&self.buf)
+  }
+
+  /// What counts against the limits.
+  fn buffered(&self) -> usize {
+    match &self.session {
+      Some(session) => session.sent.bytes(),
+      None => self.unwritten,
+    }
+  }
+
+  /// A session between connections: frames are kept, and queued only when it resumes.
+  fn holding(&self) -> bool {
+    self.session.is_some() && self.direct.is_none()
+  }
+
+  fn check_high_water(&mut self, limits: &Limits) -> Option<u32> {
+    if self.over || self.buffered() < limits.high_water_mark {
+      return None;
+    }
+    self.over = true;
+    self.episode = self.episode.wrapping_add(1);
+    Some(self.episode)
+  }
+
+  /// The spell past the high-water mark ends once the buffer is empty.
+  fn check_drained(&mut self) -> Option<u32> {
+    (self.over && self.buffered() == 0).then(|| {
+      self.over = false;
+      self.episode
+    })
   }
 }
 
 impl Outbox {
+  pub fn new(limits: Limits, session: Option<SessionId>) -> Self {
+    Outbox {
+      limits,
+      state: Mutex::new(OutboxState {
+        session: session.map(Session::new),
+        ..Default::default()
+      }),
+      ..Default::default()
+    }
+  }
+
   fn lock(&self) -> MutexGuard<'_, OutboxState> {
     self.state.lock().unwrap_or_else(|p| p.into_inner())
   }
 
-  /// Queues frames; returns how many messages were refused because the outbox is closed.
-  pub fn append(&self, frames: &[u8]) -> usize {
-    let mut state = self.lock();
+  /// Refuses an append that is too late (closed) or too much (`max_buffered`); a server's slow
+  /// client is dropped instead, which its connection reports.
+  fn refusal(&self, state: &mut OutboxState, frames: &[u8]) -> Option<Appended> {
     if state.closed {
-      return count_messages(frames);
+      return Some(Appended { refused: count_messages(frames), ..Default::default() });
+    }
+    if state.buffered() + frames.len() <= self.limits.max_buffered {
+      return None;
+    }
+    if !self.limits.evict {
+      return Some(Appended { full: count_messages(frames), ..Default::default() });
+    }
+    state.closed = true;
+    state.pieces.clear();
+    state.buf = Vec::new();
+    state.unwritten = 0;
+    if let Some(session) = &mut state.session {
+      session.sent = Default::default();
+    }
+    self.evicted.cancel();
+    Some(Appended::default())
+  }
+
+  /// Queues frames (JS batches hold data frames only).
+  pub fn append(&self, frames: &[u8]) -> Appended {
+    let mut state = self.lock();
+    if let Some(refused) = self.refusal(&mut state, frames) {
+      return refused;
+    }
+    let holding = state.holding();
+    if let Some(session) = &mut state.session {
+      session.sent.push(Bytes::copy_from_slice(frames));
     }
     let mut rest = frames;
-    if state.is_empty() && !state.writing && frames.len() <= DIRECT_WRITE_MAX {
+    if !holding && state.is_empty() && !state.writing && frames.len() <= DIRECT_WRITE_MAX {
       if let Some(stream) = &state.direct {
         // Any error (WouldBlock, a dead peer) leaves the frames to the writer, which handles it.
         let written = stream.try_write(frames).unwrap_or(0);
@@ -137,37 +261,50 @@ impl Outbox {
         }
       }
     }
-    if !rest.is_empty() {
+    let over = state.check_high_water(&self.limits);
+    if !holding && !rest.is_empty() {
       state.buf.extend_from_slice(rest);
+      state.unwritten += rest.len();
       drop(state);
       self.ready.notify_one();
     }
-    0
+    Appended { over, ..Default::default() }
   }
 
-  /// Queues one large frame as a piece of its own; returns 1 if refused (the outbox is closed).
-  pub fn append_piece(&self, frame: Bytes) -> usize {
+  /// Queues one large frame as a piece of its own.
+  pub fn append_piece(&self, frame: Bytes) -> Appended {
     let mut state = self.lock();
-    if state.closed {
-      return count_messages(&frame);
+    if let Some(refused) = self.refusal(&mut state, &frame) {
+      return refused;
     }
-    if !state.buf.is_empty() {
-      let sealed = Bytes::from(std::mem::take(&mut state.buf));
-      state.pieces.push_back(sealed);
+    let holding = state.holding();
+    if let Some(session) = &mut state.session {
+      session.sent.push(frame.clone());
     }
-    state.pieces.push_back(frame);
-    drop(state);
-    self.ready.notify_one();
-    0
+    let over = state.check_high_water(&self.limits);
+    if !holding {
+      if !state.buf.is_empty() {
+        let sealed = Bytes::from(std::mem::take(&mut state.buf));
+        state.pieces.push_back(sealed);
+      }
+      state.unwritten += frame.len();
+      state.pieces.push_back(frame);
+      drop(state);
+      self.ready.notify_one();
+    }
+    Appended { over, ..Default::default() }
   }
 
-  /// Appends under one lock; for callers that gather frames from several places.
+  /// Appends control frames under one lock; for callers that gather frames from several places.
   pub fn append_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
     let mut state = self.lock();
-    if state.closed {
+    // Between a session's connections control frames are stale: the resume says it all.
+    if state.closed || state.holding() {
       return;
     }
+    let before = state.buf.len();
     write(&mut state.buf);
+    state.unwritten += state.buf.len() - before;
     drop(state);
     self.ready.notify_one();
   }
@@ -185,20 +322,39 @@ impl Outbox {
     }
   }
 
+  /// The writer wrote `n` bytes; returns the spell a `DRAIN` now ends, if the buffer emptied.
+  fn wrote(&self, n: usize) -> Option<u32> {
+    let mut state = self.lock();
+    state.unwritten = state.unwritten.saturating_sub(n);
+    state.check_drained()
+  }
+
   /// The writer finished what it took.
   fn written(&self) {
     self.lock().writing = false;
   }
 
-  fn attach(&self, stream: Arc<Socket>) {
+  /// A connection starts: direct writes go to it. In a session, the queue is rebuilt from what
+  /// was kept: everything after the `peer_received` frames the other side already has.
+  fn attach(&self, stream: Arc<Socket>, peer_received: Option<u64>) {
     let mut state = self.lock();
+    if let (Some(received), Some(session)) = (peer_received, &state.session) {
+      let resend = session.sent.after(received);
+      state.pieces.clear();
+      state.tail_of_partial = 0;
+      state.unwritten = resend.len();
+      state.buf = resend;
+    }
     state.direct = Some(stream);
     state.writing = false;
+    drop(state);
+    self.ready.notify_one();
   }
 
   /// The connection ended: no more direct writes, and the unsent end of a partly sent frame is
-  /// dropped with it.
-  fn detach(&self) {
+  /// dropped with it, as are the bytes the writer held. Returns the spell a `DRAIN` ends if
+  /// that left the buffer empty.
+  fn detach(&self) -> Option<u32> {
     let mut state = self.lock();
     state.direct = None;
     state.writing = false;
@@ -207,16 +363,118 @@ impl Outbox {
       Some(first) => first.advance(tail),
       None => drop(state.buf.drain(..tail)),
     }
+    state.unwritten = state.queued_bytes();
+    state.check_drained()
   }
 
-  /// Closes the outbox for good and returns how many queued messages it dropped.
+  /// Closes the outbox for good and returns how many messages it dropped: queued, or in a
+  /// session, sent and never acknowledged.
   pub fn close(&self) -> usize {
     let mut state = self.lock();
     state.closed = true;
-    let dropped = state.queued_messages();
+    let dropped = match state.session.as_mut() {
+      Some(session) => {
+        let kept = session.sent.after(session.sent.sent() - session.sent.unacknowledged());
+        session.sent = Default::default();
+        count_messages(&kept)
+      }
+      None => state.queued_messages(),
+    };
     state.pieces.clear();
     state.buf = Vec::new();
+    state.unwritten = 0;
     dropped
+  }
+
+  // ----- at-least-once sessions -----
+
+  /// Ends the current connection, if any, as if the peer had gone: its client came back on
+  /// another, which takes the session over.
+  pub fn sever(&self) {
+    if let Some(stream) = &self.lock().direct {
+      let _ = stream.shutdown_both();
+    }
+  }
+
+  pub fn has_session(&self) -> bool {
+    self.lock().session.is_some()
+  }
+
+  /// What a client's hello says: its session and how many frames it has received.
+  pub fn session_hello(&self) -> Option<(SessionId, u64)> {
+    self.lock().session.as_ref().map(|s| (s.id, s.received))
+  }
+
+  /// Frames received in this session so far.
+  pub fn session_received(&self) -> u64 {
+    self.lock().session.as_ref().map_or(0, |s| s.received)
+  }
+
+  /// The other side does not know our session: start it afresh (see `Session::start_afresh`).
+  pub fn start_afresh(&self) {
+    if let Some(session) = self.lock().session.as_mut() {
+      session.start_afresh();
+    }
+  }
+
+  /// `n` more data frames arrived; returns the session's epoch and its received count, which
+  /// JS acknowledges once it has handed them to the listeners.
+  fn received(&self, n: usize) -> Option<(u32, u64)> {
+    let mut state = self.lock();
+    let session = state.session.as_mut()?;
+    session.received += n as u64;
+    Some((session.epoch, session.received))
+  }
+
+  /// An `ACK` arrived: forget what it covers. Returns the spell a `DRAIN` ends, if any.
+  fn acknowledged(&self, delivered: u64) -> Result<Option<u32>, IpcError> {
+    let mut state = self.lock();
+    let Some(session) = state.session.as_mut() else {
+      return Err(IpcError::Protocol("peer sent an ACK, which only at-least-once sessions use".into()));
+    };
+    if !session.sent.acknowledge(delivered) {
+      return Err(IpcError::Protocol(format!(
+        "peer acknowledged {delivered} messages, more than were sent ({})",
+        session.sent.sent()
+      )));
+    }
+    let drained = state.check_drained();
+    drop(state);
+    self.progress.notify_waiters();
+    Ok(drained)
+  }
+
+  /// JS handed the session's frames up to `delivered` to the listeners: tell the other side.
+  /// Marks of an earlier epoch (before the session started afresh) are ignored.
+  pub fn deliver(&self, epoch: u32, delivered: u64) {
+    let mut state = self.lock();
+    let Some(session) = state.session.as_mut() else { return };
+    if session.epoch != epoch || delivered <= session.acked_out {
+      return;
+    }
+    session.acked_out = delivered;
+    if !state.closed && !state.holding() {
+      codec::encode_frame(&mut state.buf, kind::ACK, &delivered.to_be_bytes());
+      state.unwritten += codec::LEN_PREFIX + 1 + 8;
+      drop(state);
+      self.ready.notify_one();
+    } else {
+      drop(state);
+    }
+    self.progress.notify_waiters();
+  }
+
+  /// Waits until `done` holds for the session (checked again after every acknowledgement).
+  async fn wait_for(&self, done: impl Fn(&Session) -> bool) {
+    loop {
+      let notified = self.progress.notified();
+      tokio::pin!(notified);
+      notified.as_mut().enable();
+      if self.lock().session.as_ref().is_none_or(&done) {
+        return;
+      }
+      notified.await;
+    }
   }
 }
 
@@ -259,15 +517,24 @@ pub enum Ended {
   Failed(IpcError),
   /// The peer fell silent for `heartbeatTimeout`: stopped, hung, or gone without a FIN.
   Unresponsive(IpcError),
+  /// At-least-once: the peer closed on purpose (`GOODBYE`), so its session ends.
+  Goodbye,
+  /// A server dropped this client for passing `maxBufferedBytes`.
+  TooSlow(IpcError),
 }
 
 impl Ended {
   /// Why the connection was dropped, for the close event; `None` for an ordinary close.
   pub fn reason(&self) -> Option<&IpcError> {
     match self {
-      Ended::Failed(e) | Ended::Unresponsive(e) => Some(e),
-      Ended::PeerClosed | Ended::Shutdown => None,
+      Ended::Failed(e) | Ended::Unresponsive(e) | Ended::TooSlow(e) => Some(e),
+      Ended::PeerClosed | Ended::Shutdown | Ended::Goodbye => None,
     }
+  }
+
+  /// An at-least-once session may be resumed after this (the peer may come back).
+  pub fn resumable(&self) -> bool {
+    matches!(self, Ended::PeerClosed | Ended::Unresponsive(_))
   }
 }
 
@@ -301,6 +568,9 @@ pub struct Link<'a> {
   pub heartbeat: Option<Heartbeat>,
   /// A frame must arrive whole within this of its first byte (`None`: no limit).
   pub frame_timeout: Option<Duration>,
+  /// In an at-least-once session: how many of our frames the other side already has (from its
+  /// hello); we re-send what follows.
+  pub peer_received: Option<u64>,
 }
 
 /// Runs the connection until the peer leaves, breaks the protocol, falls silent, or we shut down.
@@ -309,19 +579,31 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   // `try_read`/`try_write`, which take `&self`.
   let tls_failure = conn.tls_failure;
   let stream = Arc::new(conn.stream);
-  link.outbox.attach(stream.clone());
+  let session = link.peer_received.is_some();
+  link.outbox.attach(stream.clone(), link.peer_received);
   // Ends the other half early when one half finds the connection dead.
   let dead = CancellationToken::new();
+  // The peer said goodbye: flush (our last ACK) and half-close.
+  let finish = CancellationToken::new();
   let life = Liveness::new();
   let reading = async {
-    let end = read_loop(&stream, conn.buf, &link, &dead, &life).await;
-    if !matches!(end, Ended::Shutdown) {
+    let end = read_loop(&stream, conn.buf, &link, &dead, &life, session).await;
+    if matches!(end, Ended::Goodbye) {
+      // Our last ACK tells the leaving side that its listeners here saw everything it sent.
+      let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, link.outbox.wait_for(|s| s.acked_out >= s.received)).await;
+      finish.cancel();
+    } else if session || !matches!(end, Ended::Shutdown) {
+      // (A closing session's reader ends when the peer has gone: the writer stops waiting.)
       dead.cancel();
     }
     end
   };
   let writing = async {
-    if write_loop(&stream, &link, &dead).await.is_err() {
+    if write_loop(&stream, &link, &dead, &finish, session).await.is_err() {
+      dead.cancel();
+    }
+    // A closing session reads acknowledgements until the writer is done.
+    if link.shutdown.is_cancelled() || finish.is_cancelled() {
       dead.cancel();
     }
   };
@@ -336,7 +618,9 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
     verdict
   };
   let (end, (), silent) = tokio::join!(reading, writing, beating);
-  link.outbox.detach();
+  if let Some(episode) = link.outbox.detach() {
+    link.events.push(events_kind::DRAIN, link.id, &episode.to_be_bytes());
+  }
   match (silent, end) {
     (Some(silent), _) => silent,
     // Under TLS a bad record ends the session; the bridge shows only EOF, the pump knows why.
@@ -410,51 +694,111 @@ async fn watch_for_silence(
   }
 }
 
+/// What the reader found in the frames it parsed, besides data for JS.
+#[derive(Default)]
+struct Parsed {
+  /// Bytes of complete, valid frames at the front of the buffer.
+  complete: usize,
+  data: usize,
+  pings: usize,
+  /// The highest `ACK` among them.
+  ack: Option<u64>,
+  goodbye: bool,
+  failure: Option<codec::FrameError>,
+}
+
+fn parse(buf: &[u8], max_message_size: usize) -> Parsed {
+  let mut found = Parsed::default();
+  loop {
+    match codec::next_frame(&buf[found.complete..], max_message_size) {
+      Ok(Some(frame)) => {
+        if let Err(e) = codec::validate(&frame) {
+          found.failure = Some(e);
+          break;
+        }
+        found.complete += frame.wire_len();
+        match frame.kind {
+          kind::PING => found.pings += 1,
+          kind::ACK => found.ack = Some(u64::from_be_bytes(frame.body.try_into().expect("validated"))),
+          kind::GOODBYE => {
+            // The last frame of the session; anything after it is not looked at.
+            found.goodbye = true;
+            break;
+          }
+          k => found.data += usize::from(codec::carries_data(k)),
+        }
+      }
+      Ok(None) => break,
+      Err(e) => {
+        found.failure = Some(e);
+        break;
+      }
+    }
+  }
+  found
+}
+
+/// Hands complete frames to JS. In a session they are counted, and the count rides along so JS
+/// acknowledges them once its listeners ran; while we close, what arrives is not delivered (the
+/// other side keeps it, unacknowledged, for whoever it talks to next).
+fn deliver(link: &Link<'_>, frames: &[u8], data: usize) {
+  if closing_session(link) {
+    return;
+  }
+  let mark = if data > 0 { link.outbox.received(data) } else { None };
+  link.events.push_frames(link.id, frames, mark);
+}
+
+/// Applies an `ACK`; a `DRAIN` event follows if it emptied a buffer that had passed the mark.
+fn apply_ack(link: &Link<'_>, delivered: u64) -> Result<(), Ended> {
+  match link.outbox.acknowledged(delivered) {
+    Ok(Some(episode)) => {
+      link.events.push(events_kind::DRAIN, link.id, &episode.to_be_bytes());
+      Ok(())
+    }
+    Ok(None) => Ok(()),
+    Err(e) => Err(Ended::Failed(e)),
+  }
+}
+
 async fn read_loop(
   stream: &Socket,
   mut buf: BytesMut,
   link: &Link<'_>,
   dead: &CancellationToken,
   life: &Liveness,
+  session: bool,
 ) -> Ended {
   // Grows (up to READ_CHUNK) each time a read fills all the room it was given.
   let mut read_size = FIRST_READ;
   // When the partial frame at the end of `buf` began to arrive.
   let mut frame_started: Option<tokio::time::Instant> = None;
+  // A closing session keeps reading, for the acknowledgements of what it sent.
+  let stop_on_shutdown = !session;
+  let ended = |peer_gone: Ended| if link.shutdown.is_cancelled() { Ended::Shutdown } else { peer_gone };
   loop {
-    let mut complete = 0;
-    let mut pings = 0;
-    let mut failure = None;
-    loop {
-      match codec::next_frame(&buf[complete..], link.max_message_size) {
-        Ok(Some(frame)) => {
-          if let Err(e) = codec::validate(&frame) {
-            failure = Some(e);
-            break;
-          }
-          pings += usize::from(frame.kind == kind::PING);
-          complete += frame.wire_len();
-        }
-        Ok(None) => break,
-        Err(e) => {
-          failure = Some(e);
-          break;
-        }
-      }
-    }
+    let found = parse(&buf, link.max_message_size);
     // Everything intact before a bad frame is still delivered.
-    if complete > 0 {
-      link.events.push_frames(link.id, &buf[..complete]);
-      buf.advance(complete);
+    if found.complete > 0 {
+      deliver(link, &buf[..found.complete], found.data);
+      buf.advance(found.complete);
       frame_started = None;
     }
-    if let Some(e) = failure {
+    if let Some(delivered) = found.ack {
+      if let Err(end) = apply_ack(link, delivered) {
+        return end;
+      }
+    }
+    if let Some(e) = found.failure {
       return Ended::Failed(e.into());
     }
-    if pings > 0 {
+    if found.goodbye {
+      return ended(Ended::Goodbye);
+    }
+    if found.pings > 0 {
       link
         .outbox
-        .append_with(|out| (0..pings).for_each(|_| codec::encode_control(out, kind::PONG)));
+        .append_with(|out| (0..found.pings).for_each(|_| codec::encode_control(out, kind::PONG)));
     }
 
     // A large frame gets one allocation of its exact size, only once its size passed the limit.
@@ -478,8 +822,9 @@ async fn read_loop(
     life.paused.store(true, Ordering::Relaxed);
     tokio::select! {
       biased;
-      _ = link.shutdown.cancelled() => return Ended::Shutdown,
-      _ = dead.cancelled() => return Ended::PeerClosed,
+      _ = link.shutdown.cancelled(), if stop_on_shutdown => return Ended::Shutdown,
+      _ = dead.cancelled() => return ended(Ended::PeerClosed),
+      _ = link.outbox.evicted.cancelled() => return too_slow(link),
       _ = link.events.wait_for_room() => {}
     }
     life.paused.store(false, Ordering::Relaxed);
@@ -491,28 +836,35 @@ async fn read_loop(
     // kernel copies in are the bytes the listener's Buffer shows, with no copy into the batch.
     if let Ok(Some(size)) = codec::peek_frame_size(&buf, link.max_message_size) {
       if size >= ATTACH_FROM && buf.len() < size {
-        match read_whole_frame(stream, &mut buf, size, link, dead, life, deadline).await {
+        match read_whole_frame(stream, &mut buf, size, link, dead, life, deadline, stop_on_shutdown).await {
           Ok(frame) => match codec::next_frame(&frame, link.max_message_size).map(|f| f.map(|f| codec::validate(&f))) {
-            Ok(Some(Ok(()))) => link.events.push_attached(link.id, frame),
+            Ok(Some(Ok(()))) => {
+              if !closing_session(link) {
+                let data = usize::from(codec::carries_data(frame[codec::LEN_PREFIX]));
+                let mark = if data > 0 { link.outbox.received(data) } else { None };
+                link.events.push_attached(link.id, frame, mark);
+              }
+            }
             Ok(Some(Err(e))) | Err(e) => return Ended::Failed(e.into()),
             Ok(None) => unreachable!("read_whole_frame returns a complete frame"),
           },
-          Err(end) => return end,
+          Err(end) => return ended(end),
         }
         continue;
       }
     }
     tokio::select! {
       biased;
-      _ = link.shutdown.cancelled() => return Ended::Shutdown,
-      _ = dead.cancelled() => return Ended::PeerClosed,
+      _ = link.shutdown.cancelled(), if stop_on_shutdown => return Ended::Shutdown,
+      _ = dead.cancelled() => return ended(Ended::PeerClosed),
+      _ = link.outbox.evicted.cancelled() => return too_slow(link),
       _ = expires(deadline) => return Ended::Failed(frame_timed_out(link)),
       ready = stream.readable() => {
         if ready.is_err() {
-          return Ended::PeerClosed;
+          return ended(Ended::PeerClosed);
         }
         match stream.try_read_buf(&mut buf) {
-          Ok(0) if buf.is_empty() => return Ended::PeerClosed,
+          Ok(0) if buf.is_empty() => return ended(Ended::PeerClosed),
           Ok(0) => {
             return Ended::Failed(IpcError::Protocol(format!(
               "the peer closed the connection in the middle of a frame ({} bytes of it had arrived)",
@@ -526,11 +878,19 @@ async fn read_loop(
             }
           }
           Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-          Err(_) => return Ended::PeerClosed,
+          Err(_) => return ended(Ended::PeerClosed),
         }
       }
     }
   }
+}
+
+fn closing_session(link: &Link<'_>) -> bool {
+  link.peer_received.is_some() && link.shutdown.is_cancelled()
+}
+
+fn too_slow(link: &Link<'_>) -> Ended {
+  Ended::TooSlow(IpcError::SlowClient(link.outbox.limits.max_buffered))
 }
 
 /// Resolves at `deadline`; never without one.
@@ -549,6 +909,7 @@ fn frame_timed_out(link: &Link<'_>) -> IpcError {
 const ATTACH_FROM: usize = 64 * 1024;
 
 /// Reads the rest of a `size`-byte frame whose beginning is in `buf`, and nothing past it.
+#[allow(clippy::too_many_arguments)]
 async fn read_whole_frame(
   stream: &Socket,
   buf: &mut BytesMut,
@@ -557,6 +918,7 @@ async fn read_whole_frame(
   dead: &CancellationToken,
   life: &Liveness,
   deadline: Option<tokio::time::Instant>,
+  stop_on_shutdown: bool,
 ) -> Result<Vec<u8>, Ended> {
   let mut frame = Vec::with_capacity(size);
   frame.extend_from_slice(buf);
@@ -564,8 +926,9 @@ async fn read_whole_frame(
   while frame.len() < size {
     tokio::select! {
       biased;
-      _ = link.shutdown.cancelled() => return Err(Ended::Shutdown),
+      _ = link.shutdown.cancelled(), if stop_on_shutdown => return Err(Ended::Shutdown),
       _ = dead.cancelled() => return Err(Ended::PeerClosed),
+      _ = link.outbox.evicted.cancelled() => return Err(too_slow(link)),
       _ = expires(deadline) => return Err(Ended::Failed(frame_timed_out(link))),
       ready = stream.readable() => {
         if ready.is_err() {
@@ -634,7 +997,21 @@ impl InHand {
   }
 }
 
-async fn write_loop(stream: &Socket, link: &Link<'_>, dead: &CancellationToken) -> io::Result<()> {
+/// Writes `n` more bytes off the hand; a `DRAIN` event follows if that emptied the buffer.
+fn account(hand: &mut InHand, n: usize, link: &Link<'_>) {
+  hand.consumed(n);
+  if let Some(episode) = link.outbox.wrote(n) {
+    link.events.push(events_kind::DRAIN, link.id, &episode.to_be_bytes());
+  }
+}
+
+async fn write_loop(
+  stream: &Socket,
+  link: &Link<'_>,
+  dead: &CancellationToken,
+  finish: &CancellationToken,
+  session: bool,
+) -> io::Result<()> {
   let mut hand = InHand {
     pieces: VecDeque::new(),
     buf: Vec::new(),
@@ -647,6 +1024,7 @@ async fn write_loop(stream: &Socket, link: &Link<'_>, dead: &CancellationToken) 
         biased;
         _ = dead.cancelled() => return Ok(()),
         _ = link.shutdown.cancelled() => break,
+        _ = finish.cancelled() => break,
         _ = link.outbox.ready.notified() => {}
       }
       hand.refill(link.outbox);
@@ -656,11 +1034,14 @@ async fn write_loop(stream: &Socket, link: &Link<'_>, dead: &CancellationToken) 
       biased;
       _ = dead.cancelled() => return Ok(()),
       _ = link.shutdown.cancelled() => break,
-      n = write_some(stream, bytes) => hand.consumed(n?),
+      _ = finish.cancelled() => break,
+      n = write_some(stream, bytes) => account(&mut hand, n?, link),
     }
   }
   // Closing: what was sent before close() still goes out, then a half-close tells the peer
-  // that was the last of it. A peer that stops reading cannot hold the close up for long.
+  // that was the last of it. A peer that stops reading cannot hold the close up for long. A
+  // session says GOODBYE first and waits for the acknowledgement of everything it sent.
+  let goodbye = session && !finish.is_cancelled();
   let flush = async {
     for refill in [false, true] {
       if refill {
@@ -668,8 +1049,17 @@ async fn write_loop(stream: &Socket, link: &Link<'_>, dead: &CancellationToken) 
       }
       while let Some(bytes) = hand.next() {
         let n = write_some(stream, bytes).await?;
-        hand.consumed(n);
+        account(&mut hand, n, link);
       }
+    }
+    if goodbye {
+      let mut frame = Vec::new();
+      codec::encode_control(&mut frame, kind::GOODBYE);
+      let mut rest = &frame[..];
+      while !rest.is_empty() {
+        rest = &rest[write_some(stream, rest).await?..];
+      }
+      link.outbox.wait_for(|s| s.sent.is_empty()).await;
     }
     stream.shutdown_write()
   };
@@ -690,7 +1080,7 @@ mod tests {
     codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"1");
     codec::encode_control(&mut frames, kind::PONG);
     codec::encode_message(&mut frames, kind::MESSAGE_BINARY, "b", b"22");
-    assert_eq!(outbox.append(&frames), 0);
+    assert_eq!(outbox.append(&frames), Appended::default());
     assert_eq!(outbox.close(), 2);
     assert_eq!(outbox.close(), 0);
   }
@@ -743,7 +1133,7 @@ mod tests {
     assert_eq!(stream, [frame(b"1"), frame(&[2; 100]), frame(b"3")].concat());
     outbox.append_piece(Bytes::from(frame(b"4")));
     assert_eq!(outbox.close(), 1);
-    assert_eq!(outbox.append_piece(Bytes::from(frame(b"5"))), 1, "refused once closed");
+    assert_eq!(outbox.append_piece(Bytes::from(frame(b"5"))).refused, 1, "refused once closed");
   }
 
   #[test]
@@ -763,7 +1153,7 @@ mod tests {
     let mut frames = Vec::new();
     codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"1");
     codec::encode_message(&mut frames, kind::MESSAGE_JSON, "a", b"2");
-    assert_eq!(outbox.append(&frames), 2);
+    assert_eq!(outbox.append(&frames).refused, 2);
     assert_eq!(outbox.close(), 0);
   }
 }

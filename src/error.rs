@@ -43,6 +43,14 @@ pub enum IpcError {
   TlsConfig(String),
   /// A frame began and did not finish within `frameTimeout` (`ERR_IPC_FRAME_TIMEOUT`).
   FrameTimeout(u128),
+  /// The two ends use different `delivery` modes (`ERR_IPC_DELIVERY_MISMATCH`; final).
+  DeliveryMismatch(String),
+  /// A client passed the server's `maxBufferedBytes` (the value) and was dropped
+  /// (`ERR_IPC_SLOW_CLIENT`).
+  SlowClient(usize),
+  /// An at-least-once client did not come back within `sessionTimeout` (ms);
+  /// `ERR_IPC_SESSION_EXPIRED`, with the messages that were never acknowledged.
+  SessionExpired { timeout_ms: u128, undelivered: usize },
 }
 
 impl IpcError {
@@ -84,6 +92,9 @@ impl IpcError {
       IpcError::Tls { .. } => "ERR_IPC_TLS",
       IpcError::TlsConfig(_) => "ERR_IPC_TLS_CONFIG",
       IpcError::FrameTimeout(_) => "ERR_IPC_FRAME_TIMEOUT",
+      IpcError::DeliveryMismatch(_) => "ERR_IPC_DELIVERY_MISMATCH",
+      IpcError::SlowClient(_) => "ERR_IPC_SLOW_CLIENT",
+      IpcError::SessionExpired { .. } => "ERR_IPC_SESSION_EXPIRED",
     })
   }
 
@@ -96,7 +107,11 @@ impl IpcError {
   pub fn is_final(&self) -> bool {
     matches!(
       self,
-      IpcError::AuthFailed(_) | IpcError::NotAllowed(_) | IpcError::TlsConfig(_) | IpcError::Tls { refused: true, .. }
+      IpcError::AuthFailed(_)
+        | IpcError::NotAllowed(_)
+        | IpcError::TlsConfig(_)
+        | IpcError::Tls { refused: true, .. }
+        | IpcError::DeliveryMismatch(_)
     )
   }
 
@@ -128,7 +143,9 @@ impl IpcError {
         write_field(dst, "path", path);
       }
       IpcError::UnknownClient(id) => dst.extend_from_slice(format!(",\"clientId\":{id}").as_bytes()),
-      IpcError::ClosedWithQueued(n) => dst.extend_from_slice(format!(",\"undelivered\":{n}").as_bytes()),
+      IpcError::ClosedWithQueued(n) | IpcError::SessionExpired { undelivered: n, .. } => {
+        dst.extend_from_slice(format!(",\"undelivered\":{n}").as_bytes())
+      }
       _ => {}
     }
     dst.push(b'}');
@@ -158,7 +175,16 @@ impl fmt::Display for IpcError {
       | IpcError::AuthFailed(m)
       | IpcError::NotAllowed(m)
       | IpcError::Tls { message: m, .. }
-      | IpcError::TlsConfig(m) => f.write_str(m),
+      | IpcError::TlsConfig(m)
+      | IpcError::DeliveryMismatch(m) => f.write_str(m),
+      IpcError::SlowClient(max) => write!(
+        f,
+        "the client did not read fast enough: its unsent messages would have passed maxBufferedBytes ({max} bytes), so the server dropped it and them"
+      ),
+      IpcError::SessionExpired { timeout_ms, undelivered } => write!(
+        f,
+        "the client did not reconnect within {timeout_ms} ms (sessionTimeout), so its session ended; {undelivered} message(s) sent to it were never acknowledged"
+      ),
       IpcError::FrameTimeout(ms) => write!(
         f,
         "a frame began arriving and was not complete within {ms} ms (frameTimeout), so the connection was dropped; a peer that trickles bytes holds resources (raise frameTimeout for very large messages on slow links)"

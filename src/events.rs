@@ -17,6 +17,7 @@
 
 use crate::codec;
 use crate::error::IpcError;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
@@ -36,7 +37,8 @@ pub mod kind {
   pub const CONNECTION: u8 = 0x82;
   /// Body: empty, or the error JSON of why the connection was dropped (see `IpcError::write_json`).
   pub const CONNECTION_CLOSE: u8 = 0x83;
-  /// Body: one byte, 1 when this connect is an automatic reconnect.
+  /// Body: two bytes: 1 when this connect is an automatic reconnect; 1 when it resumed an
+  /// at-least-once session (0: the server did not know it, so it started afresh).
   pub const CONNECT: u8 = 0x84;
   /// Body: as `CONNECTION_CLOSE`.
   pub const DISCONNECT: u8 = 0x85;
@@ -51,7 +53,20 @@ pub mod kind {
   pub const AUTH_ERROR: u8 = 0x8B;
   /// The `allow` function must decide on a connection (answered by `Server::admit`). Body: peer JSON.
   pub const ADMIT: u8 = 0x8C;
+  /// A buffer that had passed `highWaterMark` is empty again. Body: the spell's number (u32).
+  pub const DRAIN: u8 = 0x8D;
+  /// The server dropped a client for passing `maxBufferedBytes`; its `CONNECTION_CLOSE` follows.
+  pub const SLOW_CLIENT: u8 = 0x8E;
+  /// An at-least-once client's connection dropped; its session is kept for it to resume.
+  /// Body: as `CONNECTION_CLOSE`.
+  pub const CLIENT_DISCONNECT: u8 = 0x8F;
+  /// An at-least-once client resumed its session (same id).
+  pub const CLIENT_RECONNECT: u8 = 0x90;
 }
+
+/// In at-least-once sessions: connection id, the session's epoch, and how many of its data
+/// frames have been appended (see `EventQueue::take_delivered`).
+pub type Mark = (u32, u32, u64);
 
 pub const RECORD_HEADER: usize = 9;
 
@@ -75,6 +90,10 @@ struct State {
   attached_bytes: usize,
   /// A wake-up is on its way and will take everything appended until then.
   scheduled: bool,
+  /// Session counts of the frames appended since the last `take`, by connection id.
+  marks: HashMap<u32, (u32, u64)>,
+  /// Those of frames JS has taken: once it says its listeners ran, they are acknowledged.
+  taken_marks: HashMap<u32, (u32, u64)>,
   /// Dropped by `finish()`: releasing it is what lets Node exit.
   waker: Option<Box<dyn Wake>>,
 }
@@ -87,6 +106,8 @@ impl EventQueue {
         attachments: Vec::new(),
         attached_bytes: 0,
         scheduled: false,
+        marks: HashMap::new(),
+        taken_marks: HashMap::new(),
         waker: Some(waker),
       }),
       room: Notify::new(),
@@ -138,16 +159,31 @@ impl EventQueue {
   }
 
   /// Appends every data frame in `frames` (complete, validated wire frames) from connection `id`.
-  /// Control frames are skipped: they are the connection's business, not the user's.
-  pub fn push_frames(&self, id: u32, frames: &[u8]) {
-    self.append(|buf| encode_messages(buf, id, frames));
+  /// Control frames are skipped: they are the connection's business, not the user's. `mark`
+  /// (epoch, count) is the session's count of data frames once these are in.
+  pub fn push_frames(&self, id: u32, frames: &[u8], mark: Option<(u32, u64)>) {
+    self.append_state(|state| {
+      encode_messages(&mut state.buf, id, frames);
+      if let Some(mark) = mark {
+        state.marks.insert(id, mark);
+      }
+    });
+  }
+
+  /// The session counts of everything JS has taken, to acknowledge now that its listeners ran.
+  pub fn take_delivered(&self) -> Vec<Mark> {
+    let mut state = self.lock();
+    state.taken_marks.drain().map(|(id, (epoch, count))| (id, epoch, count)).collect()
   }
 
   /// Hands one complete, validated large message frame (length prefix included) to JS as it is:
   /// the record carries only its index among the batch's attachments, so the megabyte that was
   /// read from the socket is the very memory the listener's Buffer looks at.
-  pub fn push_attached(&self, id: u32, frame: Vec<u8>) {
+  pub fn push_attached(&self, id: u32, frame: Vec<u8>, mark: Option<(u32, u64)>) {
     self.append_state(|state| {
+      if let Some(mark) = mark {
+        state.marks.insert(id, mark);
+      }
       let index = state.attachments.len() as u32;
       write_record(&mut state.buf, kind::ATTACHED, id, &index.to_be_bytes());
       state.attached_bytes += frame.len();
@@ -160,6 +196,9 @@ impl EventQueue {
     let mut state = self.lock();
     state.scheduled = false;
     state.attached_bytes = 0;
+    // A connection's later count supersedes its earlier one.
+    let marks = std::mem::take(&mut state.marks);
+    state.taken_marks.extend(marks);
     let out = Batch {
       records: std::mem::take(&mut state.buf),
       attachments: std::mem::take(&mut state.attachments),
@@ -415,7 +454,7 @@ mod tests {
     codec::encode_control(&mut wire, codec::kind::PONG);
     codec::encode_request(&mut wire, kind::REQUEST_JSON, 9, "q", b"2");
     codec::encode_reply(&mut wire, kind::REPLY_JSON, 9, b"3");
-    q.push_frames(5, &wire);
+    q.push_frames(5, &wire, None);
     let records = q.take().decode();
     assert_eq!(
       records,
@@ -496,7 +535,7 @@ mod tests {
     let mut frame = Vec::new();
     codec::encode_message(&mut frame, kind::MESSAGE_BINARY, "big", &[5; 1000]);
     q.push(kind::CONNECTION, 3, b"");
-    q.push_attached(3, frame.clone());
+    q.push_attached(3, frame.clone(), None);
     assert_eq!(q.backlog(), RECORD_HEADER * 2 + 4 + frame.len());
     let batch = q.take();
     assert_eq!(batch.attachments, vec![frame.clone()], "the same bytes, not re-encoded");

@@ -26,6 +26,21 @@ pub struct Conn {
   info: PeerInfo,
   /// Under TLS: why the session ended, if a TLS error ended it (the bridge hides it otherwise).
   pub(crate) tls_failure: Option<TlsFailure>,
+  /// The flags and extension bytes of the peer's hello (`session`).
+  pub hello: HelloOptions,
+}
+
+/// What a hello says besides its version: flags and extension bytes (see `session`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HelloOptions {
+  pub flags: u8,
+  pub extension: Vec<u8>,
+}
+
+impl HelloOptions {
+  fn encode(&self, dst: &mut Vec<u8>) {
+    codec::encode_hello_with(dst, self.flags, &self.extension);
+  }
 }
 
 /// Why a connection never became established.
@@ -81,6 +96,7 @@ impl Conn {
       buf: BytesMut::with_capacity(FIRST_READ),
       info,
       tls_failure: None,
+      hello: HelloOptions::default(),
     }
   }
 
@@ -114,6 +130,8 @@ impl Conn {
   async fn read_hello(&mut self, who: &str) -> Result<Hello, HandshakeFailure> {
     let (frame_kind, body) = self.read_frame(who).await?;
     let frame = codec::Frame { kind: frame_kind, body: &body };
+    let (flags, extension) = codec::hello_options(&frame);
+    self.hello = HelloOptions { flags, extension: extension.to_vec() };
     codec::parse_hello(&frame).ok_or_else(|| not_our_protocol(who))
   }
 
@@ -195,9 +213,9 @@ impl Conn {
 
   /// Server side, the verdict: our hello, or a REJECT with `refusal`'s reason (then the
   /// connection ends, reported as the refusal says).
-  pub async fn answer(&mut self, refusal: Option<Refusal>) -> Result<(), HandshakeFailure> {
+  pub async fn answer(&mut self, refusal: Option<Refusal>, hello: &HelloOptions) -> Result<(), HandshakeFailure> {
     match refusal {
-      None => self.write_frame(codec::encode_hello).await,
+      None => self.write_frame(|f| hello.encode(f)).await,
       Some(refusal) => {
         self.refuse(&refusal.reason).await;
         Err(match refusal.report {
@@ -211,7 +229,7 @@ impl Conn {
   /// Client side: TLS, our hello, the secret if the server asks (and only then), the server's
   /// hello. Not time-bounded itself, and a server that just closes is `Silent`: see
   /// `connect_once`, which bounds it and reports that as a protocol error.
-  pub async fn offer(socket: Socket, security: &ClientSecurity) -> Result<Conn, HandshakeFailure> {
+  pub async fn offer(socket: Socket, security: &ClientSecurity, hello: &HelloOptions) -> Result<Conn, HandshakeFailure> {
     let info = socket.peer_info();
     let (socket, tls_failure) = match &security.tls {
       Some(tls) => {
@@ -227,11 +245,11 @@ impl Conn {
       Some(e) => HandshakeFailure::Error(e),
       None => failure,
     };
-    conn.offer_on(security).await.map_err(tls_says)
+    conn.offer_on(security, hello).await.map_err(tls_says)
   }
 
-  async fn offer_on(mut self, security: &ClientSecurity) -> Result<Conn, HandshakeFailure> {
-    self.write_frame(codec::encode_hello).await?;
+  async fn offer_on(mut self, security: &ClientSecurity, hello: &HelloOptions) -> Result<Conn, HandshakeFailure> {
+    self.write_frame(|f| hello.encode(f)).await?;
     let (mut frame_kind, mut body) = self.read_frame("server").await?;
     match (frame_kind, &security.secret) {
       (kind::AUTH_CHALLENGE, Some(secret)) if body.len() == auth::NONCE_LEN => {
@@ -269,6 +287,8 @@ impl Conn {
       _ => {}
     }
     let frame = codec::Frame { kind: frame_kind, body: &body };
+    let (flags, extension) = codec::hello_options(&frame);
+    self.hello = HelloOptions { flags, extension: extension.to_vec() };
     match codec::parse_hello(&frame).ok_or_else(|| not_our_protocol("server"))? {
       Hello::Version(codec::VERSION) => Ok(self),
       Hello::Version(v) => Err(
@@ -292,6 +312,8 @@ fn rejected(reason: String) -> IpcError {
     IpcError::ServerFull(reason)
   } else if reason.starts_with(codec::AUTH_FAILED) {
     IpcError::AuthFailed(format!("the server refused the secret: {}", rest(codec::AUTH_FAILED)))
+  } else if reason.starts_with(codec::DELIVERY_MISMATCH) {
+    IpcError::DeliveryMismatch(format!("the server refused the connection: {}", rest(codec::DELIVERY_MISMATCH)))
   } else if reason.starts_with(codec::NOT_ALLOWED) {
     IpcError::NotAllowed(format!("the server does not allow this client: {}", rest(codec::NOT_ALLOWED)))
   } else {
@@ -338,7 +360,12 @@ pub async fn bounded<T>(
 }
 
 /// One attempt: connect to `endpoint` and complete the handshake, each within `limit`.
-pub async fn connect_once(endpoint: &Endpoint, security: &ClientSecurity, limit: Duration) -> Result<Conn, IpcError> {
+pub async fn connect_once(
+  endpoint: &Endpoint,
+  security: &ClientSecurity,
+  limit: Duration,
+  hello: &HelloOptions,
+) -> Result<Conn, IpcError> {
   const ETIMEDOUT: i32 = 110;
   let socket = match tokio::time::timeout(limit, transport::connect(endpoint)).await {
     Ok(connected) => connected?,
@@ -350,5 +377,5 @@ pub async fn connect_once(endpoint: &Endpoint, security: &ClientSecurity, limit:
     }
   };
   let never = CancellationToken::new();
-  bounded(limit, &never, "server", Conn::offer(socket, security)).await.map_err(client_error)
+  bounded(limit, &never, "server", Conn::offer(socket, security, hello)).await.map_err(client_error)
 }

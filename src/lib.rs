@@ -2,7 +2,8 @@
 //!
 //! The core knows nothing of N-API: `codec` frames bytes, `transport` opens Unix, abstract and
 //! TCP sockets, `tls` layers rustls on any of them, `auth` proves a shared secret, `connection`
-//! runs one socket, `server` and `client` manage many or one, `reconnect` decides when to try again, and `events`
+//! runs one socket, `server` and `client` manage many or one, `session` keeps at-least-once delivery across
+//! reconnects, `reconnect` decides when to try again, and `events`
 //! batches everything bound for JavaScript. `binding` (feature `napi`, on by default) is the one
 //! module that talks to Node. See PROTOCOL.md for the wire format.
 #![deny(clippy::all)]
@@ -17,6 +18,7 @@ pub mod handshake;
 pub mod peer;
 pub mod reconnect;
 pub mod server;
+pub mod session;
 pub mod socket_file;
 pub mod tls;
 pub mod transport;

@@ -4,12 +4,12 @@
 //! the next process to start finds it listening. A peer has one partner at a time, and one outbox
 //! that follows it from role to role.
 
-use crate::client::{failed_attempt, wind_up};
+use crate::client::{agree_on_delivery, failed_attempt, wind_up};
 use crate::codec;
-use crate::connection::{self, Ended, Heartbeat, Link, Outbox};
+use crate::connection::{self, Appended, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
-use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, Refusal, ServerSecurity};
+use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, HelloOptions, Refusal, ServerSecurity};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
 use crate::socket_file::SocketFile;
 use crate::transport::{self, Endpoint, Listener, Socket};
@@ -32,6 +32,7 @@ pub struct PeerOptions {
   /// `retry_delay` paces failed attempts to join; `reconnect_delay` the new election after the
   /// partner in the server role went away.
   pub retry: RetryPolicy,
+  pub limits: Limits,
 }
 
 /// The role a peer took, as carried by the `ROLE` event.
@@ -71,10 +72,10 @@ impl Peer {
   /// Starts the election on the current tokio runtime; what happens arrives as events.
   pub fn connect(options: PeerOptions, security: PeerSecurity, events: Arc<EventQueue>) -> Peer {
     let shared = Arc::new(Shared {
+      outbox: Outbox::new(options.limits, None),
       options,
       security,
       events,
-      outbox: Outbox::default(),
       shutdown: CancellationToken::new(),
       socket_file: SocketFile::default(),
       partnered: AtomicBool::new(false),
@@ -84,14 +85,13 @@ impl Peer {
     Peer { shared }
   }
 
-  /// Queues wire frames for the partner (now, or the next one); returns how many messages were
-  /// refused because the peer has finished.
-  pub fn send(&self, frames: &[u8]) -> usize {
+  /// Queues wire frames for the partner (now, or the next one), as `Client::send`.
+  pub fn send(&self, frames: &[u8]) -> Appended {
     self.shared.outbox.append(frames)
   }
 
-  /// Queues one large frame; returns 1 if refused, as `send`.
-  pub fn send_piece(&self, head: &[u8], payload: &[u8]) -> usize {
+  /// Queues one large frame, as `send`.
+  pub fn send_piece(&self, head: &[u8], payload: &[u8]) -> Appended {
     self.shared.outbox.append_piece(connection::piece(head, payload))
   }
 
@@ -129,13 +129,15 @@ async fn run(shared: Arc<Shared>) {
         break;
       }
       Err(e) if e.is_addr_in_use() => {
+        let plain = HelloOptions::default();
         let attempt = tokio::select! {
           biased;
           _ = shared.shutdown.cancelled() => break,
-          attempt = connect_once(&options.endpoint, &shared.security.client, options.handshake_timeout) => attempt,
+          attempt = connect_once(&options.endpoint, &shared.security.client, options.handshake_timeout, &plain) => attempt,
         };
-        match attempt {
-          Ok(conn) => {
+        // (A peer has no at-least-once sessions; this refuses a partner that expects one.)
+        match attempt.and_then(|conn| agree_on_delivery(conn, &shared.outbox)) {
+          Ok((conn, ..)) => {
             raced = false;
             retries.succeeded();
             take_role(&shared, &mut role, Role::Client);
@@ -208,6 +210,7 @@ async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
     shutdown: &shared.shutdown,
     heartbeat: shared.options.heartbeat,
     frame_timeout: shared.options.frame_timeout,
+    peer_received: None,
   };
   let end = connection::run(conn, link).await;
   if !matches!(end, Ended::Shutdown) {
@@ -244,7 +247,15 @@ async fn admit_partner(shared: Arc<Shared>, stream: Socket) {
   let mut took_place = false;
   let handshake = async {
     let mut conn = Conn::accept(stream, &shared.security.server).await?;
-    let refusal = if shared.partnered.swap(true, Ordering::AcqRel) {
+    let refusal = if conn.hello.flags & crate::session::FLAG_AT_LEAST_ONCE != 0 {
+      Some(Refusal {
+        reason: format!(
+          "{}: a Peer has no at-least-once delivery; connect with the default delivery",
+          codec::DELIVERY_MISMATCH
+        ),
+        report: None,
+      })
+    } else if shared.partnered.swap(true, Ordering::AcqRel) {
       Some(Refusal {
         reason: format!(
           "{}: this native-socket-ipc Peer is already connected to another process",
@@ -256,7 +267,7 @@ async fn admit_partner(shared: Arc<Shared>, stream: Socket) {
       took_place = true;
       None
     };
-    conn.answer(refusal).await?;
+    conn.answer(refusal, &HelloOptions::default()).await?;
     Ok(conn)
   };
   match bounded(shared.options.handshake_timeout, &shared.shutdown, "client", handshake).await {

@@ -2,18 +2,20 @@
 //! may stay (secret, `allow`, `maxConnections`), routes outgoing messages to them, and on close
 //! flushes, ends every connection and removes the file.
 
+use crate::client::delivery_name;
 use crate::codec;
-use crate::connection::{self, Heartbeat, Link, Outbox};
+use crate::connection::{self, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
-use crate::handshake::{bounded, Conn, Refusal, ServerSecurity};
+use crate::handshake::{bounded, Conn, HelloOptions, Refusal, ServerSecurity};
+use crate::session::{self, SessionId, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::socket_file::SocketFile;
 use crate::transport::{self, Endpoint, Listener, PeerInfo, Socket};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,6 +42,12 @@ pub struct ServerOptions {
   /// Connections past this are refused in the hello (`ERR_IPC_SERVER_FULL` on the client).
   pub max_connections: Option<usize>,
   pub allow: Allow,
+  /// Per client; a client past `max_buffered` is dropped (`Limits::evict` is forced on).
+  pub limits: Limits,
+  /// `delivery: 'at-least-once'`: sessions that survive reconnects (see `session`).
+  pub at_least_once: bool,
+  /// How long a session waits for its client to reconnect.
+  pub session_timeout: Duration,
 }
 
 /// Who may connect, checked after the secret and before `CONNECTION`.
@@ -73,7 +81,10 @@ struct Shared {
   events: Arc<EventQueue>,
   /// Connections waiting for the `allow` function's verdict.
   pending: Mutex<HashMap<u32, oneshot::Sender<bool>>>,
-  clients: Mutex<HashMap<u32, Arc<Outbox>>>,
+  /// Every client that can be sent to: connected, or (at-least-once) waiting to resume.
+  clients: Mutex<HashMap<u32, Arc<Slot>>>,
+  /// At-least-once: which client id each session is.
+  sessions: Mutex<HashMap<SessionId, u32>>,
   /// Client ids start at 1 and are never reused (0 is `BROADCAST`).
   next_id: AtomicU32,
   /// Connections admitted and not yet ended, counted in the hello so that racing hellos cannot
@@ -94,6 +105,7 @@ impl Server {
       events,
       pending: Mutex::default(),
       clients: Mutex::default(),
+      sessions: Mutex::default(),
       next_id: AtomicU32::new(1),
       admitted: AtomicUsize::new(0),
       shutdown: CancellationToken::new(),
@@ -106,8 +118,10 @@ impl Server {
   /// Queues messages encoded by JS: records of `target: u32 BE | wire frame`.
   /// Messages for clients that are gone come back as `ERR_IPC_UNKNOWN_CLIENT` events; requests
   /// and replies for them are dropped quietly (their requester learns of it by its own promise).
-  pub fn send(&self, mut records: &[u8]) {
+  /// Returns `(client, spell)` for each client whose buffer this took past `highWaterMark`.
+  pub fn send(&self, mut records: &[u8]) -> Vec<(u32, u32)> {
     let mut unknown = Vec::new();
+    let mut over = Vec::new();
     let mut run = Vec::new();
     {
       let clients = self.shared.clients();
@@ -127,11 +141,11 @@ impl Server {
         }
         if target == BROADCAST || target & BROADCAST_UP_TO != 0 {
           let last = if target == BROADCAST { u32::MAX } else { target & !BROADCAST_UP_TO };
-          clients.iter().filter(|(id, _)| **id <= last).for_each(|(_, outbox)| {
-            outbox.append(frames);
+          clients.iter().filter(|(id, _)| **id <= last).for_each(|(id, slot)| {
+            note_over(&mut over, *id, slot.outbox.append(frames));
           });
-        } else if let Some(outbox) = clients.get(&target) {
-          outbox.append(frames);
+        } else if let Some(slot) = clients.get(&target) {
+          note_over(&mut over, target, slot.outbox.append(frames));
         } else if connection::count_messages(frames) > 0 {
           // Only lost messages are news: a request or reply to a departed client already fails
           // (or was already failed) on its own promise, as ERR_IPC_DISCONNECTED.
@@ -145,27 +159,44 @@ impl Server {
         .events
         .push_error(kind::ERROR, id, &IpcError::UnknownClient(id));
     }
+    over
   }
 
   /// Queues one large frame (`head` then `payload`, copied once into a shared piece) for a client,
   /// or for every client when `target` is `BROADCAST`.
-  pub fn send_piece(&self, target: u32, head: &[u8], payload: &[u8]) {
+  pub fn send_piece(&self, target: u32, head: &[u8], payload: &[u8]) -> Vec<(u32, u32)> {
     let piece = crate::connection::piece(head, payload);
     let clients = self.shared.clients();
+    let mut over = Vec::new();
     if target == BROADCAST || target & BROADCAST_UP_TO != 0 {
       let last = if target == BROADCAST { u32::MAX } else { target & !BROADCAST_UP_TO };
-      clients.iter().filter(|(id, _)| **id <= last).for_each(|(_, outbox)| {
-        outbox.append_piece(piece.clone());
+      clients.iter().filter(|(id, _)| **id <= last).for_each(|(id, slot)| {
+        note_over(&mut over, *id, slot.outbox.append_piece(piece.clone()));
       });
-      return;
+      return over;
     }
-    let known = clients.get(&target).map(|outbox| outbox.append_piece(piece)).is_some();
-    drop(clients);
-    if !known && connection::count_messages(head) > 0 {
-      self
-        .shared
-        .events
-        .push_error(kind::ERROR, target, &IpcError::UnknownClient(target));
+    match clients.get(&target) {
+      Some(slot) => note_over(&mut over, target, slot.outbox.append_piece(piece)),
+      None => {
+        drop(clients);
+        if connection::count_messages(head) > 0 {
+          self
+            .shared
+            .events
+            .push_error(kind::ERROR, target, &IpcError::UnknownClient(target));
+        }
+      }
+    }
+    over
+  }
+
+  /// JS handed each client's frames up to the marked count to the listeners.
+  pub fn delivered(&self, marks: &[crate::events::Mark]) {
+    let clients = self.shared.clients();
+    for (id, epoch, count) in marks {
+      if let Some(slot) = clients.get(id) {
+        slot.outbox.deliver(*epoch, *count);
+      }
     }
   }
 
@@ -195,6 +226,12 @@ impl Server {
   }
 }
 
+fn note_over(over: &mut Vec<(u32, u32)>, id: u32, appended: connection::Appended) {
+  if let Some(spell) = appended.over {
+    over.push((id, spell));
+  }
+}
+
 fn split_record(records: &[u8]) -> Option<(u32, &[u8], &[u8])> {
   let target = u32::from_be_bytes(records.get(..4)?.try_into().unwrap());
   let len = u32::from_be_bytes(records.get(4..8)?.try_into().unwrap()) as usize;
@@ -203,8 +240,33 @@ fn split_record(records: &[u8]) -> Option<(u32, &[u8], &[u8])> {
 }
 
 impl Shared {
-  fn clients(&self) -> MutexGuard<'_, HashMap<u32, Arc<Outbox>>> {
+  fn clients(&self) -> MutexGuard<'_, HashMap<u32, Arc<Slot>>> {
     self.clients.lock().unwrap_or_else(|p| p.into_inner())
+  }
+
+  fn sessions(&self) -> MutexGuard<'_, HashMap<SessionId, u32>> {
+    self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+  }
+
+  fn new_slot(&self, session: Option<SessionId>) -> Arc<Slot> {
+    Arc::new(Slot {
+      outbox: Outbox::new(Limits { evict: true, ..self.options.limits }, session),
+      turn: Arc::default(),
+      generation: AtomicU64::new(0),
+      ended: AtomicBool::new(false),
+      resumed: Notify::new(),
+    })
+  }
+
+  /// Forgets a client for good: it can no longer be sent to, nor its session resumed.
+  fn forget(&self, id: u32, session: Option<&SessionId>) {
+    self.clients().remove(&id);
+    if let Some(session) = session {
+      let mut sessions = self.sessions();
+      if sessions.get(session) == Some(&id) {
+        sessions.remove(session);
+      }
+    }
   }
 }
 
@@ -256,39 +318,215 @@ async fn accept_until_shutdown(shared: &Arc<Shared>, listener: Listener) {
   connections.wait().await;
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: Socket, id: u32) {
+/// One client as the server sends to it: its outbox and, in a session, what lets the client
+/// take the session over from a new connection.
+struct Slot {
+  outbox: Outbox,
+  /// Held by the connection serving the session, and by whoever ends it or takes it over.
+  turn: Arc<tokio::sync::Mutex<()>>,
+  /// Bumped each time a new connection takes the session over.
+  generation: AtomicU64,
+  /// The session is over: a client naming it starts afresh.
+  ended: AtomicBool,
+  resumed: Notify,
+}
+
+/// How an accepted connection joins: as a new client, or resuming a client's session.
+struct Joined {
+  id: u32,
+  slot: Arc<Slot>,
+  session: Option<SessionId>,
+  resumed: bool,
+  turn: Option<OwnedMutexGuard<()>>,
+  /// In a session: how many of our frames the client has (from its hello).
+  peer_received: Option<u64>,
+}
+
+impl Joined {
+  /// Our hello: in a session, whether it was resumed and how many of the client's frames we have.
+  fn hello(&self) -> HelloOptions {
+    if self.session.is_none() {
+      return HelloOptions::default();
+    }
+    HelloOptions {
+      flags: FLAG_AT_LEAST_ONCE | if self.resumed { FLAG_RESUMED } else { 0 },
+      extension: self.slot.outbox.session_received().to_be_bytes().to_vec(),
+    }
+  }
+}
+
+async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
   let info = stream.peer_info();
   let mut place = Place { count: &shared.admitted, taken: false };
   let handshake = async {
     let mut conn = Conn::accept(stream, &shared.security).await?;
-    let refusal = admission(&shared, id, &info, &mut place).await;
-    conn.answer(refusal).await?;
-    Ok(conn)
+    let mut refusal = admission(&shared, conn_id, &info, &mut place).await;
+    let mut joined = None;
+    if refusal.is_none() {
+      match join(&shared, conn_id, &conn).await {
+        Ok(j) => joined = Some(j),
+        Err(r) => refusal = Some(r),
+      }
+    }
+    let hello = joined.as_ref().map(Joined::hello).unwrap_or_default();
+    conn.answer(refusal, &hello).await?;
+    Ok((conn, joined.expect("an answered hello has joined")))
   };
   let outcome = bounded(shared.options.handshake_timeout, &shared.shutdown, "client", handshake).await;
   // A verdict still awaited (the handshake timed out first) must not linger.
-  shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-  let conn = match outcome {
-    Ok(conn) => conn,
-    Err(failure) => return failure.report(&shared.events, id, &info),
+  shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&conn_id);
+  let (conn, mut joined) = match outcome {
+    Ok(joined) => joined,
+    Err(failure) => return failure.report(&shared.events, conn_id, &info),
   };
-  let outbox = Arc::new(Outbox::default());
-  shared.clients().insert(id, outbox.clone());
-  let mut who = Vec::new();
-  conn.peer_info().write_json(&mut who);
-  shared.events.push(kind::CONNECTION, id, &who);
+  let id = joined.id;
+  if joined.resumed {
+    joined.slot.generation.fetch_add(1, Ordering::AcqRel);
+    joined.slot.resumed.notify_waiters();
+    shared.events.push(kind::CLIENT_RECONNECT, id, b"");
+  } else {
+    shared.clients().insert(id, joined.slot.clone());
+    if let Some(session) = joined.session {
+      shared.sessions().insert(session, id);
+    }
+    let mut who = Vec::new();
+    conn.peer_info().write_json(&mut who);
+    shared.events.push(kind::CONNECTION, id, &who);
+  }
   let link = Link {
     id,
     events: &shared.events,
-    outbox: &outbox,
+    outbox: &joined.slot.outbox,
     max_message_size: shared.options.max_message_size,
     shutdown: &shared.shutdown,
     heartbeat: shared.options.heartbeat,
     frame_timeout: shared.options.frame_timeout,
+    peer_received: joined.peer_received,
   };
   let end = connection::run(conn, link).await;
-  shared.clients().remove(&id);
-  connection::report_end(&shared.events, kind::CONNECTION_CLOSE, id, &end);
+  // A session waiting for its client does not hold a connection's place.
+  drop(place);
+  if joined.session.is_some() && end.resumable() && !shared.shutdown.is_cancelled() {
+    let mut reason = Vec::new();
+    if let Some(e) = end.reason() {
+      e.write_json(&mut reason);
+    }
+    shared.events.push(kind::CLIENT_DISCONNECT, id, &reason);
+    let generation = joined.slot.generation.load(Ordering::Acquire);
+    drop(joined.turn.take());
+    return await_resume(&shared, &joined, generation).await;
+  }
+  end_client(&shared, &joined, &end);
+}
+
+/// Decides how a connection joins: checks the delivery mode, then in a session finds the
+/// client's session (taking it over from a connection the server still thinks alive) or starts
+/// one.
+async fn join(shared: &Shared, conn_id: u32, conn: &Conn) -> Result<Joined, Refusal> {
+  let theirs = conn.hello.flags & FLAG_AT_LEAST_ONCE != 0;
+  let ours = shared.options.at_least_once;
+  if theirs != ours {
+    return Err(Refusal {
+      reason: format!(
+        "{}: the server uses delivery '{}' and the client '{}'; set the same delivery option on both ends",
+        codec::DELIVERY_MISMATCH,
+        delivery_name(ours),
+        delivery_name(theirs)
+      ),
+      report: None,
+    });
+  }
+  if !ours {
+    return Ok(Joined {
+      id: conn_id,
+      slot: shared.new_slot(None),
+      session: None,
+      resumed: false,
+      turn: None,
+      peer_received: None,
+    });
+  }
+  let Some((session, peer_received)) = session::parse_client_hello(&conn.hello.extension) else {
+    return Err(Refusal {
+      reason: "the client's hello lacks its session".into(),
+      report: Some(IpcError::Protocol("an at-least-once client's hello lacks its session".into())),
+    });
+  };
+  let known = shared.sessions().get(&session).copied();
+  if let Some((id, slot)) = known.and_then(|id| shared.clients().get(&id).cloned().map(|slot| (id, slot))) {
+    // The client came back before the server noticed it had gone: end the old connection.
+    slot.outbox.sever();
+    let turn = slot.turn.clone().lock_owned().await;
+    if !slot.ended.load(Ordering::Acquire) {
+      return Ok(Joined {
+        id,
+        slot,
+        session: Some(session),
+        resumed: true,
+        turn: Some(turn),
+        peer_received: Some(peer_received),
+      });
+    }
+  }
+  let slot = shared.new_slot(Some(session));
+  let turn = slot.turn.clone().lock_owned().await;
+  Ok(Joined {
+    id: conn_id,
+    slot,
+    session: Some(session),
+    resumed: false,
+    turn: Some(turn),
+    peer_received: Some(0),
+  })
+}
+
+/// A session whose connection dropped waits `sessionTimeout` for its client; then it ends.
+async fn await_resume(shared: &Shared, joined: &Joined, generation: u64) {
+  let slot = &joined.slot;
+  let deadline = tokio::time::Instant::now() + shared.options.session_timeout;
+  let ending = loop {
+    let notified = slot.resumed.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if slot.generation.load(Ordering::Acquire) != generation {
+      return;
+    }
+    tokio::select! {
+      _ = &mut notified => continue,
+      _ = tokio::time::sleep_until(deadline) => break None,
+      _ = shared.shutdown.cancelled() => break Some(Ended::Shutdown),
+      _ = slot.outbox.evicted.cancelled() => break Some(Ended::TooSlow(IpcError::SlowClient(shared.options.limits.max_buffered))),
+    }
+  };
+  // A client taking the session over at this very moment holds the turn; it wins.
+  let _turn = slot.turn.clone().lock_owned().await;
+  if slot.generation.load(Ordering::Acquire) != generation {
+    return;
+  }
+  match ending {
+    Some(end) => end_client(shared, joined, &end),
+    None => {
+      slot.ended.store(true, Ordering::Release);
+      shared.forget(joined.id, joined.session.as_ref());
+      let undelivered = slot.outbox.close();
+      let expired = IpcError::SessionExpired {
+        timeout_ms: shared.options.session_timeout.as_millis(),
+        undelivered,
+      };
+      shared.events.push_error(kind::CONNECTION_CLOSE, joined.id, &expired);
+    }
+  }
+}
+
+/// The client is gone for good: `SLOW_CLIENT` if it was dropped for that, then `CONNECTION_CLOSE`.
+fn end_client(shared: &Shared, joined: &Joined, end: &Ended) {
+  joined.slot.ended.store(true, Ordering::Release);
+  shared.forget(joined.id, joined.session.as_ref());
+  joined.slot.outbox.close();
+  if matches!(end, Ended::TooSlow(_)) {
+    shared.events.push(kind::SLOW_CLIENT, joined.id, b"");
+  }
+  connection::report_end(&shared.events, kind::CONNECTION_CLOSE, joined.id, end);
 }
 
 /// The server's policy on an authenticated client: `allow`, then `maxConnections`.

@@ -160,6 +160,11 @@ impl Socket {
     each!(self, s => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write))
   }
 
+  /// Ends both directions: our own reader sees EOF, as if the peer had gone.
+  pub fn shutdown_both(&self) -> io::Result<()> {
+    each!(self, s => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both))
+  }
+
   pub fn peer_info(&self) -> PeerInfo {
     match self {
       Socket::Unix(s) => PeerInfo::of_unix(s),

@@ -26,7 +26,7 @@ async fn connect_and_exchange_json_messages_in_both_directions() {
     let client = Client::connect(client_options(&path), Default::default(), crec.queue());
     let connect = crec.wait_for(kind::CONNECT).await;
     assert_eq!(connect.id, 0);
-    assert_eq!(connect.body, vec![0u8]);
+    assert_eq!(connect.body, vec![0u8, 0]);
     let connection = srec.wait_for(kind::CONNECTION).await;
     assert!(connection.id >= 1, "client ids start at 1: {}", connection.id);
     // The body is the client's SO_PEERCRED as JSON. The client is this very process.
@@ -678,7 +678,7 @@ async fn a_client_reconnects_to_a_new_server_and_delivers_what_was_sent_while_di
 
     let (second, mut second_rec) = start_server(&path).await;
     let reconnect = crec.wait_for(kind::CONNECT).await;
-    assert_eq!(reconnect.body, [1], "a reconnect is flagged");
+    assert_eq!(reconnect.body, [1, 0], "a reconnect is flagged (no session to resume)");
     let disconnect_at = crec.index_of(|r| r.kind == kind::DISCONNECT).unwrap();
     let reconnect_at = crec.cursor - 1;
     assert!(disconnect_at < reconnect_at);
@@ -1008,6 +1008,7 @@ fn peer_options(path: &str) -> PeerOptions {
       reconnect_delay: Delay::Fixed(Duration::from_millis(10)),
       max_retries: None,
     },
+    limits: Default::default(),
   }
 }
 

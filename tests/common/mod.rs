@@ -4,7 +4,7 @@
 
 pub use native_socket_ipc::client::{Client, ClientOptions};
 pub use native_socket_ipc::codec::{self, kind as frame_kind};
-pub use native_socket_ipc::connection::Heartbeat;
+pub use native_socket_ipc::connection::{Heartbeat, Limits};
 pub use native_socket_ipc::events::{kind, EventQueue, Record, Wake};
 pub use native_socket_ipc::peer::{Peer, PeerOptions};
 pub use native_socket_ipc::reconnect::{Delay, RetryPolicy};
@@ -206,6 +206,9 @@ pub fn server_options(path: &str) -> ServerOptions {
     frame_timeout: None,
     max_connections: None,
     allow: Allow::default(),
+    limits: Limits::default(),
+    at_least_once: false,
+    session_timeout: Duration::from_secs(10),
   }
 }
 
@@ -221,6 +224,8 @@ pub fn client_options(path: &str) -> ClientOptions {
       max_retries: None,
     },
     heartbeat: None,
+    limits: Limits::default(),
+    at_least_once: false,
   }
 }
 
@@ -276,7 +281,7 @@ pub async fn connect_client(path: &str, server_rec: &mut Recorder) -> (Client, R
   let mut rec = Recorder::new();
   let client = Client::connect(client_options(path), Default::default(), rec.queue());
   let connect = rec.wait_for(kind::CONNECT).await;
-  assert_eq!(connect.body, [0], "first connect is not a reconnect");
+  assert_eq!(connect.body, [0, 0], "first connect: not a reconnect, no session resumed");
   let id = server_rec.wait_for(kind::CONNECTION).await.id;
   (client, rec, id)
 }
