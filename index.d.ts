@@ -68,6 +68,19 @@ export interface EndpointOptions {
   heartbeatTimeout?: number;
   /** Default `timeout` of request(), in ms; 0 means none. Default 5000. */
   requestTimeout?: number;
+  /**
+   * 'at-most-once' (default) or 'at-least-once': every message kept until the receiver's
+   * listeners have run, re-sent after reconnects, never duplicated while both processes live.
+   * Both ends must agree. Not for a Peer.
+   */
+  delivery?: 'at-most-once' | 'at-least-once';
+  /** send() returns false once a connection's buffer reaches this many bytes. Default 1 MiB. */
+  highWaterMark?: number;
+  /**
+   * Hard cap on a connection's buffer, in bytes. A server drops a client that would pass it
+   * ('slowClient'); a client refuses the send (ERR_IPC_BUFFER_FULL). Default 64 MiB.
+   */
+  maxBufferedBytes?: number;
 }
 
 export interface ServerOptions extends EndpointOptions {
@@ -77,6 +90,8 @@ export interface ServerOptions extends EndpointOptions {
   mode?: number;
   /** Who may connect, checked before 'connection': uids/gids (Unix sockets) or a function. */
   allow?: { uids?: number[]; gids?: number[] } | ((info: ClientInfo) => boolean);
+  /** With delivery 'at-least-once': how long a dropped client's session waits for it, in ms. Default 10000. */
+  sessionTimeout?: number;
 }
 
 /**
@@ -149,6 +164,10 @@ export interface IpcError extends Error {
     | 'ERR_IPC_TLS'
     | 'ERR_IPC_TLS_CONFIG'
     | 'ERR_IPC_FRAME_TIMEOUT'
+    | 'ERR_IPC_DELIVERY_MISMATCH'
+    | 'ERR_IPC_BUFFER_FULL'
+    | 'ERR_IPC_SLOW_CLIENT'
+    | 'ERR_IPC_SESSION_EXPIRED'
     | 'ERR_INVALID_ARG_TYPE'
     | 'ERR_INVALID_ARG_VALUE'
     | 'ERR_OUT_OF_RANGE'
@@ -170,10 +189,15 @@ export declare class Server extends EventEmitter {
   constructor(options: ServerOptions | string);
   /** Starts listening; 'listening' or 'error' follows. Throws ERR_IPC_ALREADY_LISTENING on a second call. */
   listen(): this;
-  /** Sends to one client. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG. */
-  send(topic: string | undefined, message: Message, clientId: number): void;
-  /** Sends to every connected client. */
-  broadcast(topic: string | undefined, message: Message): void;
+  /**
+   * Sends to one client. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG.
+   * Returns false once that client's buffer has reached highWaterMark ('drain' (clientId) follows).
+   */
+  send(topic: string | undefined, message: Message, clientId: number): boolean;
+  /** Sends to every connected client. Returns false while any client is at highWaterMark. */
+  broadcast(topic: string | undefined, message: Message): boolean;
+  /** Resolves once no client's buffer is at highWaterMark (drained, or gone). */
+  drained(): Promise<void>;
   /** Asks one client; resolves with its handler's reply. Never throws: every failure rejects. */
   request<R = any>(clientId: number, topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
   /** Answers requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
@@ -195,6 +219,8 @@ export declare class Server extends EventEmitter {
   on(event: `message.${string}`, listener: (message: any, clientId: number) => void): this;
   on(event: 'messageError', listener: (error: IpcError, clientId: number) => void): this;
   on(event: 'connectionClose', listener: (clientId: number, reason?: IpcError) => void): this;
+  on(event: 'drain' | 'slowClient' | 'clientReconnect', listener: (clientId: number) => void): this;
+  on(event: 'clientDisconnect', listener: (clientId: number, reason?: IpcError) => void): this;
   /** A connection failed the secret, TLS or allow; it never became a 'connection'. */
   on(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
   on(event: 'close', listener: () => void): this;
@@ -205,6 +231,8 @@ export declare class Server extends EventEmitter {
   once(event: `message.${string}`, listener: (message: any, clientId: number) => void): this;
   once(event: 'messageError', listener: (error: IpcError, clientId: number) => void): this;
   once(event: 'connectionClose', listener: (clientId: number, reason?: IpcError) => void): this;
+  once(event: 'drain' | 'slowClient' | 'clientReconnect', listener: (clientId: number) => void): this;
+  once(event: 'clientDisconnect', listener: (clientId: number, reason?: IpcError) => void): this;
   once(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
   once(event: 'close', listener: () => void): this;
   once(event: 'error', listener: (error: IpcError) => void): this;
@@ -215,7 +243,10 @@ export declare class Client extends EventEmitter {
   /** Starts connecting (and retrying). Throws ERR_IPC_ALREADY_CONNECTING on a second call. */
   connect(): this;
   /** Sends to the server; queued while disconnected. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG. */
-  send(topic: string | undefined, message: Message): void;
+  /** Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'. */
+  send(topic: string | undefined, message: Message): boolean;
+  /** Resolves once the outgoing buffer is below highWaterMark. */
+  drained(): Promise<void>;
   /** Asks the server; resolves with its handler's reply. Queued while disconnected. Never throws. */
   request<R = any>(topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
   /** Answers the server's requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
@@ -228,14 +259,14 @@ export declare class Client extends EventEmitter {
   unref(): this;
 
   on(event: 'disconnect', listener: (reason?: IpcError) => void): this;
-  on(event: 'connect' | 'reconnect' | 'close', listener: () => void): this;
+  on(event: 'connect' | 'reconnect' | 'close' | 'drain', listener: () => void): this;
   on(event: 'connectError', listener: (error: IpcError) => void): this;
   on(event: 'message', listener: (message: any, topic: string) => void): this;
   on(event: `message.${string}`, listener: (message: any) => void): this;
   on(event: 'messageError', listener: (error: IpcError) => void): this;
   on(event: 'error', listener: (error: IpcError) => void): this;
   once(event: 'disconnect', listener: (reason?: IpcError) => void): this;
-  once(event: 'connect' | 'reconnect' | 'close', listener: () => void): this;
+  once(event: 'connect' | 'reconnect' | 'close' | 'drain', listener: () => void): this;
   once(event: 'connectError', listener: (error: IpcError) => void): this;
   once(event: 'message', listener: (message: any, topic: string) => void): this;
   once(event: `message.${string}`, listener: (message: any) => void): this;
@@ -250,7 +281,10 @@ export declare class Peer extends EventEmitter {
   connect(): this;
   /** 'server' or 'client' once a role is taken, else null. */
   readonly role: 'server' | 'client' | null;
-  send(topic: string | undefined, message: Message): void;
+  /** Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'. */
+  send(topic: string | undefined, message: Message): boolean;
+  /** Resolves once the outgoing buffer is below highWaterMark. */
+  drained(): Promise<void>;
   request<R = any>(topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
   handle(topic: string | undefined, handler: (message: any) => unknown): this;
   removeHandler(topic: string | undefined): boolean;
@@ -262,7 +296,7 @@ export declare class Peer extends EventEmitter {
   /** In the server role: a would-be partner failed the secret or TLS. */
   on(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
   on(event: 'disconnect', listener: (reason?: IpcError) => void): this;
-  on(event: 'connect' | 'close', listener: () => void): this;
+  on(event: 'connect' | 'close' | 'drain', listener: () => void): this;
   on(event: 'connectError', listener: (error: IpcError) => void): this;
   on(event: 'message', listener: (message: any, topic: string) => void): this;
   on(event: `message.${string}`, listener: (message: any) => void): this;
@@ -271,7 +305,7 @@ export declare class Peer extends EventEmitter {
   once(event: 'role', listener: (role: 'server' | 'client') => void): this;
   once(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
   once(event: 'disconnect', listener: (reason?: IpcError) => void): this;
-  once(event: 'connect' | 'close', listener: () => void): this;
+  once(event: 'connect' | 'close' | 'drain', listener: () => void): this;
   once(event: 'connectError', listener: (error: IpcError) => void): this;
   once(event: 'message', listener: (message: any, topic: string) => void): this;
   once(event: `message.${string}`, listener: (message: any) => void): this;

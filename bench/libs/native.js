@@ -59,11 +59,21 @@ const raise = (err) => {
 // The library has no writable-length or drain signal: send() never reports a backlog, so a
 // sender cannot pause. The core batches per tick and its readers stop reading past 4 MiB of
 // unread events, which pushes back through the socket, but not onto the sending JavaScript.
-const noBacklog = {
-  flush() {},
-  congested: () => false,
-  drained: () => Promise.resolve(),
-};
+/** Backpressure as the library reports it: send() returned false; drained() waits for 'drain'. */
+function backlog(endpoint) {
+  let congested = false;
+  return {
+    flush() {},
+    sent(accepted) {
+      if (!accepted) congested = true;
+    },
+    congested: () => congested,
+    drained: () =>
+      endpoint.drained().then(() => {
+        congested = false;
+      }),
+  };
+}
 
 /** The adapter for the library on `transport` (one of TRANSPORTS). */
 function create(name, transport) {
@@ -76,12 +86,15 @@ function create(name, transport) {
         server.off('error', reject);
         server.on('error', raise);
         server.on('messageError', raise);
+        const pressure = backlog(server);
         resolve({
-          ...noBacklog,
+          flush: pressure.flush,
+          congested: pressure.congested,
+          drained: pressure.drained,
           onMessage: (fn) => server.on('message', fn),
           onConnection: (fn) => server.on('connection', fn),
-          send: (peer, topic, message) => server.send(topic, message, peer),
-          broadcast: (topic, message) => server.broadcast(topic, message),
+          send: (peer, topic, message) => pressure.sent(server.send(topic, message, peer)),
+          broadcast: (topic, message) => pressure.sent(server.broadcast(topic, message)),
           handle: (topic, fn) => server.handle(topic, fn),
         });
       });
@@ -98,12 +111,15 @@ function create(name, transport) {
       // A failed attempt (e.g. EAGAIN: the server's accept backlog is full) is retried by the
       // library after retryDelay (default 1000 ms).
       client.on('connectError', () => retries++);
+      const pressure = backlog(client);
       client.once('connect', () =>
         resolve({
-          ...noBacklog,
+          flush: pressure.flush,
+          congested: pressure.congested,
+          drained: pressure.drained,
           retries,
           onMessage: (fn) => client.on('message', fn),
-          send: (topic, message) => client.send(topic, message),
+          send: (topic, message) => pressure.sent(client.send(topic, message)),
           // The library's own request(), with its default timeout (requestTimeout, 5000 ms).
           request: (topic, message) => client.request(topic, message),
         }),
