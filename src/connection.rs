@@ -261,11 +261,14 @@ impl Outbox {
         }
       }
     }
-    let over = state.check_high_water(&self.limits);
-    if !holding && !rest.is_empty() {
+    let queue = !holding && !rest.is_empty();
+    if queue {
       state.buf.extend_from_slice(rest);
       state.unwritten += rest.len();
-      drop(state);
+    }
+    let over = state.check_high_water(&self.limits);
+    drop(state);
+    if queue {
       self.ready.notify_one();
     }
     Appended { over, ..Default::default() }
@@ -281,7 +284,6 @@ impl Outbox {
     if let Some(session) = &mut state.session {
       session.sent.push(frame.clone());
     }
-    let over = state.check_high_water(&self.limits);
     if !holding {
       if !state.buf.is_empty() {
         let sealed = Bytes::from(std::mem::take(&mut state.buf));
@@ -289,7 +291,10 @@ impl Outbox {
       }
       state.unwritten += frame.len();
       state.pieces.push_back(frame);
-      drop(state);
+    }
+    let over = state.check_high_water(&self.limits);
+    drop(state);
+    if !holding {
       self.ready.notify_one();
     }
     Appended { over, ..Default::default() }

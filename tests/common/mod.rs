@@ -161,6 +161,10 @@ pub fn kind_name(k: u8) -> &'static str {
     kind::REPLY_JSON => "REPLY_JSON",
     kind::AUTH_ERROR => "AUTH_ERROR",
     kind::ADMIT => "ADMIT",
+    kind::DRAIN => "DRAIN",
+    kind::SLOW_CLIENT => "SLOW_CLIENT",
+    kind::CLIENT_DISCONNECT => "CLIENT_DISCONNECT",
+    kind::CLIENT_RECONNECT => "CLIENT_RECONNECT",
     _ => "UNKNOWN",
   }
 }
