@@ -56,9 +56,6 @@ const raise = (err) => {
   throw err;
 };
 
-// The library has no writable-length or drain signal: send() never reports a backlog, so a
-// sender cannot pause. The core batches per tick and its readers stop reading past 4 MiB of
-// unread events, which pushes back through the socket, but not onto the sending JavaScript.
 /** Backpressure as the library reports it: send() returned false; drained() waits for 'drain'. */
 function backlog(endpoint) {
   let congested = false;
@@ -75,10 +72,10 @@ function backlog(endpoint) {
   };
 }
 
-/** The adapter for the library on `transport` (one of TRANSPORTS). */
-function create(name, transport) {
+/** The adapter for the library on `transport` (one of TRANSPORTS), with `extra` options on both ends. */
+function create(name, transport, extra = {}) {
   function listen(socketFile) {
-    const server = new Server(transport.server(socketFile));
+    const server = new Server({ ...transport.server(socketFile), ...extra });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
       server.once('listening', () => {
@@ -103,7 +100,7 @@ function create(name, transport) {
   }
 
   function connect(socketFile) {
-    const client = new Client(transport.client(socketFile));
+    const client = new Client({ ...transport.client(socketFile), ...extra });
     let retries = 0;
     return new Promise((resolve) => {
       client.on('error', raise);
