@@ -344,7 +344,11 @@ impl Outbox {
   fn attach(&self, stream: Arc<Socket>, peer_received: Option<u64>) {
     let mut state = self.lock();
     if let (Some(received), Some(session)) = (peer_received, &state.session) {
-      let resend = session.sent.after(received);
+      let mut resend = session.sent.after(received);
+      // What the listeners handled while there was no connection was never acknowledged.
+      if session.acked_out > 0 {
+        codec::encode_frame(&mut resend, kind::ACK, &session.acked_out.to_be_bytes());
+      }
       state.pieces.clear();
       state.tail_of_partial = 0;
       state.unwritten = resend.len();
