@@ -115,8 +115,9 @@ class Server extends Endpoint {
   }
 
   /**
-   * Resolves once no client's buffer is at highWaterMark: each has drained, or has gone (a
-   * client that stops reading is dropped at maxBufferedBytes, so this always settles).
+   * Resolves once no client's buffer is at highWaterMark: each has drained, or has gone. A client
+   * that stops reading holds it up until the heartbeat drops it (heartbeatTimeout), or until more
+   * sends take it past maxBufferedBytes.
    */
   drained() {
     if (this[kOver].size === 0 || this[kState] === 'closed') return Promise.resolve();

@@ -1052,13 +1052,18 @@ async fn write_loop(
   // session says GOODBYE first and waits for the acknowledgement of everything it sent.
   let goodbye = session && !finish.is_cancelled();
   let flush = async {
-    for refill in [false, true] {
+    for refill in [false, true, goodbye] {
       if refill {
         hand.refill(link.outbox);
       }
       while let Some(bytes) = hand.next() {
         let n = write_some(stream, bytes).await?;
         account(&mut hand, n, link);
+      }
+      // Before the goodbye, acknowledge what our listeners handled (the last refill sends it):
+      // the peer then need not re-send it to whoever it talks to next.
+      if refill && goodbye {
+        link.outbox.wait_for(|s| s.acked_out >= s.received).await;
       }
     }
     if goodbye {
