@@ -144,6 +144,20 @@ impl TeardownHook {
   }
 }
 
+/// The hook for a terminated environment: stop the core, and release the threadsafe function
+/// here, on the JS thread while the environment still exists. Left to the background tasks, the
+/// last release could run while Node frees the environment (a use-after-free, seen as SIGABRT
+/// when workers were terminated in a loop).
+fn teardown_hook(env: &Env, events: Arc<EventQueue>, abandon: impl FnOnce() + Send + 'static) -> Result<TeardownHook> {
+  TeardownHook::register(
+    env,
+    Box::new(move || {
+      abandon();
+      events.finish();
+    }),
+  )
+}
+
 // ===== What both classes hold =====
 
 /// The parts of a running native object that are the same for server and client.
@@ -373,8 +387,10 @@ impl NativeServer {
       session_timeout: millis(config.session_timeout),
     };
     let server = within_runtime_if_available(|| Server::listen(options, security, events.clone()));
-    let for_hook = server.clone();
-    let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
+    let teardown = teardown_hook(&env, events.clone(), {
+      let server = server.clone();
+      move || server.abandon()
+    })?;
     Ok(NativeServer {
       server,
       running: Running {
@@ -580,8 +596,10 @@ impl NativeClient {
   pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
     let (events, wake) = event_queue(on_events)?;
     let client = Connector::start(config, events.clone())?;
-    let for_hook = client.clone();
-    let teardown = TeardownHook::register(&env, Box::new(move || for_hook.abandon()))?;
+    let teardown = teardown_hook(&env, events.clone(), {
+      let client = client.clone();
+      move || client.abandon()
+    })?;
     Ok(NativeClient {
       client,
       running: Running {

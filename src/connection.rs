@@ -618,7 +618,7 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   };
   let beating = async {
     let verdict = match link.heartbeat {
-      Some(heartbeat) => watch_for_silence(heartbeat, &life, &link, &dead).await,
+      Some(heartbeat) => watch_for_silence(heartbeat, &life, &link, &dead, &stream).await,
       None => None,
     };
     if verdict.is_some() {
@@ -674,6 +674,7 @@ async fn watch_for_silence(
   life: &Liveness,
   link: &Link<'_>,
   dead: &CancellationToken,
+  stream: &Socket,
 ) -> Option<Ended> {
   let interval = heartbeat.interval.as_millis().max(1) as u64;
   let timeout = heartbeat.timeout.as_millis().max(1) as u64;
@@ -681,6 +682,11 @@ async fn watch_for_silence(
   loop {
     let now = life.now();
     if life.paused.load(Ordering::Relaxed) {
+      life.heard_at.store(now, Ordering::Relaxed);
+    }
+    // Bytes already waiting mean the peer spoke: if this process was paused (SIGSTOP, a
+    // suspended laptop) the timer fires before the reader has had its turn.
+    if now - life.heard_at.load(Ordering::Relaxed) >= timeout && stream.has_input() {
       life.heard_at.store(now, Ordering::Relaxed);
     }
     let heard_at = life.heard_at.load(Ordering::Relaxed);

@@ -160,6 +160,13 @@ impl Socket {
     each!(self, s => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write))
   }
 
+  /// Bytes (or an EOF) wait in the receive buffer: the peer was heard, even if we have not read
+  /// it yet (our own process was paused, say). Never blocks: the socket is non-blocking.
+  pub fn has_input(&self) -> bool {
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+    each!(self, s => socket2::SockRef::from(s).peek(&mut byte).is_ok())
+  }
+
   /// Ends both directions: our own reader sees EOF, as if the peer had gone.
   pub fn shutdown_both(&self) -> io::Result<()> {
     each!(self, s => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both))
