@@ -21,6 +21,7 @@ const {
   withTimeout,
   autoClose,
   startServer,
+  startServerAt,
   spawnFixture,
   childExit,
 } = require('./helpers');
@@ -609,4 +610,35 @@ test("at-least-once: everything a server process sent to a client before server.
   await logged(child, (m) => m.event === 'close');
   assert.deepEqual(child.log.filter((m) => m.event === 'error'), [], 'the server reported no error');
   assert.deepEqual(only(events, 'error', 'messageError'), []);
+});
+
+test("at-least-once: a request whose server closes after starting its handler, without replying, rejects with ERR_IPC_DISCONNECTED once the client reaches a server that does not know the session (even with timeout: 0)", T, async (t) => {
+  const track = autoClose(t);
+  const socketFile = socketPath(t);
+  const first = await startServerAt(t, socketFile, { delivery: ALO });
+  let handlerStarted;
+  const started = new Promise((resolve) => {
+    handlerStarted = resolve;
+  });
+  first.handle('slow', () => {
+    handlerStarted();
+    return new Promise(() => {}); // never replies
+  });
+  const client = track(new Client({ socketFile, delivery: ALO, retryDelay: 20, reconnectDelay: 20 }));
+  client.connect();
+  await waitFor(client, 'connect');
+  const outcome = client.request('slow', 1, { timeout: 0 }).then(
+    () => assert.fail('a reply cannot come'),
+    (err) => err,
+  );
+  await withTimeout(started, 5000, 'the handler to start');
+  first.close();
+  await waitFor(first, 'close');
+  const second = await startServerAt(t, socketFile, { delivery: ALO });
+  const handledAgain = [];
+  second.handle('slow', (message) => handledAgain.push(message));
+  const err = await withTimeout(outcome, 5000, 'the request to settle');
+  assert.equal(err.code, 'ERR_IPC_DISCONNECTED');
+  assert.equal(err.topic, 'slow');
+  assert.deepEqual(handledAgain, [], 'the first server acknowledged it, so it is not sent again');
 });

@@ -46,6 +46,13 @@ function bufferFullError(refused, maxBufferedBytes) {
   );
 }
 
+function sessionLost() {
+  return ipcError(
+    'ERR_IPC_DISCONNECTED',
+    'the server that received the request is gone (it restarted or closed), so its reply will not come; if it had not yet acknowledged the request, the new server handles it too, and that reply is discarded',
+  );
+}
+
 function undeliveredError(undelivered) {
   return ipcError(
     'ERR_IPC_CLOSED',
@@ -201,12 +208,22 @@ class OneConnection extends Endpoint {
     // After close() only the outcome matters: no more connection lifecycle noise.
     const closing = this[kState] !== 'running';
     switch (kind) {
-      case EVENT.CONNECT:
+      case EVENT.CONNECT: {
+        const before = this[kConnection];
         this[kConnected] = true;
         this[kConnection]++;
         this[kQueued] = 0;
+        // At-least-once, and the server did not know the session (it restarted, or it closed):
+        // a request it had acknowledged will not be answered, so none made before waits on.
+        if (this[kOptions].atLeastOnce && body[1] === 0 && before > 0) {
+          this[kCalls].rejectWhere(
+            (connection) => connection <= before,
+            (call) => disconnectedError(call.topic, 'the other side', sessionLost()),
+          );
+        }
         if (!closing) this[kLifecycle]('connect', body[0] === 1);
         break;
+      }
       case EVENT.DISCONNECT: {
         this[kConnected] = false;
         const reason = body.length > 0 ? fromNative(body.toString()) : undefined;
