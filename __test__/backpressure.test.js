@@ -13,7 +13,20 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const { setImmediate: nextTurn } = require('node:timers/promises');
 const { Client } = require('..');
-const { socketPath, waitFor, sleep, until, withTimeout, counter, autoClose, startServer, spawnFixture } = require('./helpers');
+const {
+  socketPath,
+  waitFor,
+  sleep,
+  until,
+  withTimeout,
+  counter,
+  autoClose,
+  startServer,
+  spawnFixture,
+  logChild,
+  logged,
+  contAtEnd,
+} = require('./helpers');
 
 const T = { timeout: 30000 };
 const MODES = [undefined, 'at-least-once'];
@@ -22,26 +35,6 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 // ----- local helpers -----
-
-/** Records a child's messages in child.log (all of them, so none is missed between awaits). */
-function logChild(child) {
-  child.log = [];
-  child.on('message', (m) => child.log.push(m));
-  return child;
-}
-
-/** Resolves with the first message the child has reported (now or earlier) that satisfies `predicate`. */
-async function logged(child, predicate, ms = 10000) {
-  await until(() => child.log.some(predicate), ms, `a message from the child; its log: ${JSON.stringify(child.log).slice(0, 2000)}\n${child.output}`);
-  return child.log.find(predicate);
-}
-
-/** SIGCONTs a child that may be stopped, when the test ends (before the helper's SIGKILL). */
-function contAtEnd(t, child) {
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
-  });
-}
 
 /**
  * SIGSTOPs a child and waits until every thread of it is stopped: kill() only queues the signal,

@@ -24,32 +24,17 @@ const {
   startServerAt,
   spawnFixture,
   childExit,
+  logChild,
+  logged,
+  contAtEnd,
+  encodeFrame,
+  frameReader,
 } = require('./helpers');
 
 const ALO = 'at-least-once';
 const T = { timeout: 30000 };
 
 // ----- local helpers -----
-
-/** Records a child's messages in child.log (all of them, so none is missed between awaits). */
-function logChild(child) {
-  child.log = [];
-  child.on('message', (m) => child.log.push(m));
-  return child;
-}
-
-/** Resolves with the first message the child has reported (now or earlier) that satisfies `predicate`. */
-async function logged(child, predicate, ms = 10000) {
-  await until(() => child.log.some(predicate), ms, `a message from the child; its log: ${JSON.stringify(child.log).slice(0, 2000)}\n${child.output}`);
-  return child.log.find(predicate);
-}
-
-/** SIGCONTs a child that may be stopped, when the test ends (before the helper's SIGKILL). */
-function contAtEnd(t, child) {
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
-  });
-}
 
 /** Starts delivery-server.js on `socketFile`; resolves once it listens. */
 async function startServerChild(t, socketFile, options, recordFile, behaviour = {}) {
@@ -132,13 +117,6 @@ const KIND_HELLO = 0x01;
 const KIND_ACK = 0x04;
 const KIND_MESSAGE_JSON = 0x10;
 
-const encodeFrame = (kind, body) => {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(1 + body.length, 0);
-  head[4] = kind;
-  return Buffer.concat([head, body]);
-};
-
 /** MESSAGE_JSON with a short topic. */
 const messageFrame = (topic, message) => {
   const t = Buffer.from(topic);
@@ -146,26 +124,6 @@ const messageFrame = (topic, message) => {
   len.writeUInt16BE(t.length);
   return encodeFrame(KIND_MESSAGE_JSON, Buffer.concat([len, t, Buffer.from(JSON.stringify(message))]));
 };
-
-/** Reads whole frames from a raw socket: next() resolves with { kind, body }. */
-function frameReader(socket) {
-  let buf = Buffer.alloc(0);
-  const waiting = [];
-  const pump = () => {
-    while (waiting.length > 0 && buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-      const len = buf.readUInt32BE(0);
-      waiting.shift()({ kind: buf[4], body: buf.subarray(5, 4 + len) });
-      buf = buf.subarray(4 + len);
-    }
-  };
-  socket.on('data', (d) => {
-    buf = Buffer.concat([buf, d]);
-    pump();
-  });
-  return {
-    next: (ms = 5000) => withTimeout(new Promise((resolve) => { waiting.push(resolve); pump(); }), ms, 'a frame'),
-  };
-}
 
 // ----- a server process replaced in the middle of a stream -----
 

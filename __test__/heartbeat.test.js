@@ -9,35 +9,29 @@ const assert = require('node:assert/strict');
 const { performance } = require('node:perf_hooks');
 const lib = require('..');
 const { Server, Client } = lib;
-const { socketPath, waitFor, collect, sleep, until, autoClose, startServer, connectClient, spawnFixture, childMessage } = require('./helpers');
+const {
+  socketPath,
+  waitFor,
+  collect,
+  sleep,
+  autoClose,
+  startServer,
+  connectClient,
+  spawnFixture,
+  childMessage,
+  logChild,
+  logged,
+  contAtEnd,
+} = require('./helpers');
 
 const T = { timeout: 30000 };
-
-/** Records a child's messages; returns the array. */
-function childLog(child) {
-  const log = [];
-  child.on('message', (m) => log.push(m));
-  return log;
-}
-
-/** SIGCONTs a child that may be stopped, when the test ends (before the helper's SIGKILL). */
-function contAtEnd(t, child) {
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
-  });
-}
-
-/** Resolves once the child has reported (now or earlier) a message satisfying `predicate`. */
-function logged(child, predicate, ms = 5000) {
-  return until(() => child.log.some(predicate), ms, `a message from the child; its log: ${JSON.stringify(child.log)}`);
-}
 
 /** Starts heartbeat-server.js with `options` on a fresh path; resolves once it listens. */
 async function startServerChild(t, options) {
   const socketFile = socketPath(t);
   const child = spawnFixture(t, 'heartbeat-server.js', [socketFile, JSON.stringify(options)]);
   contAtEnd(t, child);
-  child.log = childLog(child);
+  logChild(child);
   await childMessage(child, (m) => m.event === 'listening', 10000);
   return { child, socketFile };
 }
@@ -114,7 +108,7 @@ test("a Server detects its SIGSTOPped client process within heartbeatTimeout + h
   const connection = waitFor(server, 'connection', 10000);
   const child = spawnFixture(t, 'heartbeat-client.js', [server.socketFile, JSON.stringify({ retryDelay: 50, reconnectDelay: 50 })]);
   contAtEnd(t, child);
-  child.log = childLog(child);
+  logChild(child);
   const [clientId] = await connection;
   await logged(child, (m) => m.event === 'connect');
   await sleep(2 * heartbeatInterval);

@@ -349,7 +349,62 @@ function childExit(child, ms = 5000) {
   });
 }
 
+// ----- child processes that report, and raw frames -----
+
+/** Records every message a child sends in `child.log`, so none is missed between awaits. */
+function logChild(child) {
+  child.log = [];
+  child.on('message', (m) => child.log.push(m));
+  return child;
+}
+
+/** Resolves with the first message the child has reported (now or earlier) that satisfies `predicate`. */
+async function logged(child, predicate, ms = 10000) {
+  await until(() => child.log.some(predicate), ms, `a message from the child; its log: ${JSON.stringify(child.log).slice(0, 2000)}\n${child.output}`);
+  return child.log.find(predicate);
+}
+
+/** SIGCONTs a child that may be stopped, when the test ends (before spawnFixture's SIGKILL). */
+function contAtEnd(t, child) {
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGCONT');
+  });
+}
+
+/** One wire frame (PROTOCOL.md): `len | kind | body`. */
+function encodeFrame(kind, body) {
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(1 + body.length, 0);
+  head[4] = kind;
+  return Buffer.concat([head, body]);
+}
+
+/** Reads whole frames from a raw socket: next(ms) resolves with { kind, body }. */
+function frameReader(socket) {
+  let buf = Buffer.alloc(0);
+  const waiting = [];
+  const pump = () => {
+    while (waiting.length > 0 && buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const len = buf.readUInt32BE(0);
+      waiting.shift()({ kind: buf[4], body: buf.subarray(5, 4 + len) });
+      buf = buf.subarray(4 + len);
+    }
+  };
+  socket.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    pump();
+  });
+  return {
+    next: (ms = 5000) => withTimeout(new Promise((resolve) => { waiting.push(resolve); pump(); }), ms, 'a frame'),
+  };
+}
+
 module.exports = {
+  logChild,
+  logged,
+  contAtEnd,
+  encodeFrame,
+  frameReader,
   counter,
   roundTrip,
   bystander,

@@ -9,7 +9,7 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const { Server, Client } = require('..');
-const { socketPath, waitFor, collect } = require('./helpers');
+const { socketPath, waitFor, collect, encodeFrame, frameReader } = require('./helpers');
 
 // Read from PROTOCOL.md itself, so the document and the test cannot drift apart.
 const vectors = Object.fromEntries(
@@ -49,31 +49,6 @@ test("PROTOCOL.md's proof vectors are HMAC-SHA256 over the label and both nonces
   assert.deepEqual(proof(VECTOR_SECRET, 'client', serverNonce, clientNonce), vectors['client proof']);
   assert.deepEqual(proof(VECTOR_SECRET, 'server', serverNonce, clientNonce), vectors['server proof']);
 });
-
-/** Reads whole frames from a raw socket: next() resolves with { kind, body }. */
-function frameReader(socket) {
-  let buf = Buffer.alloc(0);
-  const waiting = [];
-  const pump = () => {
-    while (waiting.length > 0 && buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-      const len = buf.readUInt32BE(0);
-      waiting.shift()({ kind: buf[4], body: buf.subarray(5, 4 + len) });
-      buf = buf.subarray(4 + len);
-    }
-  };
-  socket.on('data', (d) => {
-    buf = Buffer.concat([buf, d]);
-    pump();
-  });
-  return { next: () => new Promise((resolve) => { waiting.push(resolve); pump(); }) };
-}
-
-const encodeFrame = (kind, body) => {
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(1 + body.length, 0);
-  head[4] = kind;
-  return Buffer.concat([head, body]);
-};
 
 test('a raw client that follows the documented secret exchange is admitted, and the server proves itself', { timeout: 10000 }, async (t) => {
   const file = socketPath(t);
