@@ -524,6 +524,9 @@ pub enum Ended {
   Shutdown,
   /// The peer broke the protocol; frames before the bad one were delivered.
   Failed(IpcError),
+  /// The connection ended, or stalled past `frameTimeout`, in the middle of a frame: the
+  /// transport failed, not the peer's encoding (a session may resume and re-send the frame).
+  Cut(IpcError),
   /// The peer fell silent for `heartbeatTimeout`: stopped, hung, or gone without a FIN.
   Unresponsive(IpcError),
   /// At-least-once: the peer closed on purpose (`GOODBYE`), so its session ends.
@@ -536,21 +539,21 @@ impl Ended {
   /// Why the connection was dropped, for the close event; `None` for an ordinary close.
   pub fn reason(&self) -> Option<&IpcError> {
     match self {
-      Ended::Failed(e) | Ended::Unresponsive(e) | Ended::TooSlow(e) => Some(e),
+      Ended::Failed(e) | Ended::Cut(e) | Ended::Unresponsive(e) | Ended::TooSlow(e) => Some(e),
       Ended::PeerClosed | Ended::Shutdown | Ended::Goodbye => None,
     }
   }
 
   /// An at-least-once session may be resumed after this (the peer may come back).
   pub fn resumable(&self) -> bool {
-    matches!(self, Ended::PeerClosed | Ended::Unresponsive(_))
+    matches!(self, Ended::PeerClosed | Ended::Cut(_) | Ended::Unresponsive(_))
   }
 }
 
 /// Reports the end of an established connection: bad input as a `MESSAGE_ERROR` first (as for any
 /// bad frame), then the close event, carrying the reason when there was one.
 pub fn report_end(events: &EventQueue, close_kind: u8, id: u32, end: &Ended) {
-  if let Ended::Failed(e) = end {
+  if let Ended::Failed(e) | Ended::Cut(e) = end {
     events.push_error(events_kind::MESSAGE_ERROR, id, e);
   }
   match end.reason() {
@@ -873,7 +876,7 @@ async fn read_loop(
       _ = link.shutdown.cancelled(), if stop_on_shutdown => return Ended::Shutdown,
       _ = dead.cancelled() => return ended(Ended::PeerClosed),
       _ = link.outbox.evicted.cancelled() => return too_slow(link),
-      _ = expires(deadline) => return Ended::Failed(frame_timed_out(link)),
+      _ = expires(deadline) => return Ended::Cut(frame_timed_out(link)),
       ready = stream.readable() => {
         if ready.is_err() {
           return ended(Ended::PeerClosed);
@@ -881,7 +884,7 @@ async fn read_loop(
         match stream.try_read_buf(&mut buf) {
           Ok(0) if buf.is_empty() => return ended(Ended::PeerClosed),
           Ok(0) => {
-            return Ended::Failed(IpcError::Protocol(format!(
+            return Ended::Cut(IpcError::Protocol(format!(
               "the peer closed the connection in the middle of a frame ({} bytes of it had arrived)",
               buf.len()
             )))
@@ -944,7 +947,7 @@ async fn read_whole_frame(
       _ = link.shutdown.cancelled(), if stop_on_shutdown => return Err(Ended::Shutdown),
       _ = dead.cancelled() => return Err(Ended::PeerClosed),
       _ = link.outbox.evicted.cancelled() => return Err(too_slow(link)),
-      _ = expires(deadline) => return Err(Ended::Failed(frame_timed_out(link))),
+      _ = expires(deadline) => return Err(Ended::Cut(frame_timed_out(link))),
       ready = stream.readable() => {
         if ready.is_err() {
           return Err(Ended::PeerClosed);
@@ -952,7 +955,7 @@ async fn read_whole_frame(
         let remaining = size - frame.len();
         match stream.try_read_buf(&mut (&mut frame).limit(remaining)) {
           Ok(0) => {
-            return Err(Ended::Failed(IpcError::Protocol(format!(
+            return Err(Ended::Cut(IpcError::Protocol(format!(
               "the peer closed the connection in the middle of a frame ({} of its {size} bytes had arrived)",
               frame.len()
             ))))

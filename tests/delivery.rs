@@ -206,3 +206,48 @@ async fn a_buffer_past_the_high_water_mark_is_reported_and_drain_follows_when_it
   })
   .await;
 }
+
+/// A raw at-least-once client: sends its hello for `session` and returns the server's hello
+/// (flags, extension).
+async fn raw_session_hello(path: &str, session: [u8; 16]) -> (UnixStream, u8, Vec<u8>) {
+  use native_socket_ipc::session::{encode_client_hello, FLAG_AT_LEAST_ONCE};
+  let mut s = UnixStream::connect(path).await.unwrap();
+  let mut hello = Vec::new();
+  codec::encode_hello_with(&mut hello, FLAG_AT_LEAST_ONCE, &encode_client_hello(&session, 0));
+  s.write_all(&hello).await.unwrap();
+  let mut answer = [0u8; 4 + 8 + 8];
+  s.read_exact(&mut answer).await.unwrap();
+  assert_eq!(answer[4], frame_kind::HELLO);
+  (s, answer[4 + 7], answer[12..].to_vec())
+}
+
+#[tokio::test]
+async fn a_connection_cut_in_the_middle_of_a_frame_keeps_the_session_for_the_client_to_resume() {
+  use native_socket_ipc::session::{FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
+  within_10s(async {
+    let path = socket_path("alo-cut");
+    let _cleanup = Cleanup(path.clone());
+    let (server, mut srec) = start_server_with(at_least_once_server(&path)).await;
+    let session = [9u8; 16];
+    let (mut first, flags, received) = raw_session_hello(&path, session).await;
+    assert_eq!(flags, FLAG_AT_LEAST_ONCE, "a new session");
+    assert_eq!(received, 0u64.to_be_bytes());
+    let id = srec.wait_for(kind::CONNECTION).await.id;
+    let whole = json_frame("t", "1");
+    let cut = json_frame("t", "\"this frame never ends\"");
+    first.write_all(&[&whole[..], &cut[..cut.len() / 2]].concat()).await.unwrap();
+    srec.wait_for(kind::MESSAGE_JSON).await;
+    drop(first);
+    let gone = srec.wait_for(kind::CLIENT_DISCONNECT).await;
+    assert_eq!(gone.id, id);
+    assert!(text(&gone).contains("in the middle of a frame"), "{}", text(&gone));
+
+    let (_second, flags, received) = raw_session_hello(&path, session).await;
+    assert_eq!(flags, FLAG_AT_LEAST_ONCE | FLAG_RESUMED, "the session survived the cut");
+    assert_eq!(received, 1u64.to_be_bytes(), "the server has the whole frame, not the cut one");
+    assert_eq!(srec.wait_for(kind::CLIENT_RECONNECT).await.id, id);
+    assert_eq!(srec.count(kind::CONNECTION_CLOSE), 0);
+    close_server(&server, &mut srec).await;
+  })
+  .await;
+}
