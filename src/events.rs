@@ -53,7 +53,7 @@ pub mod kind {
   pub const AUTH_ERROR: u8 = 0x8B;
   /// The `allow` function must decide on a connection (answered by `Server::admit`). Body: peer JSON.
   pub const ADMIT: u8 = 0x8C;
-  /// A buffer that had passed `highWaterMark` is empty again. Body: the spell's number (u32).
+  /// A buffer that had passed `highWaterMark` is down to half of it. Body: the spell's number (u32).
   pub const DRAIN: u8 = 0x8D;
   /// The server dropped a client for passing `maxBufferedBytes`; its `CONNECTION_CLOSE` follows.
   pub const SLOW_CLIENT: u8 = 0x8E;
