@@ -83,6 +83,17 @@ pub struct Decoded<'a> {
 }
 
 impl Decoded<'_> {
+  /// As a connection without an at-least-once session reads it: an ACK or GOODBYE is an error
+  /// there, so decoding stops at the first one.
+  pub fn outside_session(mut self) -> Self {
+    if let Some(at) = self.frames.iter().position(|f| codec::session_only(f.kind)) {
+      self.used = self.frames[..at].iter().map(Frame::wire_len).sum();
+      self.error = Some(FrameError::NotInSession(self.frames[at].kind));
+      self.frames.truncate(at);
+    }
+    self
+  }
+
   /// The data frames a connection hands to JS, as `(kind, body)`.
   pub fn data(&self) -> Vec<(u8, Vec<u8>)> {
     self
@@ -169,8 +180,12 @@ fn check_valid_frame(frame: &Frame<'_>) {
       assert!(frame.body.len() > codec::REQUEST_ID);
       None
     }
-    kind::PING | kind::PONG => {
+    kind::PING | kind::PONG | kind::GOODBYE => {
       assert!(frame.body.is_empty());
+      None
+    }
+    kind::ACK => {
+      assert_eq!(frame.body.len(), 8);
       None
     }
     other => panic!("validate accepted kind 0x{other:02x}"),
@@ -283,7 +298,7 @@ pub fn stream(data: &[u8]) {
     return;
   };
   let max = STREAM_MAX_SIZES[usize::from(selector & 1)];
-  let expected = decode(after, max);
+  let expected = decode(after, max).outside_session();
   let mut wire = hello();
   wire.extend_from_slice(after);
 

@@ -82,6 +82,11 @@ pub fn carries_data(frame_kind: u8) -> bool {
   matches!(frame_kind, kind::MESSAGE_JSON..=kind::MESSAGE_BINARY | kind::REQUEST_JSON..=kind::REPLY_ERROR)
 }
 
+/// True for the frames only an at-least-once session may carry (ACK, GOODBYE).
+pub fn session_only(frame_kind: u8) -> bool {
+  matches!(frame_kind, kind::ACK | kind::GOODBYE)
+}
+
 /// Why bytes from a peer are not a valid frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FrameError {
@@ -99,6 +104,8 @@ pub enum FrameError {
   BadRequest(u8),
   /// A hello, ping or pong with the wrong shape.
   BadControl(u8),
+  /// An ACK or GOODBYE on a connection without an at-least-once session.
+  NotInSession(u8),
 }
 
 impl fmt::Display for FrameError {
@@ -113,6 +120,10 @@ impl fmt::Display for FrameError {
       FrameError::BadTopic => f.write_str("peer sent a message whose topic is truncated or not UTF-8"),
       FrameError::BadRequest(k) => write!(f, "peer sent a request or reply of kind 0x{k:02x} too short for its header"),
       FrameError::BadControl(k) => write!(f, "peer sent a malformed control frame of kind 0x{k:02x}"),
+      FrameError::NotInSession(k) => write!(
+        f,
+        "peer sent a frame of kind 0x{k:02x} (ACK or GOODBYE), which only at-least-once sessions use; check that both ends set the same delivery option"
+      ),
     }
   }
 }

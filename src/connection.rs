@@ -727,13 +727,17 @@ struct Parsed {
   failure: Option<codec::FrameError>,
 }
 
-fn parse(buf: &[u8], max_message_size: usize) -> Parsed {
+fn parse(buf: &[u8], max_message_size: usize, session: bool) -> Parsed {
   let mut found = Parsed::default();
   loop {
     match codec::next_frame(&buf[found.complete..], max_message_size) {
       Ok(Some(frame)) => {
         if let Err(e) = codec::validate(&frame) {
           found.failure = Some(e);
+          break;
+        }
+        if !session && codec::session_only(frame.kind) {
+          found.failure = Some(codec::FrameError::NotInSession(frame.kind));
           break;
         }
         found.complete += frame.wire_len();
@@ -797,7 +801,7 @@ async fn read_loop(
   let stop_on_shutdown = !session;
   let ended = |peer_gone: Ended| if link.shutdown.is_cancelled() { Ended::Shutdown } else { peer_gone };
   loop {
-    let found = parse(&buf, link.max_message_size);
+    let found = parse(&buf, link.max_message_size, session);
     // Everything intact before a bad frame is still delivered.
     if found.complete > 0 {
       deliver(link, &buf[..found.complete], found.data);
