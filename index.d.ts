@@ -245,7 +245,7 @@ export declare class Client extends EventEmitter {
   /** Sends to the server; queued while disconnected. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG. */
   /** Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'. */
   send(topic: string | undefined, message: Message): boolean;
-  /** Resolves once the outgoing buffer is below highWaterMark. */
+  /** Resolves at the next 'drain' (at once if send() would return true). */
   drained(): Promise<void>;
   /** Asks the server; resolves with its handler's reply. Queued while disconnected. Never throws. */
   request<R = any>(topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
@@ -283,7 +283,7 @@ export declare class Peer extends EventEmitter {
   readonly role: 'server' | 'client' | null;
   /** Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'. */
   send(topic: string | undefined, message: Message): boolean;
-  /** Resolves once the outgoing buffer is below highWaterMark. */
+  /** Resolves at the next 'drain' (at once if send() would return true). */
   drained(): Promise<void>;
   request<R = any>(topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
   handle(topic: string | undefined, handler: (message: any) => unknown): this;

@@ -214,3 +214,38 @@ test('a socketFile over 107 bytes or containing a NUL byte throws TypeError ERR_
     assert.doesNotThrow(() => new Ctor({ socketFile: longest }));
   }
 });
+
+describe('delivery and backpressure', () => {
+  for (const Ctor of CLASSES) {
+    test(`new ${Ctor.name}() throws naming the option for a bad delivery, highWaterMark or maxBufferedBytes, and accepts both delivery modes`, T, () => {
+      for (const delivery of ['exactly-once', 'AT-LEAST-ONCE', 1, null]) {
+        assertThrows(() => new Ctor({ socketFile: PATH, delivery }), TypeError, 'ERR_INVALID_ARG_VALUE', /options\.delivery/);
+      }
+      for (const highWaterMark of [0, -1, 1.5, Infinity]) {
+        assertThrows(() => new Ctor({ socketFile: PATH, highWaterMark }), RangeError, 'ERR_OUT_OF_RANGE', /options\.highWaterMark/);
+      }
+      assertThrows(() => new Ctor({ socketFile: PATH, maxBufferedBytes: 0 }), RangeError, 'ERR_OUT_OF_RANGE', /options\.maxBufferedBytes/);
+      assertThrows(
+        () => new Ctor({ socketFile: PATH, highWaterMark: 2048, maxBufferedBytes: 1024 }),
+        RangeError,
+        'ERR_OUT_OF_RANGE',
+        /options\.maxBufferedBytes \(1024\) must be at least options\.highWaterMark \(2048\)/,
+      );
+      for (const delivery of ['at-most-once', 'at-least-once', undefined]) new Ctor({ socketFile: PATH, delivery });
+      new Ctor({ socketFile: PATH, highWaterMark: 1, maxBufferedBytes: Infinity });
+    });
+  }
+
+  test("a Peer refuses delivery 'at-least-once' (it has no server side to keep a session)", T, () => {
+    const { Peer } = require('..');
+    assertThrows(() => new Peer({ socketFile: PATH, delivery: 'at-least-once' }), TypeError, 'ERR_INVALID_ARG_VALUE', /Peer/);
+    new Peer({ socketFile: PATH, delivery: 'at-most-once' });
+  });
+
+  test('sessionTimeout on a Server must be a whole number of ms from 0', T, () => {
+    for (const sessionTimeout of [-1, 1.5, 'soon']) {
+      assert.throws(() => new Server({ socketFile: PATH, sessionTimeout }), (err) => /options\.sessionTimeout/.test(err.message));
+    }
+    new Server({ socketFile: PATH, sessionTimeout: 0 });
+  });
+});

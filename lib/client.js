@@ -26,6 +26,8 @@ const {
   kRefuseIfClosed,
   kClosed,
   kAuthError,
+  kWhenDrained,
+  kReleaseDrained,
 } = require('./endpoint');
 
 const kConnected = Symbol('connected');
@@ -35,8 +37,6 @@ const kQueueFull = Symbol('queueFull');
 const kLifecycle = Symbol('lifecycle');
 // The spell past highWaterMark the core reported (0: none); 'drain' ends it.
 const kOver = Symbol('over');
-const kDrainWaiters = Symbol('drainWaiters');
-const kDrained = Symbol('drained');
 
 function bufferFullError(refused, maxBufferedBytes) {
   return ipcError(
@@ -71,7 +71,6 @@ class OneConnection extends Endpoint {
     // Counts connections: 1 for the first. A request is tagged with the one it travels on.
     this[kConnection] = 0;
     this[kOver] = 0;
-    this[kDrainWaiters] = [];
     // The core may have stopped (maxRetries) before this side heard of it, or the buffer may be
     // full: what it refuses is reported, not lost.
     const settle = (outcome) => {
@@ -137,16 +136,9 @@ class OneConnection extends Endpoint {
     return this[kOver] === 0;
   }
 
-  /** Resolves once the outgoing buffer is below highWaterMark (at once if it is). */
+  /** Resolves at the next 'drain' (at once if send() would return true). */
   drained() {
-    if (this[kOver] === 0 || this[kState] === 'closed') return Promise.resolve();
-    return new Promise((resolve) => this[kDrainWaiters].push(resolve));
-  }
-
-  [kDrained]() {
-    this[kOver] = 0;
-    const waiters = this[kDrainWaiters].splice(0);
-    for (const resolve of waiters) resolve();
+    return this[kWhenDrained](this[kOver] === 0);
   }
 
   /** Asks the other side; resolves with the reply of its handler for `topic`. While disconnected,
@@ -252,7 +244,8 @@ class OneConnection extends Endpoint {
         break;
       case EVENT.DRAIN:
         if (body.readUInt32BE(0) !== this[kOver]) break; // a later spell is still running
-        this[kDrained]();
+        this[kOver] = 0;
+        this[kReleaseDrained]();
         this.emit('drain');
         break;
       case EVENT.CLOSE: {
@@ -262,7 +255,7 @@ class OneConnection extends Endpoint {
         // Sent in this tick, after the core stopped: never reached it.
         const undelivered = this[kOutgoing].discard();
         if (undelivered > 0) this.emit('error', undeliveredError(undelivered));
-        this[kDrained]();
+        this[kReleaseDrained]();
         this.emit('close');
         break;
       }

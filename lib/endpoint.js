@@ -21,6 +21,9 @@ const kRefuseIfClosed = Symbol('refuseIfClosed');
 const kClosed = Symbol('closed');
 const kAuthError = Symbol('authError');
 const kInspect = Symbol('inspect');
+const kDrainWaiters = Symbol('drainWaiters');
+const kWhenDrained = Symbol('whenDrained');
+const kReleaseDrained = Symbol('releaseDrained');
 
 // Target meaning "every client" on a server, and "the other side" on a client or peer.
 const BROADCAST = 0;
@@ -42,6 +45,18 @@ class Endpoint extends EventEmitter {
     this[kState] = 'new';
     this[kNative] = null;
     this[kReferenced] = true;
+    // drained() promises, settled together when the subclass says the buffers are below the mark.
+    this[kDrainWaiters] = [];
+  }
+
+  /** A drained() promise: settled now when `drained` holds, else at the next kReleaseDrained. */
+  [kWhenDrained](drained) {
+    if (drained || this[kState] === 'closed') return Promise.resolve();
+    return new Promise((resolve) => this[kDrainWaiters].push(resolve));
+  }
+
+  [kReleaseDrained]() {
+    for (const resolve of this[kDrainWaiters].splice(0)) resolve();
   }
 
   /** Creates the native object, which starts at once; its wake-ups drain into our listeners. */
@@ -189,4 +204,6 @@ module.exports = {
   kClosed,
   kAuthError,
   kInspect,
+  kWhenDrained,
+  kReleaseDrained,
 };

@@ -24,6 +24,8 @@ const {
   kClosed,
   kAuthError,
   kInspect,
+  kWhenDrained,
+  kReleaseDrained,
 } = require('./endpoint');
 
 // clientId -> who it is ({ pid, uid, gid } on Unix sockets, { address, family, port } on TCP).
@@ -39,7 +41,6 @@ const kAllowThrew = Symbol('allowThrew');
 const kOnNativeError = Symbol('onNativeError');
 // clientId -> the spell past highWaterMark the core reported; 'drain' (clientId) ends it.
 const kOver = Symbol('over');
-const kDrainWaiters = Symbol('drainWaiters');
 const kNoLongerOver = Symbol('noLongerOver');
 
 class Server extends Endpoint {
@@ -52,7 +53,6 @@ class Server extends Endpoint {
     this[kClients] = new Map();
     this[kAllowThrew] = new Map();
     this[kOver] = new Map();
-    this[kDrainWaiters] = [];
     // The core answers each batch with the clients it took past highWaterMark: [id, spell, …].
     const noteOver = (over) => {
       for (let i = 0; i < over.length; i += 2) this[kOver].set(over[i], over[i + 1]);
@@ -120,15 +120,12 @@ class Server extends Endpoint {
    * sends take it past maxBufferedBytes.
    */
   drained() {
-    if (this[kOver].size === 0 || this[kState] === 'closed') return Promise.resolve();
-    return new Promise((resolve) => this[kDrainWaiters].push(resolve));
+    return this[kWhenDrained](this[kOver].size === 0);
   }
 
   [kNoLongerOver](clientId) {
     this[kOver].delete(clientId);
-    if (this[kOver].size > 0 && this[kState] !== 'closed') return;
-    const waiters = this[kDrainWaiters].splice(0);
-    for (const resolve of waiters) resolve();
+    if (this[kOver].size === 0 || this[kState] === 'closed') this[kReleaseDrained]();
   }
 
   /** Asks one client; resolves with the reply of its handler for `topic`. */

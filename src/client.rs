@@ -5,7 +5,7 @@ use crate::connection::{self, Appended, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
 use crate::handshake::{connect_once, ClientSecurity, Conn, HelloOptions};
-use crate::session::{self, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
+use crate::session::{self, delivery_name, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
 use crate::transport::Endpoint;
 use std::sync::Arc;
@@ -163,14 +163,6 @@ pub(crate) fn agree_on_delivery(conn: Conn, outbox: &Outbox) -> Result<(Conn, Op
     return Ok((conn, Some(0), false));
   }
   Ok((conn, Some(received), true))
-}
-
-pub(crate) fn delivery_name(at_least_once: bool) -> &'static str {
-  if at_least_once {
-    "at-least-once"
-  } else {
-    "at-most-once"
-  }
 }
 
 /// Reports a failed attempt and returns the delay before the next one, or `None` once

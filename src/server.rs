@@ -2,13 +2,12 @@
 //! may stay (secret, `allow`, `maxConnections`), routes outgoing messages to them, and on close
 //! flushes, ends every connection and removes the file.
 
-use crate::client::delivery_name;
 use crate::codec;
 use crate::connection::{self, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
 use crate::handshake::{bounded, Conn, HelloOptions, Refusal, ServerSecurity};
-use crate::session::{self, SessionId, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
+use crate::session::{self, delivery_name, SessionId, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::socket_file::SocketFile;
 use crate::transport::{self, Endpoint, Listener, PeerInfo, Socket};
 use std::collections::HashMap;

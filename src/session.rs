@@ -19,6 +19,15 @@ pub const FLAG_RESUMED: u8 = 0x02;
 
 pub type SessionId = [u8; 16];
 
+/// The `delivery` option's value, for messages about a mismatch.
+pub fn delivery_name(at_least_once: bool) -> &'static str {
+  if at_least_once {
+    "at-least-once"
+  } else {
+    "at-most-once"
+  }
+}
+
 /// A client's hello extension: `session_id[16] | received: u64`.
 pub fn encode_client_hello(id: &SessionId, received: u64) -> Vec<u8> {
   [&id[..], &received.to_be_bytes()].concat()
