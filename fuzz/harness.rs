@@ -321,6 +321,7 @@ pub fn stream(data: &[u8]) {
         heartbeat: None,
         frame_timeout: None,
         peer_received: None,
+        wire: Default::default(),
       };
       let end = connection::run(conn, link).await;
       connection::report_end(&events, events::kind::CONNECTION_CLOSE, 1, &end);

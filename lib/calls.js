@@ -91,6 +91,7 @@ class Calls {
    * caller turns into a rejection: bad options, a message that cannot be encoded.
    */
   call(target, topic, message, options, tag) {
+    if (this.outgoing.socketIpc) throw notSupported('request()');
     if (options === null || typeof options !== 'object') {
       throw typeError('ERR_INVALID_ARG_TYPE', 'request options must be an object like { timeout, signal }');
     }
@@ -175,6 +176,7 @@ class Calls {
   // ----- handlers -----
 
   handle(topic, handler) {
+    if (this.outgoing.socketIpc) throw notSupported('handle()');
     if (typeof handler !== 'function') {
       throw typeError('ERR_INVALID_ARG_TYPE', `handle('${topic}', handler): handler must be a function, got ${typeof handler}`);
     }
@@ -237,6 +239,14 @@ class Calls {
   replyError(target, requestId, status, info) {
     this.outgoing.appendReplyError(target, requestId, status, info);
   }
+}
+
+/** protocol 'socket-ipc' carries messages only, as @crussell52/socket-ipc does. */
+function notSupported(what) {
+  return ipcError(
+    'ERR_IPC_NOT_SUPPORTED',
+    `${what} needs protocol 'native': the socket-ipc wire has no requests; use send() and a reply topic, or move both ends to protocol 'native'`,
+  );
 }
 
 module.exports = { Calls, disconnectedError };

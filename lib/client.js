@@ -85,6 +85,7 @@ class OneConnection extends Endpoint {
       (batch) => this[kNative] !== null && settle(this[kNative].send(batch)),
       (target, head, payload) => this[kNative] !== null && settle(this[kNative].sendLarge(head, payload)),
       this[kOptions].highWaterMark,
+      this[kOptions].protocol === 'socket-ipc',
     );
     // At-least-once: a request survives reconnects (it is re-sent), so its reply may come on a
     // later connection.

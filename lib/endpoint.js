@@ -79,6 +79,7 @@ class Endpoint extends EventEmitter {
       highWaterMark: o.highWaterMark,
       maxBufferedBytes: o.maxBufferedBytes,
       atLeastOnce: o.atLeastOnce,
+      socketIpc: o.protocol === 'socket-ipc',
     };
     try {
       this[kNative] = new NativeClass({ ...common, ...config }, () => incoming.drain());

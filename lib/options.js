@@ -27,6 +27,7 @@ const DEFAULTS = {
   sessionTimeout: 10000,
 };
 const DELIVERY_MODES = ['at-most-once', 'at-least-once'];
+const PROTOCOLS = ['native', 'socket-ipc'];
 const MAX_MS = 2 ** 31 - 1;
 
 function optionsObject(options, className) {
@@ -115,8 +116,38 @@ function buffering(options, className) {
   return { delivery, atLeastOnce: delivery === 'at-least-once', highWaterMark, maxBufferedBytes };
 }
 
+// protocol 'socket-ipc' speaks @crussell52/socket-ipc 0.4's wire, which has no hello (so no
+// secret, TLS or delivery agreement) and no pings.
+function protocolOption(options, className, address) {
+  const protocol = options.protocol === undefined ? 'native' : options.protocol;
+  if (!PROTOCOLS.includes(protocol)) {
+    throw typeError('ERR_INVALID_ARG_VALUE', `options.protocol must be 'native' or 'socket-ipc', got ${show(protocol)}`);
+  }
+  if (protocol === 'native') return protocol;
+  const conflict =
+    className === 'Peer'
+      ? 'a Peer (the socket-ipc library has none)'
+      : options.secret !== undefined
+        ? 'options.secret'
+        : (options.tls !== undefined && options.tls !== false) || address.tls
+          ? 'TLS'
+          : options.delivery === 'at-least-once'
+            ? "delivery 'at-least-once'"
+            : options.heartbeatInterval !== undefined && options.heartbeatInterval !== 0
+              ? 'options.heartbeatInterval'
+              : undefined;
+  if (conflict !== undefined) {
+    throw typeError(
+      'ERR_INVALID_ARG_VALUE',
+      `options.protocol 'socket-ipc' cannot be combined with ${conflict}: that wire has no hello, pings or acknowledgements; use protocol 'native' on both ends for it`,
+    );
+  }
+  return protocol;
+}
+
 // Heartbeats: interval 0 turns them off; the timeout defaults to two intervals.
-function heartbeat(options) {
+function heartbeat(options, protocol) {
+  if (protocol === 'socket-ipc') return { heartbeatInterval: 0, heartbeatTimeout: 0 };
   const interval = integer(options, 'heartbeatInterval', 0, MAX_MS);
   if (interval === 0) return { heartbeatInterval: 0, heartbeatTimeout: 0 };
   const timeout = options.heartbeatTimeout === undefined ? Math.min(interval * 2, MAX_MS) : integer(options, 'heartbeatTimeout', 1, MAX_MS);
@@ -236,6 +267,7 @@ function endpointOptions(options, className, extra) {
   const address = parseAddress(options, className === 'Server');
   // A Peer may end up in either role, so its TLS options must serve both.
   const sides = { Server: [true], Client: [false], Peer: [true, false] }[className];
+  const protocol = protocolOption(options, className, address);
   const tls = tlsOptions(options, address, sides.includes(true));
   if (tls !== undefined) {
     // A bad certificate or key throws here, from the constructor, not at the first connection.
@@ -247,11 +279,12 @@ function endpointOptions(options, className, extra) {
   }
   const result = {
     address,
+    protocol,
     tls: tls !== undefined,
     maxMessageSize: integer(options, 'maxMessageSize', 16, MAX_MESSAGE_SIZE_LIMIT),
     handshakeTimeout: integer(options, 'handshakeTimeout', 1, MAX_MS),
     frameTimeout: integer(options, 'frameTimeout', 0, MAX_MS),
-    ...heartbeat(options),
+    ...heartbeat(options, protocol),
     requestTimeout: integer(options, 'requestTimeout', 0, MAX_MS),
     ...buffering(options, className),
     ...extra(address),

@@ -13,6 +13,10 @@ const KIND_REQUEST_BINARY = 0x21;
 const KIND_REPLY_JSON = 0x22;
 const KIND_REPLY_BINARY = 0x23;
 const KIND_REPLY_ERROR = 0x24;
+// protocol 'socket-ipc': body = JSON.stringify({ topic, message }) + '\0\0', the bytes that go
+// on that wire (src/socket_ipc.rs); never a native wire kind.
+const KIND_TEXT = 0x14;
+const TEXT_DELIMITER = '\0\0';
 const MAX_TOPIC_BYTES = 0xffff;
 // len (4) + kind (1)
 const FRAME_START = 5;
@@ -52,8 +56,10 @@ class Outgoing {
    *   large binary message to the core (which copies it once); false if it cannot take it now
    * @param {number} highWaterMark  a batch this large goes to the core at once, so the core's
    *   view of each connection's buffer (what send() returns) is never a whole mark behind
+   * @param {boolean} socketIpc  messages are encoded for @crussell52/socket-ipc's wire
    */
-  constructor(targeted, maxMessageSize, deliver, deliverLarge, highWaterMark = FLUSH_AT) {
+  constructor(targeted, maxMessageSize, deliver, deliverLarge, highWaterMark = FLUSH_AT, socketIpc = false) {
+    this.socketIpc = socketIpc;
     this.prefix = targeted ? 4 : 0;
     this.maxMessageSize = maxMessageSize;
     this.flushAt = Math.min(FLUSH_AT, highWaterMark);
@@ -68,7 +74,37 @@ class Outgoing {
 
   /** Encodes one message; throws (and queues nothing) if it cannot be encoded or is too large. */
   append(target, topic, message) {
-    this.frame(target, KIND_JSON, NO_ID, topic, message);
+    if (this.socketIpc) this.text(target, topic, message);
+    else this.frame(target, KIND_JSON, NO_ID, topic, message);
+  }
+
+  /**
+   * Encodes one message as @crussell52/socket-ipc does: the JSON of `{ topic, message }` (so a
+   * Buffer is `{ type: 'Buffer', data: [...] }`), which the core sends followed by two NULs.
+   */
+  text(target, topic, message) {
+    let text;
+    try {
+      text = JSON.stringify({ topic, message });
+    } catch (err) {
+      throw encodeError(err.message, err);
+    }
+    const max = this.maxMessageSize;
+    if (text.length > max) throw tooLarge(text.length, max);
+    const start = this.len;
+    this.reserve(this.prefix + FRAME_START + text.length * 3 + TEXT_DELIMITER.length);
+    const buf = this.buf;
+    const at = start + this.prefix;
+    const textEnd = at + FRAME_START + buf.write(text, at + FRAME_START);
+    if (textEnd - (at + FRAME_START) > max) throw tooLarge(textEnd - (at + FRAME_START), max);
+    buf[textEnd] = 0;
+    buf[textEnd + 1] = 0;
+    const end = textEnd + TEXT_DELIMITER.length;
+    if (this.prefix) buf.writeUInt32BE(target, start);
+    buf.writeUInt32BE(end - (at + 4), at);
+    buf[at + 4] = KIND_TEXT;
+    this.len = end;
+    this.scheduleFlush();
   }
 
   /** Encodes one request (`id` matches its reply); throws as `append`. */
@@ -229,7 +265,7 @@ class Outgoing {
     let count = 0;
     for (let pos = 0; pos < this.len; pos += this.prefix + 4 + this.buf.readUInt32BE(pos + this.prefix)) {
       const kind = this.buf[pos + this.prefix + 4];
-      if (kind === KIND_JSON || kind === KIND_BINARY) count++;
+      if (kind === KIND_JSON || kind === KIND_BINARY || kind === KIND_TEXT) count++;
     }
     this.len = 0;
     return count;
@@ -259,5 +295,6 @@ module.exports = {
   KIND_REPLY_JSON,
   KIND_REPLY_BINARY,
   KIND_REPLY_ERROR,
+  KIND_TEXT,
   MAX_TOPIC_BYTES,
 };

@@ -65,6 +65,7 @@ class Server extends Endpoint {
       (batch) => this[kNative] === null || noteOver(this[kNative].send(batch)),
       (target, head, payload) => this[kNative] === null || noteOver(this[kNative].sendLarge(target, head, payload)),
       this[kOptions].highWaterMark,
+      this[kOptions].protocol === 'socket-ipc',
     );
     // A client id is never reused, so it names its connection.
     this[kCalls] = new Calls(

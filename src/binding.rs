@@ -14,6 +14,7 @@ use crate::handshake::{ClientSecurity, ServerSecurity};
 use crate::peer::{Peer, PeerOptions, PeerSecurity};
 use crate::reconnect::{Delay, RetryPolicy};
 use crate::server::{Allow, Server, ServerOptions};
+use crate::socket_ipc::Wire;
 use crate::tls::{TlsClient, TlsOptions, TlsServer};
 use crate::transport::{Endpoint, Family};
 use napi::bindgen_prelude::*;
@@ -67,6 +68,14 @@ fn set_referenced(env: &Env, wake: &Weak<WakeFn>, referenced: bool) -> Result<()
 
 fn millis(ms: f64) -> Duration {
   Duration::from_millis(if ms.is_finite() && ms > 0.0 { ms as u64 } else { 0 })
+}
+
+fn wire(socket_ipc: bool) -> Wire {
+  if socket_ipc {
+    Wire::SocketIpc
+  } else {
+    Wire::Native
+  }
 }
 
 /// Interval 0 turns heartbeats off (the timeout is then unused).
@@ -350,6 +359,8 @@ pub struct NativeServerConfig {
   pub max_buffered_bytes: f64,
   pub at_least_once: bool,
   pub session_timeout: f64,
+  /// `protocol: 'socket-ipc'` (see `socket_ipc`).
+  pub socket_ipc: bool,
 }
 
 /// A listening server. Constructing it starts `listen()`.
@@ -385,6 +396,7 @@ impl NativeServer {
       limits: limits(config.high_water_mark, config.max_buffered_bytes),
       at_least_once: config.at_least_once,
       session_timeout: millis(config.session_timeout),
+      wire: wire(config.socket_ipc),
     };
     let server = within_runtime_if_available(|| Server::listen(options, security, events.clone()));
     let teardown = teardown_hook(&env, events.clone(), {
@@ -480,6 +492,8 @@ pub struct NativeClientConfig {
   pub high_water_mark: f64,
   pub max_buffered_bytes: f64,
   pub at_least_once: bool,
+  /// `protocol: 'socket-ipc'` (see `socket_ipc`); never on a peer.
+  pub socket_ipc: bool,
 }
 
 impl NativeClientConfig {
@@ -524,6 +538,7 @@ impl Connector {
         frame_timeout,
         limits,
         at_least_once: config.at_least_once,
+        wire: wire(config.socket_ipc),
       };
       return Ok(within_runtime_if_available(|| {
         Connector::Client(Client::connect(options, client_security, events))

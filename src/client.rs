@@ -7,6 +7,7 @@ use crate::events::{kind, EventQueue};
 use crate::handshake::{connect_once, ClientSecurity, Conn, HelloOptions};
 use crate::session::{self, delivery_name, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
+use crate::socket_ipc::Wire;
 use crate::transport::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,8 @@ pub struct ClientOptions {
   pub limits: Limits,
   /// `delivery: 'at-least-once'`: a session that survives reconnects (see `session`).
   pub at_least_once: bool,
+  /// `protocol: 'socket-ipc'`: no hello, and the messages of `@crussell52/socket-ipc`.
+  pub wire: Wire,
 }
 
 /// A handle to a running client; clones share it.
@@ -44,7 +47,7 @@ impl Client {
   pub fn connect(options: ClientOptions, security: ClientSecurity, events: Arc<EventQueue>) -> Client {
     let session = options.at_least_once.then(session::new_id);
     let shared = Arc::new(Shared {
-      outbox: Outbox::new(options.limits, session),
+      outbox: Outbox::new(options.limits, session, options.wire),
       options,
       security,
       events,
@@ -83,11 +86,11 @@ async fn run(shared: Arc<Shared>) {
   let mut retries = Retries::new(options.retry, Jitter::from_entropy());
   let mut connected_before = false;
   loop {
-    let our_hello = hello(&shared.outbox);
+    let our_hello = (options.wire == Wire::Native).then(|| hello(&shared.outbox));
     let attempt = tokio::select! {
       biased;
       _ = shared.shutdown.cancelled() => break,
-      attempt = connect_once(&options.endpoint, &shared.security, options.handshake_timeout, &our_hello) => attempt,
+      attempt = connect_once(&options.endpoint, &shared.security, options.handshake_timeout, our_hello.as_ref()) => attempt,
     };
     let delay = match attempt.and_then(|conn| agree_on_delivery(conn, &shared.outbox)) {
       Ok((conn, peer_received, resumed)) => {
@@ -103,6 +106,7 @@ async fn run(shared: Arc<Shared>) {
           heartbeat: options.heartbeat,
           frame_timeout: options.frame_timeout,
           peer_received,
+          wire: options.wire,
         };
         let end = connection::run(conn, link).await;
         if matches!(end, Ended::Shutdown) {

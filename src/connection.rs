@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use crate::handshake::{Conn, FIRST_READ};
 use crate::session::{Session, SessionId};
+use crate::socket_ipc::{self, Splitter, Wire};
 use crate::transport::Socket;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +70,8 @@ pub struct Outbox {
   pub evicted: CancellationToken,
   /// Woken when acknowledgements arrive or are sent (a closing connection waits on both).
   progress: Notify,
+  /// On the socket-ipc wire, JS's frames are unwrapped to that wire's bytes as they are queued.
+  wire: Wire,
 }
 
 #[derive(Default)]
@@ -95,6 +98,8 @@ struct OutboxState {
   episode: u32,
   /// At-least-once: what was sent and is kept, and what was received.
   session: Option<Session>,
+  /// What the queued bytes are (they are counted in messages when dropped).
+  wire: Wire,
 }
 
 /// Appends up to this size may be written directly by the caller.
@@ -167,7 +172,15 @@ impl OutboxState {
   }
 
   fn queued_messages(&self) -> usize {
-    self.pieces.iter().map(|p| count_messages(p)).sum::<usize>() + count_messages(&self.buf)
+    self.pieces.iter().map(|p| self.count(p)).sum::<usize>() + self.count(&self.buf)
+  }
+
+  /// Messages in queued bytes.
+  fn count(&self, bytes: &[u8]) -> usize {
+    match self.wire {
+      Wire::Native => count_messages(bytes),
+      Wire::SocketIpc => socket_ipc::count(bytes),
+    }
   }
 
   /// What counts against the limits.
@@ -204,11 +217,14 @@ impl OutboxState {
 }
 
 impl Outbox {
-  pub fn new(limits: Limits, session: Option<SessionId>) -> Self {
+  pub fn new(limits: Limits, session: Option<SessionId>, wire: Wire) -> Self {
+    debug_assert!(session.is_none() || wire == Wire::Native, "sessions are a native-wire feature");
     Outbox {
       limits,
+      wire,
       state: Mutex::new(OutboxState {
         session: session.map(Session::new),
+        wire,
         ..Default::default()
       }),
       ..Default::default()
@@ -223,13 +239,13 @@ impl Outbox {
   /// client is dropped instead, which its connection reports.
   fn refusal(&self, state: &mut OutboxState, frames: &[u8]) -> Option<Appended> {
     if state.closed {
-      return Some(Appended { refused: count_messages(frames), ..Default::default() });
+      return Some(Appended { refused: state.count(frames), ..Default::default() });
     }
     if state.buffered() + frames.len() <= self.limits.max_buffered {
       return None;
     }
     if !self.limits.evict {
-      return Some(Appended { full: count_messages(frames), ..Default::default() });
+      return Some(Appended { full: state.count(frames), ..Default::default() });
     }
     state.closed = true;
     state.pieces.clear();
@@ -244,6 +260,16 @@ impl Outbox {
 
   /// Queues frames (JS batches hold data frames only).
   pub fn append(&self, frames: &[u8]) -> Appended {
+    if self.wire == Wire::SocketIpc {
+      let mut wire = Vec::with_capacity(frames.len());
+      socket_ipc::unwrap(frames, &mut wire);
+      return self.append_wire(&wire);
+    }
+    self.append_wire(frames)
+  }
+
+  /// Queues bytes as they go on the wire.
+  fn append_wire(&self, frames: &[u8]) -> Appended {
     let mut state = self.lock();
     if let Some(refused) = self.refusal(&mut state, frames) {
       return refused;
@@ -259,7 +285,11 @@ impl Outbox {
         let written = stream.try_write(frames).unwrap_or(0);
         rest = &frames[written..];
         if written > 0 && !rest.is_empty() {
-          state.tail_of_partial = rest.len().min(frame_remainder(frames, written));
+          let remainder = match self.wire {
+            Wire::Native => frame_remainder(frames, written),
+            Wire::SocketIpc => socket_ipc::remainder(frames, written),
+          };
+          state.tail_of_partial = rest.len().min(remainder);
         }
       }
     }
@@ -278,6 +308,14 @@ impl Outbox {
 
   /// Queues one large frame as a piece of its own.
   pub fn append_piece(&self, frame: Bytes) -> Appended {
+    let frame = match self.wire {
+      Wire::Native => frame,
+      Wire::SocketIpc => {
+        let mut wire = Vec::with_capacity(frame.len());
+        socket_ipc::unwrap(&frame, &mut wire);
+        Bytes::from(wire)
+      }
+    };
     let mut state = self.lock();
     if let Some(refused) = self.refusal(&mut state, &frame) {
       return refused;
@@ -585,6 +623,7 @@ pub struct Link<'a> {
   /// In an at-least-once session: how many of our frames the other side already has (from its
   /// hello); we re-send what follows.
   pub peer_received: Option<u64>,
+  pub wire: Wire,
 }
 
 /// Runs the connection until the peer leaves, breaks the protocol, falls silent, or we shut down.
@@ -800,14 +839,30 @@ async fn read_loop(
   // A closing session keeps reading, for the acknowledgements of what it sent.
   let stop_on_shutdown = !session;
   let ended = |peer_gone: Ended| if link.shutdown.is_cancelled() { Ended::Shutdown } else { peer_gone };
+  // The socket-ipc wire is split at its delimiters instead of parsed as frames.
+  let mut splitter = (link.wire == Wire::SocketIpc).then(Splitter::default);
   loop {
-    let found = parse(&buf, link.max_message_size, session);
     // Everything intact before a bad frame is still delivered.
-    if found.complete > 0 {
-      deliver(link, &buf[..found.complete], found.data);
-      buf.advance(found.complete);
-      frame_started = None;
-    }
+    let found = match &mut splitter {
+      None => {
+        let found = parse(&buf, link.max_message_size, session);
+        if found.complete > 0 {
+          deliver(link, &buf[..found.complete], found.data);
+          buf.advance(found.complete);
+          frame_started = None;
+        }
+        found
+      }
+      Some(splitter) => {
+        let split = splitter.split(&buf, link.max_message_size);
+        if split.complete > 0 {
+          link.events.push_texts(link.id, &buf[..split.complete]);
+          buf.advance(split.complete);
+          frame_started = None;
+        }
+        Parsed { failure: split.failure, ..Default::default() }
+      }
+    };
     if let Some(delivered) = found.ack {
       if let Err(end) = apply_ack(link, delivered) {
         return end;
@@ -826,9 +881,13 @@ async fn read_loop(
     }
 
     // A large frame gets one allocation of its exact size, only once its size passed the limit.
-    let want = match codec::peek_frame_size(&buf, link.max_message_size) {
-      Ok(Some(size)) => size.max(buf.len() + read_size),
-      _ => buf.len() + read_size,
+    let frame_size = match splitter {
+      None => codec::peek_frame_size(&buf, link.max_message_size).ok().flatten(),
+      Some(_) => None,
+    };
+    let want = match frame_size {
+      Some(size) => size.max(buf.len() + read_size),
+      None => buf.len() + read_size,
     };
     if buf.capacity() < want {
       buf.reserve(want - buf.len());
@@ -858,7 +917,7 @@ async fn read_loop(
     let deadline = frame_started.zip(link.frame_timeout).map(|(t, limit)| t + limit);
     // A large frame is read into memory of exactly its size and handed to JS whole: the bytes the
     // kernel copies in are the bytes the listener's Buffer shows, with no copy into the batch.
-    if let Ok(Some(size)) = codec::peek_frame_size(&buf, link.max_message_size) {
+    if let Some(size) = frame_size {
       if size >= ATTACH_FROM && buf.len() < size {
         match read_whole_frame(stream, &mut buf, size, link, dead, life, deadline, stop_on_shutdown).await {
           Ok(frame) => match codec::next_frame(&frame, link.max_message_size).map(|f| f.map(|f| codec::validate(&f))) {

@@ -13,9 +13,11 @@
 //! its length prefix and kind (`topic_len: u16 | topic | payload`), copied once. Two other
 //! message records exist: `JSON_GROUP`, a run of JSON messages parsed as one array
 //! (`encode_messages`), and `ATTACHED`, the index of a large frame handed over whole
-//! (`push_attached`).
+//! (`push_attached`). Connections on the socket-ipc wire send `TEXT` and `TEXT_GROUP` records
+//! (`push_texts`).
 
 use crate::codec;
+use crate::socket_ipc;
 use crate::error::IpcError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +33,8 @@ pub mod kind {
   pub const JSON_GROUP: u8 = 0x12;
   /// A large message handed over whole; body: its index among the batch's attachments (u32).
   pub const ATTACHED: u8 = 0x13;
+  /// socket-ipc messages: one text, or a run of them (see `encode_texts`).
+  pub use crate::socket_ipc::{TEXT, TEXT_GROUP};
   /// Body: what is bound, as JSON (see `Listener::address_json`).
   pub const LISTENING: u8 = 0x81;
   /// Body: who connected, as JSON (see `PeerInfo::write_json`).
@@ -168,6 +172,12 @@ impl EventQueue {
         state.marks.insert(id, mark);
       }
     });
+  }
+
+  /// Appends the messages of the socket-ipc wire whose bytes (delimiters included) are
+  /// `complete` (see `socket_ipc`).
+  pub fn push_texts(&self, id: u32, complete: &[u8]) {
+    self.append(|buf| encode_texts(buf, id, complete));
   }
 
   /// The session counts of everything JS has taken, to acknowledge now that its listeners ran.
@@ -312,6 +322,45 @@ fn write_group(buf: &mut Vec<u8>, id: u32, bodies: &[&[u8]]) {
   buf.push(b']');
   let len = (buf.len() - body_at) as u32;
   buf[record_at + 5..record_at + 9].copy_from_slice(&len.to_be_bytes());
+}
+
+/// socket-ipc messages into records: runs of two or more texts that stand alone as array elements
+/// become one `TEXT_GROUP` (`count: u32 | count × text_len: u32 | [t1,t2,…]`), parsed by JS at
+/// once as `JSON_GROUP`s are; any other text is a `TEXT` record of its own.
+fn encode_texts(buf: &mut Vec<u8>, id: u32, complete: &[u8]) {
+  let mut texts = socket_ipc::texts(complete).peekable();
+  while let Some(text) = texts.next() {
+    if !codec::stands_alone(text) {
+      write_record(buf, socket_ipc::TEXT, id, text);
+      continue;
+    }
+    let mut run = vec![text];
+    while let Some(next) = texts.next_if(|t| codec::stands_alone(t)) {
+      run.push(next);
+    }
+    if run.len() == 1 {
+      write_record(buf, socket_ipc::TEXT, id, text);
+      continue;
+    }
+    let record_at = buf.len();
+    buf.extend_from_slice(&[socket_ipc::TEXT_GROUP, 0, 0, 0, 0, 0, 0, 0, 0]);
+    buf[record_at + 1..record_at + 5].copy_from_slice(&id.to_be_bytes());
+    let body_at = buf.len();
+    buf.extend_from_slice(&(run.len() as u32).to_be_bytes());
+    for text in &run {
+      buf.extend_from_slice(&(text.len() as u32).to_be_bytes());
+    }
+    buf.push(b'[');
+    for (i, text) in run.iter().enumerate() {
+      if i > 0 {
+        buf.push(b',');
+      }
+      buf.extend_from_slice(text);
+    }
+    buf.push(b']');
+    let len = (buf.len() - body_at) as u32;
+    buf[record_at + 5..record_at + 9].copy_from_slice(&len.to_be_bytes());
+  }
 }
 
 /// Iterates the data frames (kind, body) in a run of complete wire frames, skipping control frames.

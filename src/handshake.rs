@@ -100,6 +100,12 @@ impl Conn {
     }
   }
 
+  /// A connection on the socket-ipc wire, which has no hello: established as soon as it is.
+  pub fn plain(socket: Socket) -> Self {
+    let info = socket.peer_info();
+    Conn::with_info(socket, info)
+  }
+
   pub fn peer_info(&self) -> PeerInfo {
     self.info
   }
@@ -359,12 +365,13 @@ pub async fn bounded<T>(
   }
 }
 
-/// One attempt: connect to `endpoint` and complete the handshake, each within `limit`.
+/// One attempt: connect to `endpoint` and complete the handshake (`hello: None`: the
+/// socket-ipc wire, which has none), each within `limit`.
 pub async fn connect_once(
   endpoint: &Endpoint,
   security: &ClientSecurity,
   limit: Duration,
-  hello: &HelloOptions,
+  hello: Option<&HelloOptions>,
 ) -> Result<Conn, IpcError> {
   const ETIMEDOUT: i32 = 110;
   let socket = match tokio::time::timeout(limit, transport::connect(endpoint)).await {
@@ -376,6 +383,7 @@ pub async fn connect_once(
       )
     }
   };
+  let Some(hello) = hello else { return Ok(Conn::plain(socket)) };
   let never = CancellationToken::new();
   bounded(limit, &never, "server", Conn::offer(socket, security, hello)).await.map_err(client_error)
 }

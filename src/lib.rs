@@ -20,6 +20,7 @@ pub mod reconnect;
 pub mod server;
 pub mod session;
 pub mod socket_file;
+pub mod socket_ipc;
 pub mod tls;
 pub mod transport;
 

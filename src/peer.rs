@@ -12,6 +12,7 @@ use crate::events::{kind, EventQueue};
 use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, HelloOptions, Refusal, ServerSecurity};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
 use crate::socket_file::SocketFile;
+use crate::socket_ipc::Wire;
 use crate::transport::{self, Endpoint, Listener, Socket};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,7 +73,7 @@ impl Peer {
   /// Starts the election on the current tokio runtime; what happens arrives as events.
   pub fn connect(options: PeerOptions, security: PeerSecurity, events: Arc<EventQueue>) -> Peer {
     let shared = Arc::new(Shared {
-      outbox: Outbox::new(options.limits, None),
+      outbox: Outbox::new(options.limits, None, Wire::Native),
       options,
       security,
       events,
@@ -133,7 +134,7 @@ async fn run(shared: Arc<Shared>) {
         let attempt = tokio::select! {
           biased;
           _ = shared.shutdown.cancelled() => break,
-          attempt = connect_once(&options.endpoint, &shared.security.client, options.handshake_timeout, &plain) => attempt,
+          attempt = connect_once(&options.endpoint, &shared.security.client, options.handshake_timeout, Some(&plain)) => attempt,
         };
         // (A peer has no at-least-once sessions; this refuses a partner that expects one.)
         match attempt.and_then(|conn| agree_on_delivery(conn, &shared.outbox)) {
@@ -211,6 +212,7 @@ async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
     heartbeat: shared.options.heartbeat,
     frame_timeout: shared.options.frame_timeout,
     peer_received: None,
+    wire: Wire::Native,
   };
   let end = connection::run(conn, link).await;
   if !matches!(end, Ended::Shutdown) {

@@ -6,8 +6,9 @@ use crate::codec;
 use crate::connection::{self, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
-use crate::handshake::{bounded, Conn, HelloOptions, Refusal, ServerSecurity};
+use crate::handshake::{bounded, Conn, HandshakeFailure, HelloOptions, Refusal, ServerSecurity};
 use crate::session::{self, delivery_name, SessionId, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
+use crate::socket_ipc::Wire;
 use crate::socket_file::SocketFile;
 use crate::transport::{self, Endpoint, Listener, PeerInfo, Socket};
 use std::collections::HashMap;
@@ -47,6 +48,8 @@ pub struct ServerOptions {
   pub at_least_once: bool,
   /// How long a session waits for its client to reconnect.
   pub session_timeout: Duration,
+  /// `protocol: 'socket-ipc'`: no hello, and the messages of `@crussell52/socket-ipc`.
+  pub wire: Wire,
 }
 
 /// Who may connect, checked after the secret and before `CONNECTION`.
@@ -249,7 +252,7 @@ impl Shared {
 
   fn new_slot(&self, session: Option<SessionId>) -> Arc<Slot> {
     Arc::new(Slot {
-      outbox: Outbox::new(Limits { evict: true, ..self.options.limits }, session),
+      outbox: Outbox::new(Limits { evict: true, ..self.options.limits }, session, self.options.wire),
       turn: Arc::default(),
       generation: AtomicU64::new(0),
       ended: AtomicBool::new(false),
@@ -357,8 +360,9 @@ impl Joined {
 async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
   let info = stream.peer_info();
   let mut place = Place { count: &shared.admitted, taken: false };
+  let plain = shared.options.wire == Wire::SocketIpc;
   let handshake = async {
-    let mut conn = Conn::accept(stream, &shared.security).await?;
+    let mut conn = if plain { Conn::plain(stream) } else { Conn::accept(stream, &shared.security).await? };
     let mut refusal = admission(&shared, conn_id, &info, &mut place).await;
     let mut joined = None;
     if refusal.is_none() {
@@ -368,7 +372,12 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
       }
     }
     let hello = joined.as_ref().map(Joined::hello).unwrap_or_default();
-    conn.answer(refusal, &hello).await?;
+    match (plain, refusal) {
+      // Without a hello there is no REJECT to send: a refused client is just disconnected.
+      (true, Some(refusal)) => return Err(refusal.report.map_or(HandshakeFailure::Silent, HandshakeFailure::Auth)),
+      (true, None) => {}
+      (false, refusal) => conn.answer(refusal, &hello).await?,
+    }
     Ok((conn, joined.expect("an answered hello has joined")))
   };
   let outcome = bounded(shared.options.handshake_timeout, &shared.shutdown, "client", handshake).await;
@@ -401,6 +410,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
     heartbeat: shared.options.heartbeat,
     frame_timeout: shared.options.frame_timeout,
     peer_received: joined.peer_received,
+    wire: shared.options.wire,
   };
   let end = connection::run(conn, link).await;
   // A session waiting for its client does not hold a connection's place.

@@ -9,6 +9,7 @@ pub use native_socket_ipc::events::{kind, EventQueue, Record, Wake};
 pub use native_socket_ipc::peer::{Peer, PeerOptions};
 pub use native_socket_ipc::reconnect::{Delay, RetryPolicy};
 pub use native_socket_ipc::server::{Allow, Server, ServerOptions, BROADCAST};
+pub use native_socket_ipc::socket_ipc::Wire;
 pub use native_socket_ipc::transport::Endpoint;
 pub use std::future::Future;
 pub use std::path::{Path, PathBuf};
@@ -213,6 +214,7 @@ pub fn server_options(path: &str) -> ServerOptions {
     limits: Limits::default(),
     at_least_once: false,
     session_timeout: Duration::from_secs(10),
+    wire: Wire::Native,
   }
 }
 
@@ -230,6 +232,7 @@ pub fn client_options(path: &str) -> ClientOptions {
     heartbeat: None,
     limits: Limits::default(),
     at_least_once: false,
+    wire: Wire::Native,
   }
 }
 
