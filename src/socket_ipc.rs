@@ -36,7 +36,9 @@ pub fn unwrap(frames: &[u8], out: &mut Vec<u8>) {
   let mut rest = frames;
   while rest.len() > codec::LEN_PREFIX {
     let len = u32::from_be_bytes(rest[..codec::LEN_PREFIX].try_into().unwrap()) as usize;
-    let Some(frame) = rest.get(codec::LEN_PREFIX..codec::LEN_PREFIX + len) else { break };
+    let Some(frame) = rest.get(codec::LEN_PREFIX..codec::LEN_PREFIX + len) else {
+      break;
+    };
     debug_assert_eq!(frame[0], TEXT, "JS sends only TEXT frames on the socket-ipc wire");
     out.extend_from_slice(&frame[1..]);
     rest = &rest[codec::LEN_PREFIX + len..];
@@ -162,7 +164,11 @@ mod tests {
 
   #[test]
   fn unwrap_strips_frame_headers_and_keeps_delimiters() {
-    let frames = [text_frame(r#"{"topic":"a","message":1}"#), text_frame(r#"{"topic":"b"}"#)].concat();
+    let frames = [
+      text_frame(r#"{"topic":"a","message":1}"#),
+      text_frame(r#"{"topic":"b"}"#),
+    ]
+    .concat();
     let mut out = Vec::new();
     unwrap(&frames, &mut out);
     assert_eq!(out, b"{\"topic\":\"a\",\"message\":1}\0\0{\"topic\":\"b\"}\0\0");
@@ -192,7 +198,14 @@ mod tests {
       let second = splitter.split(&buf, 1024);
       seen.extend(texts(&buf[..second.complete]).map(<[u8]>::to_vec));
       assert_eq!(second.complete, buf.len(), "cut at {cut}");
-      assert_eq!(seen, vec![b"{\"topic\":\"t\",\"message\":\"x\"}".to_vec(), b"{\"message\":null}".to_vec()], "cut at {cut}");
+      assert_eq!(
+        seen,
+        vec![
+          b"{\"topic\":\"t\",\"message\":\"x\"}".to_vec(),
+          b"{\"message\":null}".to_vec()
+        ],
+        "cut at {cut}"
+      );
     }
   }
 
@@ -210,9 +223,15 @@ mod tests {
   fn a_message_over_the_limit_fails_before_its_end_arrives() {
     let mut splitter = Splitter::default();
     assert_eq!(splitter.split(b"0123456789", 10).failure, None);
-    assert_eq!(splitter.split(b"0123456789a", 10).failure, Some(FrameError::TooLarge { len: 11, max: 10 }));
+    assert_eq!(
+      splitter.split(b"0123456789a", 10).failure,
+      Some(FrameError::TooLarge { len: 11, max: 10 })
+    );
     let mut splitter = Splitter::default();
-    assert_eq!(splitter.split(b"0123456789a\0\0", 10).failure, Some(FrameError::TooLarge { len: 11, max: 10 }));
+    assert_eq!(
+      splitter.split(b"0123456789a\0\0", 10).failure,
+      Some(FrameError::TooLarge { len: 11, max: 10 })
+    );
     assert_eq!(Splitter::default().split(b"0123456789\0\0", 10).complete, 12);
   }
 }
