@@ -14,6 +14,9 @@
 //!   version-1 hello.
 //! - `stream`: after a valid hello, a real connection (`connection::run`, as the server runs it)
 //!   delivers exactly the data frames before the first bad frame, in order, and ends as it should.
+//! - `socket_ipc`: a real connection on the `@crussell52/socket-ipc` wire delivers exactly the
+//!   texts between delimiters (as `String#split("\0\0")` would cut them) up to the first one over
+//!   `maxMessageSize`, and any group of them handed to JS parses as one array element per text.
 //!
 //! The async targets run on one current-thread tokio runtime per thread, over a
 //! `UnixStream::pair()`, with everything bounded by `LIMIT`: a run that takes longer is a hang,
@@ -26,6 +29,7 @@ use native_socket_ipc::codec::{self, kind, Frame, FrameError, Hello};
 use native_socket_ipc::connection::{self, Ended, Link, Outbox};
 use native_socket_ipc::events::{self, EventQueue, Wake};
 use native_socket_ipc::handshake::{ClientSecurity, Conn, HandshakeFailure, ServerSecurity};
+use native_socket_ipc::socket_ipc::{self, Wire};
 use native_socket_ipc::transport::Socket;
 use std::future::Future;
 use std::time::Duration;
@@ -358,6 +362,126 @@ pub fn stream(data: &[u8]) {
   }
   let last = records.last().expect("a close record");
   assert_eq!(last.kind, events::kind::CONNECTION_CLOSE);
+}
+
+/// Arbitrary bytes from a client through an established connection on the socket-ipc wire (no
+/// hello), as `server.rs` runs it with `protocol: 'socket-ipc'`. The first byte picks
+/// `maxMessageSize` (see `STREAM_MAX_SIZES`).
+pub fn socket_ipc(data: &[u8]) {
+  let Some((&selector, wire)) = data.split_first() else {
+    return;
+  };
+  let max = STREAM_MAX_SIZES[usize::from(selector & 1)];
+  let (expected, over_limit) = split_like_javascript(wire, max);
+
+  let events = EventQueue::new(Box::new(NoWake));
+  let outbox = Outbox::new(Default::default(), None, Wire::SocketIpc);
+  let shutdown = CancellationToken::new();
+  let end = run(async {
+    let (server_end, mut client_end) = UnixStream::pair().expect("socketpair");
+    let serving = async {
+      let link = Link {
+        id: 1,
+        events: &events,
+        outbox: &outbox,
+        max_message_size: max,
+        shutdown: &shutdown,
+        heartbeat: None,
+        frame_timeout: None,
+        peer_received: None,
+        wire: Wire::SocketIpc,
+      };
+      let end = connection::run(Conn::plain(Socket::Unix(server_end)), link).await;
+      connection::report_end(&events, events::kind::CONNECTION_CLOSE, 1, &end);
+      end
+    };
+    let client = async {
+      send_and_shut(&mut client_end, wire).await;
+      let mut sink = Vec::new();
+      let _ = client_end.read_to_end(&mut sink).await;
+    };
+    tokio::join!(serving, client).0
+  });
+
+  let records = events.take().decode();
+  let mut delivered: Vec<Vec<u8>> = Vec::new();
+  for record in records.iter().filter(|r| r.kind < 0x80) {
+    match record.kind {
+      socket_ipc::TEXT => delivered.push(record.body.clone()),
+      socket_ipc::TEXT_GROUP => delivered.extend(text_group(&record.body)),
+      k => panic!("record kind 0x{k:02x} on the socket-ipc wire"),
+    }
+  }
+  assert_eq!(delivered, expected, "the connection delivered other texts than were sent");
+  let trailing = expected_rest(wire);
+  match (&end, over_limit, trailing) {
+    (Ended::Failed(_), true, _) | (Ended::PeerClosed, false, false) | (Ended::Cut(_), false, true) => {}
+    _ => panic!("the connection ended as {end:?} (over the limit: {over_limit}, unfinished text: {trailing})"),
+  }
+  assert_eq!(records.last().expect("a close record").kind, events::kind::CONNECTION_CLOSE);
+}
+
+/// What `"...".split("\0\0")` keeps before the last delimiter, up to the first text over `max`
+/// (and whether there was one, counting an unfinished last text).
+fn split_like_javascript(wire: &[u8], max: usize) -> (Vec<Vec<u8>>, bool) {
+  let mut texts = Vec::new();
+  let (mut start, mut i) = (0, 0);
+  while i + 1 < wire.len() {
+    if wire[i] == 0 && wire[i + 1] == 0 {
+      if i - start > max {
+        return (texts, true);
+      }
+      texts.push(wire[start..i].to_vec());
+      i += 2;
+      start = i;
+    } else {
+      i += 1;
+    }
+  }
+  let rest = &wire[start..];
+  let unfinished = rest.len() - usize::from(rest.last() == Some(&0));
+  (texts, unfinished > max)
+}
+
+/// The wire ends in the middle of a text: bytes follow the last delimiter.
+fn expected_rest(wire: &[u8]) -> bool {
+  let mut start = 0;
+  let mut i = 0;
+  while i + 1 < wire.len() {
+    if wire[i] == 0 && wire[i + 1] == 0 {
+      i += 2;
+      start = i;
+    } else {
+      i += 1;
+    }
+  }
+  start < wire.len()
+}
+
+/// The texts of a `TEXT_GROUP` record, checking that its array holds exactly them.
+fn text_group(body: &[u8]) -> Vec<Vec<u8>> {
+  let count = u32::from_be_bytes(body[..4].try_into().unwrap()) as usize;
+  assert!(count >= 2, "a group of {count}");
+  let lens: Vec<usize> = (0..count)
+    .map(|i| u32::from_be_bytes(body[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize)
+    .collect();
+  let array = &body[4 + 4 * count..];
+  let mut texts = Vec::new();
+  let mut expected_array = b"[".to_vec();
+  let mut at = 1;
+  for (i, len) in lens.iter().enumerate() {
+    let text = &array[at..at + len];
+    assert!(codec::stands_alone(text), "a grouped text that does not stand alone: {text:?}");
+    if i > 0 {
+      expected_array.push(b',');
+    }
+    expected_array.extend_from_slice(text);
+    texts.push(text.to_vec());
+    at += len + 1;
+  }
+  expected_array.push(b']');
+  assert_eq!(array, &expected_array[..], "the group's array is its texts, comma-separated");
+  texts
 }
 
 // ===== plumbing =====

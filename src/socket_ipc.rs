@@ -99,8 +99,11 @@ impl Splitter {
           from = found.complete;
         }
         None => {
-          if buf.len() - start > max_message_size {
-            found.failure = Some(too_large(buf.len() - start, max_message_size));
+          // A NUL at the very end may be the first half of the delimiter, not part of the text.
+          let rest = &buf[start..];
+          let pending = rest.len() - usize::from(rest.last() == Some(&0));
+          if pending > max_message_size {
+            found.failure = Some(too_large(pending, max_message_size));
           }
           // A NUL at the very end may be the first half of the next delimiter.
           self.scanned = (buf.len() - start).saturating_sub(1);
@@ -233,5 +236,6 @@ mod tests {
       Some(FrameError::TooLarge { len: 11, max: 10 })
     );
     assert_eq!(Splitter::default().split(b"0123456789\0\0", 10).complete, 12);
+    assert_eq!(Splitter::default().split(b"0123456789\0", 10).failure, None, "half a delimiter is not text");
   }
 }

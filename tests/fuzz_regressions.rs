@@ -15,11 +15,12 @@ use std::path::PathBuf;
 /// A target's per-input check.
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 4] = [
+const TARGETS: [(&str, Check); 5] = [
   ("frames", harness::frames),
   ("handshake", harness::handshake),
   ("offer", harness::offer),
   ("stream", harness::stream),
+  ("socket_ipc", harness::socket_ipc),
 ];
 
 fn fuzz_dir(sub: &str, target: &str) -> PathBuf {
