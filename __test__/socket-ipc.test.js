@@ -296,3 +296,33 @@ test("request() rejects and handle() throws ERR_IPC_NOT_SUPPORTED on the socket-
   client.send('still', 'here');
   assert.equal((await got)[0], 'here');
 });
+
+test('a native-protocol Client reaching a socket-ipc Server is refused with a message naming the protocol option', async (t) => {
+  const track = autoClose(t);
+  const server = await nativeServer(t, track);
+  const closed = waitFor(server, 'connectionClose');
+  const client = track(new Client({ socketFile: server.address(), retryDelay: 5000 }));
+  const refused = waitFor(client, 'connectError');
+  client.connect();
+  const [, reason] = await closed;
+  assert.equal(reason.code, 'ERR_IPC_PROTOCOL');
+  assert.match(reason.message, /protocol 'socket-ipc'; set the same protocol option on both ends/);
+  const [err] = await refused;
+  assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+  assert.match(err.message, /another protocol option/);
+});
+
+test('a socket-ipc Client reaching a native Server is refused with a message naming the protocol option', async (t) => {
+  const track = autoClose(t);
+  const server = track(new Server({ socketFile: socketPath(t) }));
+  server.listen();
+  await waitFor(server, 'listening');
+  const refusal = waitFor(server, 'messageError');
+  const client = track(new Client({ socketFile: server.address(), protocol: 'socket-ipc', reconnectDelay: 5000 }));
+  client.on('connectError', () => {});
+  client.connect();
+  client.send('hello', 1);
+  const [err] = await refusal;
+  assert.equal(err.code, 'ERR_IPC_PROTOCOL');
+  assert.match(err.message, /same TLS setting and protocol option/);
+});

@@ -860,7 +860,10 @@ async fn read_loop(
           buf.advance(split.complete);
           frame_started = None;
         }
-        Parsed { failure: split.failure, ..Default::default() }
+        if let Some(e) = split.failure {
+          return Ended::Failed(e);
+        }
+        Parsed::default()
       }
     };
     if let Some(delivered) = found.ack {

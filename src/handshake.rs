@@ -339,14 +339,16 @@ fn client_error(failure: HandshakeFailure) -> IpcError {
   match failure {
     HandshakeFailure::Error(e) | HandshakeFailure::Auth(e) => e,
     HandshakeFailure::Silent | HandshakeFailure::Shutdown => {
-      IpcError::Protocol("the server closed the connection during the hello".into())
+      IpcError::Protocol(
+        "the server closed the connection during the hello (it was stopping, or it has another protocol option)".into(),
+      )
     }
   }
 }
 
 fn not_our_protocol(who: &str) -> HandshakeFailure {
   HandshakeFailure::Error(IpcError::Protocol(format!(
-    "the {who} does not speak the native-socket-ipc protocol (its first bytes are not a hello); check that both ends use native-socket-ipc, with the same TLS setting"
+    "the {who} does not speak the native-socket-ipc protocol (its first bytes are not a hello); check that both ends use native-socket-ipc, with the same TLS setting and protocol option"
   )))
 }
 

@@ -11,6 +11,7 @@
 //! several at once in a `TEXT_GROUP`, which JS reads with one `JSON.parse`.
 
 use crate::codec::{self, FrameError};
+use crate::error::IpcError;
 
 /// Outgoing (JS to core): one message, body = text + delimiter. Incoming (core to JS, record
 /// kind): one message's text. Not a native frame kind: a native peer sending it breaks the protocol.
@@ -70,20 +71,47 @@ pub fn remainder(wire: &[u8], written: usize) -> usize {
 pub struct Splitter {
   /// Bytes at the front of the buffer already searched for a delimiter, without finding one.
   scanned: usize,
+  /// The start of the stream was checked for a native hello.
+  checked: bool,
 }
 
 /// What `Splitter::split` found.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Split {
   /// Bytes of whole messages, delimiters included, at the front of the buffer.
   pub complete: usize,
-  /// The message in progress is already over `maxMessageSize`.
-  pub failure: Option<FrameError>,
+  /// The message in progress is already over `maxMessageSize`, or the peer speaks the native
+  /// protocol.
+  pub failure: Option<IpcError>,
 }
+
+/// A native hello starts with these: the length (three high bytes always 0), the HELLO kind and
+/// the magic.
+const NATIVE_HELLO_START: usize = codec::LEN_PREFIX + 1 + codec::MAGIC.len();
 
 impl Splitter {
   /// The caller removes the `complete` bytes from the front of `buf` before the next call.
   pub fn split(&mut self, buf: &[u8], max_message_size: usize) -> Split {
+    if !self.checked {
+      // A socket-ipc text never starts with NUL; a native client's hello does. Tell that client
+      // what is wrong instead of reporting its hello as broken messages.
+      let zeros = buf.len().min(3);
+      if buf[..zeros] == [0, 0, 0][..zeros] && buf.len() < NATIVE_HELLO_START {
+        return Split::default();
+      }
+      self.checked = true;
+      if buf.len() >= NATIVE_HELLO_START
+        && buf[..3] == [0, 0, 0]
+        && buf[codec::LEN_PREFIX] == codec::kind::HELLO
+        && buf[codec::LEN_PREFIX + 1..NATIVE_HELLO_START] == codec::MAGIC[..]
+      {
+        let problem = "a native-socket-ipc client connected to this server, which has protocol 'socket-ipc'; set the same protocol option on both ends";
+        return Split {
+          complete: 0,
+          failure: Some(IpcError::Protocol(problem.into())),
+        };
+      }
+    }
     let mut found = Split::default();
     let mut from = self.scanned;
     loop {
@@ -92,7 +120,7 @@ impl Splitter {
         Some(at) => {
           let end = from + at;
           if end - start > max_message_size {
-            found.failure = Some(too_large(end - start, max_message_size));
+            found.failure = Some(too_large(end - start, max_message_size).into());
             break;
           }
           found.complete = end + DELIMITER.len();
@@ -103,7 +131,7 @@ impl Splitter {
           let rest = &buf[start..];
           let pending = rest.len() - usize::from(rest.last() == Some(&0));
           if pending > max_message_size {
-            found.failure = Some(too_large(pending, max_message_size));
+            found.failure = Some(too_large(pending, max_message_size).into());
           }
           // A NUL at the very end may be the first half of the next delimiter.
           self.scanned = (buf.len() - start).saturating_sub(1);
@@ -222,20 +250,35 @@ mod tests {
     assert_eq!(parts, vec![&b"a"[..], &b"\0b"[..], &b""[..]]);
   }
 
+  fn too_large_by_one(found: Split) -> bool {
+    matches!(found.failure, Some(IpcError::MessageTooLarge(m)) if m.contains("11-byte"))
+  }
+
   #[test]
   fn a_message_over_the_limit_fails_before_its_end_arrives() {
     let mut splitter = Splitter::default();
-    assert_eq!(splitter.split(b"0123456789", 10).failure, None);
-    assert_eq!(
-      splitter.split(b"0123456789a", 10).failure,
-      Some(FrameError::TooLarge { len: 11, max: 10 })
-    );
-    let mut splitter = Splitter::default();
-    assert_eq!(
-      splitter.split(b"0123456789a\0\0", 10).failure,
-      Some(FrameError::TooLarge { len: 11, max: 10 })
-    );
+    assert!(splitter.split(b"0123456789", 10).failure.is_none());
+    assert!(too_large_by_one(splitter.split(b"0123456789a", 10)));
+    assert!(too_large_by_one(Splitter::default().split(b"0123456789a\0\0", 10)));
     assert_eq!(Splitter::default().split(b"0123456789\0\0", 10).complete, 12);
-    assert_eq!(Splitter::default().split(b"0123456789\0", 10).failure, None, "half a delimiter is not text");
+    assert!(
+      Splitter::default().split(b"0123456789\0", 10).failure.is_none(),
+      "half a delimiter is not text"
+    );
+  }
+
+  #[test]
+  fn a_native_hello_is_named_for_what_it_is() {
+    let mut hello = Vec::new();
+    codec::encode_hello(&mut hello);
+    let mut splitter = Splitter::default();
+    let found = splitter.split(&hello[..6], 1024);
+    assert_eq!(
+      (found.complete, found.failure.is_none()),
+      (0, true),
+      "waits for the magic"
+    );
+    let found = splitter.split(&hello, 1024);
+    assert!(matches!(found.failure, Some(IpcError::Protocol(m)) if m.contains("protocol 'socket-ipc'")));
   }
 }
