@@ -15,7 +15,7 @@ const { Run, cpuSnapshot } = require('./util/proc');
 const { summarize, formatValue, formatRatio, render } = require('./util/table');
 
 const SCENARIOS = ['oneway-c2s', 'oneway-s2c', 'rtt', 'request', 'large', 'broadcast', 'scale', 'loop-cost'];
-const LIBS = ['native', 'native-alo', 'native-tcp', 'native-tls', 'net', 'net-batch', 'crussell', 'node-ipc', 'zeromq'];
+const LIBS = ['native', 'native-alo', 'native-sipc', 'native-tcp', 'native-tls', 'net', 'net-batch', 'crussell', 'node-ipc', 'zeromq'];
 const PLACEMENTS = ['same', 'cross', 'none'];
 const RESULTS = path.join(__dirname, 'results');
 // A run during which other programs kept this much CPU busy (in CPUs, averaged) is flagged.
