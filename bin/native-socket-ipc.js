@@ -444,7 +444,7 @@ const errorText = (err) => `${err.code}: ${err.message}`;
 // ----- listen -----
 
 async function listen([address], values) {
-  const topics = values.handle || [];
+  const topics = [...new Set(values.handle || [])];
   if (values.reply !== undefined && topics.length === 0) {
     throw usageError('ERR_MISSING_ARGS', "--reply needs --handle <topic>: the library answers requests per topic (repeat --handle for several)", 'listen');
   }
