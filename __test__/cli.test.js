@@ -295,7 +295,7 @@ test('request --timeout: a reply that does not come exits 1 with ERR_IPC_TIMEOUT
   });
   const result = await runCli(t, ['request', server.socketFile, 'slow', '1', '--timeout', '300']);
   assertFails(result, 1, 'ERR_IPC_TIMEOUT');
-  assert.match(result.stderr, /within 300 ms/);
+  assert.match(result.stderr, /within 300 ms; raise --timeout,/, "the advice names the CLI's flag");
   assert.equal(asked, 1, 'the request reached the handler');
 });
 
@@ -433,6 +433,13 @@ test('bench with a secret and TLS passes them to its client process', T, async (
   ], { ms: 30000, env: { NATIVE_SOCKET_IPC_SECRET: SECRET } });
   assertOk(result, 'bench over TLS with a secret');
   assert.equal(JSON.parse(result.stdout).oneway.messages, 200);
+  // TLS over a Unix socket, without the CA: the client speaks TLS too, and refuses the certificate.
+  const noCa = await runCli(t, [
+    'bench', socketPath(t), '--count', '10',
+    '--tls-cert', tlsFile('server.pem'), '--tls-key', tlsFile('server-key.pem'),
+  ], { ms: 30000 });
+  assertFails(noCa, 1, 'ERR_IPC_TLS');
+  assert.match(noCa.stderr, /check --tls-ca, --tls-cert and --tls-servername/);
 });
 
 test('bench at an address in use exits 1', T, async (t) => {

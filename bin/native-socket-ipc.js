@@ -385,12 +385,7 @@ function construct(Class, options, command) {
   try {
     return new Class(options);
   } catch (err) {
-    // Name what was typed: the address argument and the flags, not the library's option names.
-    const message = String(err.message)
-      .replace(/'options\.address'/g, '<address>')
-      .replace(/options\.secret/g, `--secret (or ${SECRET_ENV})`)
-      .replace(/options\.tls\.(cert|key|ca)/g, '--tls-$1');
-    throw usageError(err.code || 'ERR_INVALID_ARG_VALUE', message, command);
+    throw usageError(err.code || 'ERR_INVALID_ARG_VALUE', err.message, command);
   }
 }
 
@@ -617,7 +612,8 @@ async function bench([address], values) {
   // The socket-ipc wire has no requests.
   const requests = socketIpc ? 0 : integerFlag(values, 'requests', 0, 1000);
   const serverOptions = endpointOptions(address, { ...values, 'tls-ca': undefined }, 'server');
-  const clientTls = endpointOptions(address, { ...values, 'tls-cert': undefined, 'tls-key': undefined }, 'client').tls;
+  // The client speaks TLS whenever the server does (with the default checks if no flag says more).
+  const clientTls = endpointOptions(address, { ...values, 'tls-cert': undefined, 'tls-key': undefined }, 'client').tls || (serverOptions.tls && {});
   const { Server } = library();
   const server = construct(Server, serverOptions, 'bench');
 
@@ -801,13 +797,22 @@ const RUN = { listen, send, request, bench };
 
 // ----- entry -----
 
+/** The library's advice, in the words of the command line: its flags, not its option names. */
+function inFlags(message) {
+  return String(message)
+    .replace(/'options\.address'/g, '<address>')
+    .replace(/options\.secret/g, `--secret (or ${SECRET_ENV})`)
+    .replace(/\b(?:options\.)?tls\.(cert|key|ca|servername)\b/g, '--tls-$1')
+    .replace(/options\.timeout \(or requestTimeout\)/g, '--timeout');
+}
+
 function report(err) {
   if (err === null || typeof err !== 'object' || typeof err.code !== 'string') {
     // Not an error this tool expects: a bug, so show where.
     process.stderr.write(`${NAME}: internal error: ${(err && err.stack) || String(err)}\n`);
     return EXIT_FAILURE;
   }
-  let text = `${NAME}: ${err.code}: ${err.message}`;
+  let text = `${NAME}: ${err.code}: ${inFlags(err.message)}`;
   if (err.code === 'ERR_IPC_REMOTE' && err.remoteCode !== undefined) text += ` (remote code: ${err.remoteCode})`;
   process.stderr.write(`${text}\n`);
   if (err.usage) {
