@@ -1,4 +1,9 @@
 // Hand-written public types of native-socket-ipc. (binding.d.ts is generated and internal.)
+//
+// Server, Client and Peer take two optional type arguments: a map of topic -> message type,
+// and a map of request topic -> { request, reply }. Both default to "any topic, any payload",
+// so code that passes none compiles as it always did. The maps are a compile-time contract that
+// both ends share; nothing checks them at run time.
 
 import { EventEmitter } from 'node:events';
 
@@ -83,6 +88,15 @@ export interface EndpointOptions {
   maxBufferedBytes?: number;
 }
 
+/**
+ * The wire protocol of a Server or Client. 'native' (default): this package's own. 'socket-ipc':
+ * the @crussell52/socket-ipc 0.4 wire (`JSON.stringify({ topic, message }) + "\0\0"`), so a
+ * native Server can serve socket-ipc clients and a native Client can talk to a socket-ipc server.
+ * With 'socket-ipc': no `secret`, `tls` or `delivery: 'at-least-once'` (ERR_INVALID_ARG_VALUE),
+ * no heartbeats, and request() rejects / handle() throws ERR_IPC_NOT_SUPPORTED.
+ */
+export type WireProtocol = 'native' | 'socket-ipc';
+
 export interface ServerOptions extends EndpointOptions {
   /** Connections past this are refused in the hello (ERR_IPC_SERVER_FULL on the client). Default Infinity. */
   maxConnections?: number;
@@ -92,6 +106,8 @@ export interface ServerOptions extends EndpointOptions {
   allow?: { uids?: number[]; gids?: number[] } | ((info: ClientInfo) => boolean);
   /** With delivery 'at-least-once': how long a dropped client's session waits for it, in ms. Default 10000. */
   sessionTimeout?: number;
+  /** 'native' (default) or 'socket-ipc' (to serve @crussell52/socket-ipc clients). See WireProtocol. */
+  protocol?: WireProtocol;
 }
 
 /**
@@ -119,12 +135,16 @@ export interface ClientOptions extends EndpointOptions {
   maxRetries?: number;
   /** Messages and requests queued while not connected before ERR_IPC_QUEUE_FULL. Default 10000. */
   maxQueue?: number;
+  /** 'native' (default) or 'socket-ipc' (to talk to a @crussell52/socket-ipc server). See WireProtocol. */
+  protocol?: WireProtocol;
 }
 
 /** A Peer takes a Client's options; `retryDelay` paces attempts to join a busy or hung peer. */
 export interface PeerOptions extends ClientOptions {
   /** Permissions of the socket file while this peer listens. Socket files only. */
   mode?: number;
+  /** A Peer speaks only the native protocol ('socket-ipc' throws ERR_INVALID_ARG_VALUE). */
+  protocol?: 'native';
 }
 
 export interface RequestOptions {
@@ -134,44 +154,59 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** Options of messages(). */
+export interface MessagesOptions<Topic extends string = string> {
+  /** Only messages on this topic. Default: every topic. */
+  topic?: Topic;
+  /**
+   * Aborting ends the iteration: the pending (or next) step rejects with an `AbortError`
+   * (`name` 'AbortError', `code` 'ABORT_ERR'), as with `events.on()`.
+   */
+  signal?: AbortSignal;
+}
+
+/** The stable `code` of every error the library emits, throws or rejects with. */
+export type IpcErrorCode =
+  | 'ERR_IPC_ALREADY_LISTENING'
+  | 'ERR_IPC_ALREADY_CONNECTING'
+  | 'ERR_IPC_UNKNOWN_CLIENT'
+  | 'ERR_IPC_CLOSED'
+  | 'ERR_IPC_RETRIES_EXHAUSTED'
+  | 'ERR_IPC_QUEUE_FULL'
+  | 'ERR_IPC_ENCODE'
+  | 'ERR_IPC_DECODE'
+  | 'ERR_IPC_MESSAGE_TOO_LARGE'
+  | 'ERR_IPC_TOPIC_TOO_LONG'
+  | 'ERR_IPC_PROTOCOL'
+  | 'ERR_IPC_HANDSHAKE_TIMEOUT'
+  | 'ERR_IPC_INVALID_PATH'
+  | 'ERR_IPC_TIMEOUT'
+  | 'ERR_IPC_ABORTED'
+  | 'ERR_IPC_NO_HANDLER'
+  | 'ERR_IPC_DISCONNECTED'
+  | 'ERR_IPC_REMOTE'
+  | 'ERR_IPC_HANDLER_EXISTS'
+  | 'ERR_IPC_HEARTBEAT_TIMEOUT'
+  | 'ERR_IPC_PEER_BUSY'
+  | 'ERR_IPC_SERVER_FULL'
+  | 'ERR_IPC_AUTH_FAILED'
+  | 'ERR_IPC_NOT_ALLOWED'
+  | 'ERR_IPC_TLS'
+  | 'ERR_IPC_TLS_CONFIG'
+  | 'ERR_IPC_FRAME_TIMEOUT'
+  | 'ERR_IPC_DELIVERY_MISMATCH'
+  | 'ERR_IPC_BUFFER_FULL'
+  | 'ERR_IPC_SLOW_CLIENT'
+  | 'ERR_IPC_SESSION_EXPIRED'
+  | 'ERR_IPC_NOT_SUPPORTED'
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+  | 'ERR_OUT_OF_RANGE'
+  | (string & {}); // Node's own codes: 'ENOENT', 'EADDRINUSE', 'EACCES', 'ABORT_ERR', …
+
 /** Every error the library emits or throws carries a stable `code`. */
 export interface IpcError extends Error {
-  code:
-    | 'ERR_IPC_ALREADY_LISTENING'
-    | 'ERR_IPC_ALREADY_CONNECTING'
-    | 'ERR_IPC_UNKNOWN_CLIENT'
-    | 'ERR_IPC_CLOSED'
-    | 'ERR_IPC_RETRIES_EXHAUSTED'
-    | 'ERR_IPC_QUEUE_FULL'
-    | 'ERR_IPC_ENCODE'
-    | 'ERR_IPC_DECODE'
-    | 'ERR_IPC_MESSAGE_TOO_LARGE'
-    | 'ERR_IPC_TOPIC_TOO_LONG'
-    | 'ERR_IPC_PROTOCOL'
-    | 'ERR_IPC_HANDSHAKE_TIMEOUT'
-    | 'ERR_IPC_INVALID_PATH'
-    | 'ERR_IPC_TIMEOUT'
-    | 'ERR_IPC_ABORTED'
-    | 'ERR_IPC_NO_HANDLER'
-    | 'ERR_IPC_DISCONNECTED'
-    | 'ERR_IPC_REMOTE'
-    | 'ERR_IPC_HANDLER_EXISTS'
-    | 'ERR_IPC_HEARTBEAT_TIMEOUT'
-    | 'ERR_IPC_PEER_BUSY'
-    | 'ERR_IPC_SERVER_FULL'
-    | 'ERR_IPC_AUTH_FAILED'
-    | 'ERR_IPC_NOT_ALLOWED'
-    | 'ERR_IPC_TLS'
-    | 'ERR_IPC_TLS_CONFIG'
-    | 'ERR_IPC_FRAME_TIMEOUT'
-    | 'ERR_IPC_DELIVERY_MISMATCH'
-    | 'ERR_IPC_BUFFER_FULL'
-    | 'ERR_IPC_SLOW_CLIENT'
-    | 'ERR_IPC_SESSION_EXPIRED'
-    | 'ERR_INVALID_ARG_TYPE'
-    | 'ERR_INVALID_ARG_VALUE'
-    | 'ERR_OUT_OF_RANGE'
-    | (string & {}); // Node's own errno codes: 'ENOENT', 'EADDRINUSE', 'EACCES', …
+  code: IpcErrorCode;
   clientId?: number;
   undelivered?: number;
   /** The topic of the request that failed. */
@@ -180,135 +215,372 @@ export interface IpcError extends Error {
   timeout?: number;
   /** ERR_IPC_REMOTE: the `code` of the error the remote handler threw, if it had one. */
   remoteCode?: string | number;
+  /** ERR_IPC_MESSAGE_TOO_LARGE (thrown): the encoded size, and the limit it passed. */
+  size?: number;
+  maxMessageSize?: number;
   errno?: number;
   syscall?: string;
   path?: string;
 }
 
-export declare class Server extends EventEmitter {
+// ----- Typed topics -----
+
+/**
+ * The message map of untyped code: any topic, any payload. Pass your own as the first type
+ * argument (`new Server<Messages>(…)`): an interface or type whose keys are the topics and whose
+ * values are the messages they carry. The same map types both directions.
+ */
+export interface AnyMessages {
+  [topic: string]: any;
+}
+
+/** One request topic: what a request carries, and what its reply carries. */
+export interface RequestSpec<Request = unknown, Reply = unknown> {
+  request: Request;
+  reply: Reply;
+}
+
+/** The request map of untyped code: any topic, any request, any reply. */
+export interface AnyRequests {
+  [topic: string]: RequestSpec<any, any>;
+}
+
+/** What a request map must be: every topic maps to `{ request, reply }` (see RequestSpec). */
+export type RequestMap<Requests> = { [Topic in keyof Requests]: RequestSpec };
+
+/** The topics of a map: its string keys (`string` for AnyMessages and AnyRequests). */
+export type TopicOf<Map> = Extract<keyof Map, string>;
+
+/** What a request on `Topic` carries. */
+export type RequestOf<Requests extends RequestMap<Requests>, Topic extends keyof Requests> = Requests[Topic]['request'];
+
+/** What the reply to a request on `Topic` carries. */
+export type ReplyOf<Requests extends RequestMap<Requests>, Topic extends keyof Requests> = Requests[Topic]['reply'];
+
+/** Where topics are not typed, a missing topic is allowed (it becomes 'none'); where they are, it is not. */
+type MissingTopic<Map> = string extends TopicOf<Map> ? undefined : never;
+
+/**
+ * What request<Reply>() may name by hand: anything where requests are not typed; nothing where
+ * they are (the map says what the reply is).
+ */
+type HandTypedReply<Requests> = string extends TopicOf<Requests> ? unknown : never;
+
+/** The type a request() resolves with: the one given by hand, else the map's reply. */
+type ReplyType<Requests extends RequestMap<Requests>, Topic extends keyof Requests, Reply> = [Reply] extends [never]
+  ? ReplyOf<Requests, Topic>
+  : Reply;
+
+/** A message argument, and the arguments after it; the message may be left out where its type takes undefined. */
+type MessageArgs<Payload, Rest extends unknown[] = []> = undefined extends Payload
+  ? [message?: Payload, ...rest: Rest]
+  : [message: Payload, ...rest: Rest];
+
+/** A handler's reply: the value, or a promise of it. */
+type ReplyValue<Reply> = Reply | PromiseLike<Reply>;
+
+/**
+ * For each topic of a map, `{ topic, message }` plus `Extra`: a union discriminated by `topic`.
+ * Every key counts, an index signature too (`[topic: string]: unknown` next to known topics).
+ */
+type EachMessage<Messages, Topic, Extra> = string extends Topic
+  ? { [T in keyof Messages]: T extends string ? { topic: T; message: Messages[T] } & Extra : never }[keyof Messages]
+  : { [T in Topic & keyof Messages]: { topic: T; message: Messages[T] } & Extra }[Topic & keyof Messages];
+
+/** An item of client.messages() and peer.messages(): one message and its topic, a union discriminated by `topic`. */
+export type ReceivedMessage<Messages extends object = AnyMessages, Topic extends TopicOf<Messages> = TopicOf<Messages>> = Flat<
+  EachMessage<Messages, Topic, {}>
+>;
+
+/** An item of server.messages(): one message, its topic, and the client that sent it. */
+export type ServerReceivedMessage<Messages extends object = AnyMessages, Topic extends TopicOf<Messages> = TopicOf<Messages>> = Flat<
+  EachMessage<Messages, Topic, { clientId: number }>
+>;
+
+/** Shows an intersection as one object type. */
+type Flat<T> = T extends unknown ? { [K in keyof T]: T[K] } : never;
+
+/** The `'message'` event's arguments: for each topic, `[message, topic, ...Rest]`. */
+type MessageEventArgs<Messages, Rest extends unknown[]> = {
+  [T in keyof Messages]: T extends string ? [message: Messages[T], topic: T, ...rest: Rest] : never;
+}[keyof Messages];
+
+/** The `'message.<topic>'` events of a message map. */
+type TopicEvents<Messages, Rest extends unknown[]> = {
+  [T in keyof Messages as T extends string ? `message.${T}` : never]: [message: Messages[T], ...rest: Rest];
+};
+
+/** A listener of event `Event` of an event map (ServerEvents, ClientEvents, PeerEvents). */
+export type IpcListener<Events, Event extends keyof Events> = (...args: Extract<Events[Event], unknown[]>) => void;
+
+/** The events of a Server and their listeners' arguments. */
+export type ServerEvents<Messages extends object = AnyMessages> = {
+  /** The socket is bound and accepting connections. */
+  listening: [];
+  /** A client completed the hello. Ids are positive and never reused within one server. */
+  connection: [clientId: number];
+  /** Any message from a client. With a typed map, a union discriminated by `topic`. */
+  message: MessageEventArgs<Messages, [clientId: number]>;
+  /** A client sent bytes that are not the protocol (that connection is closed), or JSON that does not parse. */
+  messageError: [error: IpcError, clientId: number];
+  /** A connection failed the secret, TLS or allow; it never became a 'connection'. */
+  authError: [error: IpcError, info: ClientInfo];
+  /** A client's connection ended; `reason` when this side dropped it. */
+  connectionClose: [clientId: number, reason?: IpcError];
+  /** That client's buffer, which had reached highWaterMark, is down to half of it. */
+  drain: [clientId: number];
+  /** The client's buffer would have passed maxBufferedBytes: it was dropped ('connectionClose' follows). */
+  slowClient: [clientId: number];
+  /** 'at-least-once' only: the client's connection dropped and its session waits sessionTimeout for it. */
+  clientDisconnect: [clientId: number, reason?: IpcError];
+  /** 'at-least-once' only: the client came back and resumed its session, with the same id. */
+  clientReconnect: [clientId: number];
+  /** After close(), once every connection has ended. Always the last event. */
+  close: [];
+  error: [error: IpcError];
+} & TopicEvents<Messages, [clientId: number]>;
+
+/** The events of a Client and their listeners' arguments. */
+export type ClientEvents<Messages extends object = AnyMessages> = {
+  /** Every successful connection, including reconnects. */
+  connect: [];
+  /** Right after 'connect', when the connection was an automatic reconnect. */
+  reconnect: [];
+  /** An established connection dropped without close(); `reason` when this side dropped it. */
+  disconnect: [reason?: IpcError];
+  /** One attempt to connect failed; the client retries. */
+  connectError: [error: IpcError];
+  /** The outgoing buffer, which had reached highWaterMark, is down to half of it. */
+  drain: [];
+  /** Any message from the server. With a typed map, a union discriminated by `topic`. */
+  message: MessageEventArgs<Messages, []>;
+  /** The server sent bytes that are not the protocol, or JSON that does not parse. */
+  messageError: [error: IpcError];
+  /** Once: after close(), or after giving up (maxRetries). Always the last event. */
+  close: [];
+  error: [error: IpcError];
+} & TopicEvents<Messages, []>;
+
+/** The events of a Peer and their listeners' arguments. */
+export type PeerEvents<Messages extends object = AnyMessages> = {
+  /** The peer took a role: the first time, and each time it changes. */
+  role: [role: 'server' | 'client'];
+  /** A partner is connected (in either role). */
+  connect: [];
+  /** The partner left, or stopped answering. */
+  disconnect: [reason?: IpcError];
+  /** An attempt to join failed (ERR_IPC_PEER_BUSY, …); the peer retries. */
+  connectError: [error: IpcError];
+  /** In the server role: a would-be partner failed the secret or TLS. */
+  authError: [error: IpcError, info: ClientInfo];
+  /** The outgoing buffer, which had reached highWaterMark, is down to half of it. */
+  drain: [];
+  /** Any message from the partner. With a typed map, a union discriminated by `topic`. */
+  message: MessageEventArgs<Messages, []>;
+  /** The partner sent bytes that are not the protocol, or JSON that does not parse. */
+  messageError: [error: IpcError];
+  /** After close(), or after giving up (maxRetries). Always the last event. */
+  close: [];
+  error: [error: IpcError];
+} & TopicEvents<Messages, []>;
+
+/**
+ * Listens on a socket and exchanges messages and requests with any number of clients.
+ *
+ * @typeParam Messages  topic -> message type (default: any topic, any payload)
+ * @typeParam Requests  request topic -> `{ request, reply }` (default: any topic, any values)
+ */
+export declare class Server<
+  Messages extends object = AnyMessages,
+  Requests extends RequestMap<Requests> = AnyRequests,
+> extends EventEmitter {
   constructor(options: ServerOptions | string);
   /** Starts listening; 'listening' or 'error' follows. Throws ERR_IPC_ALREADY_LISTENING on a second call. */
   listen(): this;
+  /** True from 'listening' until close() is called. */
+  get listening(): boolean;
   /**
    * Sends to one client. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG.
    * Returns false once that client's buffer has reached highWaterMark ('drain' (clientId) follows).
    */
-  send(topic: string | undefined, message: Message, clientId: number): boolean;
+  send<Topic extends TopicOf<Messages>>(topic: Topic | MissingTopic<Messages>, message: Messages[Topic], clientId: number): boolean;
   /** Sends to every connected client. Returns false while any client is at highWaterMark. */
-  broadcast(topic: string | undefined, message: Message): boolean;
+  broadcast<Topic extends TopicOf<Messages>>(topic: Topic | MissingTopic<Messages>, ...args: MessageArgs<Messages[Topic]>): boolean;
   /** Resolves once no client's buffer is at highWaterMark (drained, or gone). */
   drained(): Promise<void>;
-  /** Asks one client; resolves with its handler's reply. Never throws: every failure rejects. */
-  request<R = any>(clientId: number, topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
+  /**
+   * Asks one client; resolves with its handler's reply. Never throws: every failure rejects.
+   * The reply's type comes from the request map; with untyped requests it may be given by hand
+   * (`server.request<number>(clientId, 'sum', [1, 2])`).
+   */
+  request<Reply extends HandTypedReply<Requests> = never, Topic extends TopicOf<Requests> = TopicOf<Requests>>(
+    clientId: number,
+    topic: Topic | MissingTopic<Requests>,
+    ...args: MessageArgs<RequestOf<Requests, Topic>, [options?: RequestOptions]>
+  ): Promise<ReplyType<Requests, Topic, Reply>>;
   /** Answers requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
-  handle(topic: string | undefined, handler: (message: any, clientId: number) => unknown): this;
+  handle<Topic extends TopicOf<Requests>>(
+    topic: Topic | MissingTopic<Requests>,
+    handler: (message: RequestOf<Requests, Topic>, clientId: number) => ReplyValue<ReplyOf<Requests, Topic>>,
+  ): this;
   /** Removes the handler of `topic`; true if there was one. */
-  removeHandler(topic: string | undefined): boolean;
+  removeHandler(topic: TopicOf<Requests> | MissingTopic<Requests>): boolean;
+  /**
+   * The messages from every client (or on `options.topic` only), in order, as an async iterator.
+   * Ends when the server emits 'close'; rejects with the error if listen() failed, or with an
+   * AbortError when `options.signal` aborts. Messages wait in an unbounded queue until read.
+   */
+  messages<Topic extends TopicOf<Messages> = TopicOf<Messages>>(
+    options?: MessagesOptions<Topic>,
+  ): AsyncIterableIterator<ServerReceivedMessage<Messages, Topic>>;
   /** Who the client is (see ClientInfo), or undefined if it is not connected. */
   clientInfo(clientId: number): ClientInfo | undefined;
   /** What is bound once listening (port 0 resolved), else null. */
   address(): BoundAddress | null;
   /** Flushes, ends every connection, removes the socket file. Idempotent; 'close' follows once. */
   close(): this;
+  /** Resolves once 'close' has been emitted (at once if it has); does not itself close. */
+  closed(): Promise<void>;
+  /** For `await using`: close(), then closed(). */
+  [Symbol.asyncDispose](): Promise<void>;
   ref(): this;
   unref(): this;
 
-  on(event: 'listening', listener: () => void): this;
-  on(event: 'connection', listener: (clientId: number) => void): this;
-  on(event: 'message', listener: (message: any, topic: string, clientId: number) => void): this;
-  on(event: `message.${string}`, listener: (message: any, clientId: number) => void): this;
-  on(event: 'messageError', listener: (error: IpcError, clientId: number) => void): this;
-  on(event: 'connectionClose', listener: (clientId: number, reason?: IpcError) => void): this;
-  on(event: 'drain' | 'slowClient' | 'clientReconnect', listener: (clientId: number) => void): this;
-  on(event: 'clientDisconnect', listener: (clientId: number, reason?: IpcError) => void): this;
-  /** A connection failed the secret, TLS or allow; it never became a 'connection'. */
-  on(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
-  on(event: 'close', listener: () => void): this;
-  on(event: 'error', listener: (error: IpcError) => void): this;
-  once(event: 'listening', listener: () => void): this;
-  once(event: 'connection', listener: (clientId: number) => void): this;
-  once(event: 'message', listener: (message: any, topic: string, clientId: number) => void): this;
-  once(event: `message.${string}`, listener: (message: any, clientId: number) => void): this;
-  once(event: 'messageError', listener: (error: IpcError, clientId: number) => void): this;
-  once(event: 'connectionClose', listener: (clientId: number, reason?: IpcError) => void): this;
-  once(event: 'drain' | 'slowClient' | 'clientReconnect', listener: (clientId: number) => void): this;
-  once(event: 'clientDisconnect', listener: (clientId: number, reason?: IpcError) => void): this;
-  once(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
-  once(event: 'close', listener: () => void): this;
-  once(event: 'error', listener: (error: IpcError) => void): this;
+  on<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
+  once<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
+  off<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
+  addListener<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
+  removeListener<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
+  prependListener<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
+  prependOnceListener<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
+  emit<Event extends keyof ServerEvents<Messages> & string>(event: Event, ...args: Extract<ServerEvents<Messages>[Event], unknown[]>): boolean;
 }
 
-export declare class Client extends EventEmitter {
+/**
+ * Connects to a Server, retrying and reconnecting, and queues what is sent while disconnected.
+ *
+ * @typeParam Messages  topic -> message type (default: any topic, any payload)
+ * @typeParam Requests  request topic -> `{ request, reply }` (default: any topic, any values)
+ */
+export declare class Client<
+  Messages extends object = AnyMessages,
+  Requests extends RequestMap<Requests> = AnyRequests,
+> extends EventEmitter {
   constructor(options: ClientOptions | string);
   /** Starts connecting (and retrying). Throws ERR_IPC_ALREADY_CONNECTING on a second call. */
   connect(): this;
-  /** Sends to the server; queued while disconnected. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG. */
-  /** Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'. */
-  send(topic: string | undefined, message: Message): boolean;
+  /** True while connected (from 'connect' to 'disconnect' or 'close'). */
+  get connected(): boolean;
+  /**
+   * Sends to the server; queued while disconnected. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG.
+   * Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'.
+   */
+  send<Topic extends TopicOf<Messages>>(topic: Topic | MissingTopic<Messages>, ...args: MessageArgs<Messages[Topic]>): boolean;
   /** Resolves at the next 'drain' (at once if send() would return true). */
   drained(): Promise<void>;
-  /** Asks the server; resolves with its handler's reply. Queued while disconnected. Never throws. */
-  request<R = any>(topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
+  /**
+   * Asks the server; resolves with its handler's reply. Queued while disconnected. Never throws.
+   * The reply's type comes from the request map; with untyped requests it may be given by hand
+   * (`client.request<number>('sum', [1, 2])`).
+   */
+  request<Reply extends HandTypedReply<Requests> = never, Topic extends TopicOf<Requests> = TopicOf<Requests>>(
+    topic: Topic | MissingTopic<Requests>,
+    ...args: MessageArgs<RequestOf<Requests, Topic>, [options?: RequestOptions]>
+  ): Promise<ReplyType<Requests, Topic, Reply>>;
   /** Answers the server's requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
-  handle(topic: string | undefined, handler: (message: any) => unknown): this;
+  handle<Topic extends TopicOf<Requests>>(
+    topic: Topic | MissingTopic<Requests>,
+    handler: (message: RequestOf<Requests, Topic>) => ReplyValue<ReplyOf<Requests, Topic>>,
+  ): this;
   /** Removes the handler of `topic`; true if there was one. */
-  removeHandler(topic: string | undefined): boolean;
+  removeHandler(topic: TopicOf<Requests> | MissingTopic<Requests>): boolean;
+  /**
+   * The messages from the server (or on `options.topic` only), in order, across reconnects, as
+   * an async iterator. Ends when the client emits 'close'; rejects with the error if it gave up
+   * (maxRetries), or with an AbortError when `options.signal` aborts. Messages wait in an
+   * unbounded queue until read.
+   */
+  messages<Topic extends TopicOf<Messages> = TopicOf<Messages>>(
+    options?: MessagesOptions<Topic>,
+  ): AsyncIterableIterator<ReceivedMessage<Messages, Topic>>;
   /** Stops retrying, flushes, disconnects. Idempotent; 'close' follows once. */
   close(): this;
+  /** Resolves once 'close' has been emitted (at once if it has); does not itself close. */
+  closed(): Promise<void>;
+  /** For `await using`: close(), then closed(). */
+  [Symbol.asyncDispose](): Promise<void>;
   ref(): this;
   unref(): this;
 
-  on(event: 'disconnect', listener: (reason?: IpcError) => void): this;
-  on(event: 'connect' | 'reconnect' | 'close' | 'drain', listener: () => void): this;
-  on(event: 'connectError', listener: (error: IpcError) => void): this;
-  on(event: 'message', listener: (message: any, topic: string) => void): this;
-  on(event: `message.${string}`, listener: (message: any) => void): this;
-  on(event: 'messageError', listener: (error: IpcError) => void): this;
-  on(event: 'error', listener: (error: IpcError) => void): this;
-  once(event: 'disconnect', listener: (reason?: IpcError) => void): this;
-  once(event: 'connect' | 'reconnect' | 'close' | 'drain', listener: () => void): this;
-  once(event: 'connectError', listener: (error: IpcError) => void): this;
-  once(event: 'message', listener: (message: any, topic: string) => void): this;
-  once(event: `message.${string}`, listener: (message: any) => void): this;
-  once(event: 'messageError', listener: (error: IpcError) => void): this;
-  once(event: 'error', listener: (error: IpcError) => void): this;
+  on<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
+  once<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
+  off<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
+  addListener<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
+  removeListener<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
+  prependListener<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
+  prependOnceListener<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
+  emit<Event extends keyof ClientEvents<Messages> & string>(event: Event, ...args: Extract<ClientEvents<Messages>[Event], unknown[]>): boolean;
 }
 
-/** The symmetric connection: the same code in two processes; the first listens, the next connects. */
-export declare class Peer extends EventEmitter {
+/**
+ * The symmetric connection: the same code in two processes; the first listens, the next connects.
+ *
+ * @typeParam Messages  topic -> message type (default: any topic, any payload)
+ * @typeParam Requests  request topic -> `{ request, reply }` (default: any topic, any values)
+ */
+export declare class Peer<
+  Messages extends object = AnyMessages,
+  Requests extends RequestMap<Requests> = AnyRequests,
+> extends EventEmitter {
   constructor(options: PeerOptions | string);
   /** Starts: listens if the socket file is free (or stale), else connects. Throws ERR_IPC_ALREADY_CONNECTING on a second call. */
   connect(): this;
   /** 'server' or 'client' once a role is taken, else null. */
   readonly role: 'server' | 'client' | null;
+  /** True while a partner is connected, in either role. */
+  get connected(): boolean;
   /** Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'. */
-  send(topic: string | undefined, message: Message): boolean;
+  send<Topic extends TopicOf<Messages>>(topic: Topic | MissingTopic<Messages>, ...args: MessageArgs<Messages[Topic]>): boolean;
   /** Resolves at the next 'drain' (at once if send() would return true). */
   drained(): Promise<void>;
-  request<R = any>(topic: string | undefined, message: Message, options?: RequestOptions): Promise<R>;
-  handle(topic: string | undefined, handler: (message: any) => unknown): this;
-  removeHandler(topic: string | undefined): boolean;
+  /** Asks the partner; resolves with its handler's reply. Queued while alone. Never throws. As client.request(). */
+  request<Reply extends HandTypedReply<Requests> = never, Topic extends TopicOf<Requests> = TopicOf<Requests>>(
+    topic: Topic | MissingTopic<Requests>,
+    ...args: MessageArgs<RequestOf<Requests, Topic>, [options?: RequestOptions]>
+  ): Promise<ReplyType<Requests, Topic, Reply>>;
+  /** Answers the partner's requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
+  handle<Topic extends TopicOf<Requests>>(
+    topic: Topic | MissingTopic<Requests>,
+    handler: (message: RequestOf<Requests, Topic>) => ReplyValue<ReplyOf<Requests, Topic>>,
+  ): this;
+  /** Removes the handler of `topic`; true if there was one. */
+  removeHandler(topic: TopicOf<Requests> | MissingTopic<Requests>): boolean;
+  /**
+   * The messages from the partner (or on `options.topic` only), in order, across partners, as
+   * an async iterator. Ends when the peer emits 'close'; rejects with the error if it gave up,
+   * or with an AbortError when `options.signal` aborts. Messages wait in an unbounded queue.
+   */
+  messages<Topic extends TopicOf<Messages> = TopicOf<Messages>>(
+    options?: MessagesOptions<Topic>,
+  ): AsyncIterableIterator<ReceivedMessage<Messages, Topic>>;
+  /** Stops, flushes, disconnects, and removes the socket file if this peer listened. 'close' follows once. */
   close(): this;
+  /** Resolves once 'close' has been emitted (at once if it has); does not itself close. */
+  closed(): Promise<void>;
+  /** For `await using`: close(), then closed(). */
+  [Symbol.asyncDispose](): Promise<void>;
   ref(): this;
   unref(): this;
 
-  on(event: 'role', listener: (role: 'server' | 'client') => void): this;
-  /** In the server role: a would-be partner failed the secret or TLS. */
-  on(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
-  on(event: 'disconnect', listener: (reason?: IpcError) => void): this;
-  on(event: 'connect' | 'close' | 'drain', listener: () => void): this;
-  on(event: 'connectError', listener: (error: IpcError) => void): this;
-  on(event: 'message', listener: (message: any, topic: string) => void): this;
-  on(event: `message.${string}`, listener: (message: any) => void): this;
-  on(event: 'messageError', listener: (error: IpcError) => void): this;
-  on(event: 'error', listener: (error: IpcError) => void): this;
-  once(event: 'role', listener: (role: 'server' | 'client') => void): this;
-  once(event: 'authError', listener: (error: IpcError, info: ClientInfo) => void): this;
-  once(event: 'disconnect', listener: (reason?: IpcError) => void): this;
-  once(event: 'connect' | 'close' | 'drain', listener: () => void): this;
-  once(event: 'connectError', listener: (error: IpcError) => void): this;
-  once(event: 'message', listener: (message: any, topic: string) => void): this;
-  once(event: `message.${string}`, listener: (message: any) => void): this;
-  once(event: 'messageError', listener: (error: IpcError) => void): this;
-  once(event: 'error', listener: (error: IpcError) => void): this;
+  on<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
+  once<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
+  off<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
+  addListener<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
+  removeListener<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
+  prependListener<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
+  prependOnceListener<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
+  emit<Event extends keyof PeerEvents<Messages> & string>(event: Event, ...args: Extract<PeerEvents<Messages>[Event], unknown[]>): boolean;
 }
+
+// Only what is marked `export` above is public; the helper types without it stay internal.
+export {};
