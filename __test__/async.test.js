@@ -215,9 +215,11 @@ test('a client that gives up with messages still queued rejects with ERR_IPC_RET
   client.connect();
   await assert.rejects(next(it), { code: 'ERR_IPC_RETRIES_EXHAUSTED' });
   await withTimeout(client.closed(), 5000, "the client's 'close'");
-  assert.deepStrictEqual(errors, [
-    ['ERR_IPC_RETRIES_EXHAUSTED', undefined],
+  // Two errors; which comes first depends on whether the core had stopped before the queued
+  // messages reached it (they are refused then), so only the set is checked.
+  assert.deepStrictEqual(errors.sort(), [
     ['ERR_IPC_CLOSED', 2],
+    ['ERR_IPC_RETRIES_EXHAUSTED', undefined],
   ]);
 });
 
