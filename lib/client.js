@@ -29,6 +29,7 @@ const {
   kWhenDrained,
   kReleaseDrained,
 } = require('./endpoint');
+const { kFailure, kEmitClose } = require('./endpoint');
 
 const kConnected = Symbol('connected');
 const kQueued = Symbol('queued');
@@ -120,6 +121,11 @@ class OneConnection extends Endpoint {
     return this;
   }
 
+  /** True while connected (from 'connect' until 'disconnect', close() or 'close'). */
+  get connected() {
+    return this[kConnected] && this[kState] === 'running';
+  }
+
   /**
    * Sends to the other side; while disconnected the message waits in a queue of maxQueue
    * messages. Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'.
@@ -176,7 +182,7 @@ class OneConnection extends Endpoint {
       const undelivered = this[kOutgoing].discard();
       process.nextTick(() => {
         if (undelivered > 0) this.emit('error', undeliveredError(undelivered));
-        this.emit('close');
+        this[kEmitClose]();
       });
       return this;
     }
@@ -236,9 +242,14 @@ class OneConnection extends Endpoint {
       case EVENT.CONNECT_ERROR:
         if (!closing) this.emit('connectError', fromNative(body.toString()));
         break;
-      case EVENT.ERROR:
-        this.emit('error', fromNative(body.toString()));
+      case EVENT.ERROR: {
+        const err = fromNative(body.toString());
+        // The core stops after any error it reports, except an accept failure (a Peer listening)
+        // and the count of messages it could not deliver, which comes after the cause.
+        if (!closing && this[kFailure] === undefined && err.code !== 'ERR_IPC_CLOSED' && err.syscall !== 'accept') this[kFailure] = err;
+        this.emit('error', err);
         break;
+      }
       case EVENT.AUTH_ERROR:
         // A Peer in the server role refused a would-be partner.
         this[kAuthError](body);
@@ -257,7 +268,7 @@ class OneConnection extends Endpoint {
         const undelivered = this[kOutgoing].discard();
         if (undelivered > 0) this.emit('error', undeliveredError(undelivered));
         this[kReleaseDrained]();
-        this.emit('close');
+        this[kEmitClose]();
         break;
       }
       default:

@@ -9,6 +9,8 @@ const { ipcError, fromNative, fromNativeThrow } = require('./errors');
 const { sensitiveOf } = require('./options');
 const { topicOf } = require('./outgoing');
 const { Incoming, onRequest, onReply, onReplyError, onMessageError } = require('./incoming');
+const { messageIterator } = require('./iterate');
+const debug = require('./debug');
 
 const kNative = Symbol('native');
 const kState = Symbol('state');
@@ -24,6 +26,11 @@ const kInspect = Symbol('inspect');
 const kDrainWaiters = Symbol('drainWaiters');
 const kWhenDrained = Symbol('whenDrained');
 const kReleaseDrained = Symbol('releaseDrained');
+// The error the endpoint stopped with by itself (listen() failed, a Client gave up), else undefined.
+const kFailure = Symbol('failure');
+const kEmitClose = Symbol('emitClose');
+const kCloseEmitted = Symbol('closeEmitted');
+const kCloseWaiters = Symbol('closeWaiters');
 
 // Target meaning "every client" on a server, and "the other side" on a client or peer.
 const BROADCAST = 0;
@@ -47,6 +54,11 @@ class Endpoint extends EventEmitter {
     this[kReferenced] = true;
     // drained() promises, settled together when the subclass says the buffers are below the mark.
     this[kDrainWaiters] = [];
+    this[kFailure] = undefined;
+    this[kCloseEmitted] = false;
+    // closed() promises, settled when 'close' is emitted.
+    this[kCloseWaiters] = [];
+    if (debug.enabled) debug.watch(this, () => describe(this[kOptions].address));
   }
 
   /** A drained() promise: settled now when `drained` holds, else at the next kReleaseDrained. */
@@ -87,6 +99,29 @@ class Endpoint extends EventEmitter {
       throw fromNativeThrow(err);
     }
     if (!this[kReferenced]) this[kNative].setReferenced(false);
+    if (debug.enabled) debug.note(this, this[kOptions].atLeastOnce ? 'started (at-least-once)' : 'started');
+  }
+
+  /** Emits 'close', the last event: closed() promises settle (their callbacks run after it). */
+  [kEmitClose]() {
+    this[kCloseEmitted] = true;
+    for (const resolve of this[kCloseWaiters].splice(0)) resolve();
+    this.emit('close');
+  }
+
+  /**
+   * An async iterator of the messages received from now on: `{ topic, message, clientId }` on a
+   * Server, `{ topic, message }` on a Client or Peer (lib/iterate.js).
+   */
+  messages(options) {
+    const state = { closed: this[kCloseEmitted], failure: this[kFailure], isFailure: (err) => err === this[kFailure] };
+    return messageIterator(this, options, state, topicEvent);
+  }
+
+  /** Resolves once 'close' has been emitted (at once if it was). Does not itself close. */
+  closed() {
+    if (this[kCloseEmitted]) return Promise.resolve();
+    return new Promise((resolve) => this[kCloseWaiters].push(resolve));
   }
 
   /** A connection failed authentication (AUTH_ERROR record): 'authError' (error, info). */
@@ -207,4 +242,19 @@ module.exports = {
   kInspect,
   kWhenDrained,
   kReleaseDrained,
+  kFailure,
+  kEmitClose,
 };
+
+// `await using server = …` (where the runtime has it): close(), then wait for 'close'.
+if (typeof Symbol.asyncDispose === 'symbol') {
+  Object.defineProperty(Endpoint.prototype, Symbol.asyncDispose, {
+    configurable: true,
+    writable: true,
+    enumerable: false,
+    value: async function asyncDispose() {
+      this.close();
+      await this.closed();
+    },
+  });
+}

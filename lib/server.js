@@ -27,6 +27,7 @@ const {
   kWhenDrained,
   kReleaseDrained,
 } = require('./endpoint');
+const { kFailure, kEmitClose } = require('./endpoint');
 
 // clientId -> who it is ({ pid, uid, gid } on Unix sockets, { address, family, port } on TCP).
 const kClients = Symbol('clients');
@@ -86,6 +87,11 @@ class Server extends Endpoint {
     this[kStart](NativeServer, { maxConnections, allowUids, allowGids, allowAsk: allowAsk === true, sessionTimeout });
     this[kState] = 'starting';
     return this;
+  }
+
+  /** True from 'listening' until close() is called. */
+  get listening() {
+    return this[kState] === 'listening';
   }
 
   /** Sends to one client. Returns false once that client's buffer has reached highWaterMark. */
@@ -173,7 +179,7 @@ class Server extends Endpoint {
     this[kCalls].rejectWhere(() => true, closedRequestError(this));
     if (state === 'new' || state === 'failed') {
       this[kState] = 'closed';
-      process.nextTick(() => this.emit('close'));
+      process.nextTick(() => this[kEmitClose]());
       return this;
     }
     this[kOutgoing].flush();
@@ -262,7 +268,7 @@ class Server extends Endpoint {
         this[kState] = 'closed';
         this[kAddress] = null;
         this[kNoLongerOver](undefined);
-        this.emit('close');
+        this[kEmitClose]();
         break;
     }
   }
@@ -272,8 +278,9 @@ class Server extends Endpoint {
       // listen() failed: the core has stopped and will send nothing more.
       const closeRequested = this[kState] === 'closing';
       this[kState] = closeRequested ? 'closed' : 'failed';
+      this[kFailure] = err;
       this.emit('error', err);
-      if (closeRequested) this.emit('close');
+      if (closeRequested) this[kEmitClose]();
       return;
     }
     this.emit('error', err);
