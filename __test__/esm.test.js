@@ -24,8 +24,11 @@ const fixture = (name) => path.join(__dirname, 'fixtures', name);
 async function report(t, name) {
   try {
     const { stdout } = await run(process.execPath, [fixture(name), socketPath(t)], { timeout: 30000, killSignal: 'SIGKILL' });
-    return JSON.parse(stdout.trim().split('\n').pop());
+    const result = JSON.parse(stdout.trim().split('\n').pop());
+    assert.equal(result.node, process.version, 'the fixture ran on the same Node as the test');
+    return result;
   } catch (err) {
+    if (err instanceof assert.AssertionError) throw err;
     throw new Error(`${name} failed (${err.killed ? 'killed after 30 s' : `exit code ${err.code}`}):\n${err.stderr || err.message}`);
   }
 }

@@ -148,7 +148,9 @@ async function consumerReport(t, name) {
   const project = await installed();
   const { env } = workspace();
   const { stdout } = await run(process.execPath, [name, socketPath(t)], { cwd: project, env });
-  return JSON.parse(stdout.trim().split('\n').pop());
+  const result = JSON.parse(stdout.trim().split('\n').pop());
+  assert.equal(result.node, process.version, 'the installed project ran on the same Node as the test');
+  return result;
 }
 
 // ----- the package's contents -----
