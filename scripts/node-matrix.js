@@ -183,11 +183,12 @@ function supportedFlags(bin) {
 }
 
 /** Runs the suite under `node`; resolves with the counts of the TAP summary. */
-function runSuite(node, targets, timeoutMin, logFile) {
+function runSuite(node, targets, targetsLabel, timeoutMin, logFile) {
   const { flags, missing } = supportedFlags(node.bin);
   const args = [...flags, ...targets];
   const env = { ...process.env, PATH: [path.dirname(node.bin), process.env.PATH].join(path.delimiter) };
-  console.log(`\n=== Node ${node.version}: node ${args.join(' ')}`);
+  const shown = targetsLabel || targets.join(' ');
+  console.log(`\n=== Node ${node.version}: node ${flags.join(' ')} ${shown}`);
   if (missing.length) console.log(`    (this Node has no ${missing.join(', ')}: run without it; the whole run still has a ${timeoutMin}-minute deadline)`);
   const log = fs.createWriteStream(logFile);
   const started = Date.now();
@@ -267,7 +268,7 @@ async function main() {
     }
     const inEngines = engines === '*' || satisfies(node.version, engines);
     const logFile = path.join(cacheDir(), 'logs', `node-${node.version}.tap`);
-    const r = await runSuite(node, targets, opts.timeoutMin, logFile);
+    const r = await runSuite(node, targets, opts.files ? null : `${TEST_DIR}/*.test.js (${targets.length} files)`, opts.timeoutMin, logFile);
     const ok = r.code === 0 && !r.timedOut && r.fail === 0 && !r.cancelled && r.tests !== null;
     let result = ok ? 'ok' : r.timedOut ? 'FAIL (timed out)' : r.tests === null ? `FAIL (exit ${r.code ?? r.signal}, no summary)` : 'FAIL';
     if (!inEngines) result += ` (outside engines ${engines})`;
