@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const net = require('node:net');
 const crussell = require('@crussell52/socket-ipc');
 const { Server, Client, Peer } = require('..');
-const { socketPath, waitFor, collect, until, autoClose, spawnFixture, childMessage, withTimeout } = require('./helpers');
+const { socketPath, waitFor, waitClose, collect, until, autoClose, spawnFixture, childMessage, withTimeout } = require('./helpers');
 
 // The crussell Client may retry forever after close() (a bug of 0.4.0: see shared notes), and
 // emits no 'close' when it is not connected: its sockets are ended by hand.
@@ -325,4 +325,22 @@ test('a socket-ipc Client reaching a native Server is refused with a message nam
   const [err] = await refusal;
   assert.equal(err.code, 'ERR_IPC_PROTOCOL');
   assert.match(err.message, /same TLS setting and protocol option/);
+});
+
+test('messages queued on the socket-ipc wire while no server listens are counted as undelivered at close()', async (t) => {
+  const client = new Client({ socketFile: socketPath(t), protocol: 'socket-ipc', retryDelay: 20 });
+  let closedError;
+  client.on('error', (err) => (closedError = err));
+  client.connect();
+  await waitFor(client, 'connectError');
+  // Three messages, one with NULs in its payload (escaped in the JSON, so still one message).
+  client.send('q', 'a');
+  client.send('q', { text: 'with \u0000 inside' });
+  client.send('q', Buffer.from([0, 0, 0]));
+  // Let the batch reach the core, where it waits for a connection.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  client.close();
+  await waitClose(client);
+  assert.equal(closedError.code, 'ERR_IPC_CLOSED');
+  assert.equal(closedError.undelivered, 3);
 });

@@ -98,8 +98,6 @@ struct OutboxState {
   episode: u32,
   /// At-least-once: what was sent and is kept, and what was received.
   session: Option<Session>,
-  /// What the queued bytes are (they are counted in messages when dropped).
-  wire: Wire,
 }
 
 /// Appends up to this size may be written directly by the caller.
@@ -171,16 +169,8 @@ impl OutboxState {
     self.pieces.iter().map(Bytes::len).sum::<usize>() + self.buf.len()
   }
 
-  fn queued_messages(&self) -> usize {
-    self.pieces.iter().map(|p| self.count(p)).sum::<usize>() + self.count(&self.buf)
-  }
-
-  /// Messages in queued bytes.
-  fn count(&self, bytes: &[u8]) -> usize {
-    match self.wire {
-      Wire::Native => count_messages(bytes),
-      Wire::SocketIpc => socket_ipc::count(bytes),
-    }
+  fn queued_messages(&self, wire: Wire) -> usize {
+    self.pieces.iter().map(|p| wire.count(p)).sum::<usize>() + wire.count(&self.buf)
   }
 
   /// What counts against the limits.
@@ -224,7 +214,6 @@ impl Outbox {
       wire,
       state: Mutex::new(OutboxState {
         session: session.map(Session::new),
-        wire,
         ..Default::default()
       }),
       ..Default::default()
@@ -239,13 +228,13 @@ impl Outbox {
   /// client is dropped instead, which its connection reports.
   fn refusal(&self, state: &mut OutboxState, frames: &[u8]) -> Option<Appended> {
     if state.closed {
-      return Some(Appended { refused: state.count(frames), ..Default::default() });
+      return Some(Appended { refused: self.wire.count(frames), ..Default::default() });
     }
     if state.buffered() + frames.len() <= self.limits.max_buffered {
       return None;
     }
     if !self.limits.evict {
-      return Some(Appended { full: state.count(frames), ..Default::default() });
+      return Some(Appended { full: self.wire.count(frames), ..Default::default() });
     }
     state.closed = true;
     state.pieces.clear();
@@ -285,11 +274,7 @@ impl Outbox {
         let written = stream.try_write(frames).unwrap_or(0);
         rest = &frames[written..];
         if written > 0 && !rest.is_empty() {
-          let remainder = match self.wire {
-            Wire::Native => frame_remainder(frames, written),
-            Wire::SocketIpc => socket_ipc::remainder(frames, written),
-          };
-          state.tail_of_partial = rest.len().min(remainder);
+          state.tail_of_partial = rest.len().min(self.wire.remainder(frames, written));
         }
       }
     }
@@ -427,7 +412,7 @@ impl Outbox {
         session.sent = Default::default();
         count_messages(&kept)
       }
-      None => state.queued_messages(),
+      None => state.queued_messages(self.wire),
     };
     state.pieces.clear();
     state.buf = Vec::new();
@@ -528,7 +513,7 @@ impl Outbox {
 }
 
 /// After `written` bytes of `frames` went out, how many more complete the frame they stopped in.
-fn frame_remainder(frames: &[u8], written: usize) -> usize {
+pub fn frame_remainder(frames: &[u8], written: usize) -> usize {
   let mut pos = 0;
   while pos + codec::LEN_PREFIX <= frames.len() {
     let end = pos + codec::LEN_PREFIX + u32::from_be_bytes(frames[pos..pos + 4].try_into().unwrap()) as usize;

@@ -32,6 +32,25 @@ pub enum Wire {
   SocketIpc,
 }
 
+impl Wire {
+  /// Messages in bytes queued for this wire.
+  pub fn count(self, queued: &[u8]) -> usize {
+    match self {
+      Wire::Native => crate::connection::count_messages(queued),
+      Wire::SocketIpc => count(queued),
+    }
+  }
+
+  /// After `written` bytes of `queued` went out, how many more complete the message they
+  /// stopped in.
+  pub fn remainder(self, queued: &[u8], written: usize) -> usize {
+    match self {
+      Wire::Native => crate::connection::frame_remainder(queued, written),
+      Wire::SocketIpc => remainder(queued, written),
+    }
+  }
+}
+
 /// The wire bytes of JS's `TEXT` frames: their bodies, back to back.
 pub fn unwrap(frames: &[u8], out: &mut Vec<u8>) {
   let mut rest = frames;
