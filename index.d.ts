@@ -384,6 +384,68 @@ export type PeerEvents<Messages extends object = AnyMessages> = {
   error: [error: IpcError];
 } & TopicEvents<Messages, []>;
 
+/** EventEmitter whose listener methods know the events `Events` maps to their arguments. */
+declare class TypedEmitter<Events> extends EventEmitter {
+  on<Event extends keyof Events & string>(event: Event, listener: IpcListener<Events, Event>): this;
+  once<Event extends keyof Events & string>(event: Event, listener: IpcListener<Events, Event>): this;
+  off<Event extends keyof Events & string>(event: Event, listener: IpcListener<Events, Event>): this;
+  addListener<Event extends keyof Events & string>(event: Event, listener: IpcListener<Events, Event>): this;
+  removeListener<Event extends keyof Events & string>(event: Event, listener: IpcListener<Events, Event>): this;
+  prependListener<Event extends keyof Events & string>(event: Event, listener: IpcListener<Events, Event>): this;
+  prependOnceListener<Event extends keyof Events & string>(event: Event, listener: IpcListener<Events, Event>): this;
+  emit<Event extends keyof Events & string>(event: Event, ...args: Extract<Events[Event], unknown[]>): boolean;
+}
+
+/** What a Client and a Peer share: one connection at a time, and a queue while there is none. */
+declare class OneConnection<
+  Messages extends object,
+  Requests extends RequestMap<Requests>,
+  Events,
+> extends TypedEmitter<Events> {
+  /** True while connected (a Client: from 'connect' to 'disconnect' or 'close'; a Peer: while a partner is there). */
+  get connected(): boolean;
+  /**
+   * Sends to the other side; queued while disconnected. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG.
+   * Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'.
+   */
+  send<Topic extends TopicOf<Messages>>(topic: Topic | MissingTopic<Messages>, ...args: MessageArgs<Messages[Topic]>): boolean;
+  /** Resolves at the next 'drain' (at once if send() would return true). */
+  drained(): Promise<void>;
+  /**
+   * Asks the other side; resolves with its handler's reply. Queued while disconnected. Never
+   * throws. The reply's type comes from the request map; with untyped requests it may be given
+   * by hand (`client.request<number>('sum', [1, 2])`).
+   */
+  request<Reply extends HandTypedReply<Requests> = never, Topic extends TopicOf<Requests> = TopicOf<Requests>>(
+    topic: Topic | MissingTopic<Requests>,
+    ...args: MessageArgs<RequestOf<Requests, Topic>, [options?: RequestOptions]>
+  ): Promise<ReplyType<Requests, Topic, Reply>>;
+  /** Answers the other side's requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
+  handle<Topic extends TopicOf<Requests>>(
+    topic: Topic | MissingTopic<Requests>,
+    handler: (message: RequestOf<Requests, Topic>) => ReplyValue<ReplyOf<Requests, Topic>>,
+  ): this;
+  /** Removes the handler of `topic`; true if there was one. */
+  removeHandler(topic: TopicOf<Requests> | MissingTopic<Requests>): boolean;
+  /**
+   * The messages from the other side (or on `options.topic` only), in order, across reconnects,
+   * as an async iterator. Ends at 'close'; rejects with the error if it gave up (maxRetries),
+   * or with an AbortError when `options.signal` aborts. Messages wait in an unbounded queue
+   * until read.
+   */
+  messages<Topic extends TopicOf<Messages> = TopicOf<Messages>>(
+    options?: MessagesOptions<Topic>,
+  ): AsyncIterableIterator<ReceivedMessage<Messages, Topic>>;
+  /** Stops retrying, flushes, disconnects (a Peer that listened removes its socket file). Idempotent; 'close' follows once. */
+  close(): this;
+  /** Resolves once 'close' has been emitted (at once if it has); does not itself close. */
+  closed(): Promise<void>;
+  /** For `await using`: close(), then closed(). */
+  [Symbol.asyncDispose](): Promise<void>;
+  ref(): this;
+  unref(): this;
+}
+
 /**
  * Listens on a socket and exchanges messages and requests with any number of clients.
  *
@@ -393,7 +455,7 @@ export type PeerEvents<Messages extends object = AnyMessages> = {
 export declare class Server<
   Messages extends object = AnyMessages,
   Requests extends RequestMap<Requests> = AnyRequests,
-> extends EventEmitter {
+> extends TypedEmitter<ServerEvents<Messages>> {
   constructor(options: ServerOptions | string);
   /** Starts listening; 'listening' or 'error' follows. Throws ERR_IPC_ALREADY_LISTENING on a second call. */
   listen(): this;
@@ -446,14 +508,6 @@ export declare class Server<
   ref(): this;
   unref(): this;
 
-  on<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
-  once<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
-  off<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
-  addListener<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
-  removeListener<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
-  prependListener<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
-  prependOnceListener<Event extends keyof ServerEvents<Messages> & string>(event: Event, listener: IpcListener<ServerEvents<Messages>, Event>): this;
-  emit<Event extends keyof ServerEvents<Messages> & string>(event: Event, ...args: Extract<ServerEvents<Messages>[Event], unknown[]>): boolean;
 }
 
 /**
@@ -465,61 +519,10 @@ export declare class Server<
 export declare class Client<
   Messages extends object = AnyMessages,
   Requests extends RequestMap<Requests> = AnyRequests,
-> extends EventEmitter {
+> extends OneConnection<Messages, Requests, ClientEvents<Messages>> {
   constructor(options: ClientOptions | string);
   /** Starts connecting (and retrying). Throws ERR_IPC_ALREADY_CONNECTING on a second call. */
   connect(): this;
-  /** True while connected (from 'connect' to 'disconnect' or 'close'). */
-  get connected(): boolean;
-  /**
-   * Sends to the server; queued while disconnected. Throws ERR_IPC_ENCODE / ERR_IPC_MESSAGE_TOO_LARGE / ERR_IPC_TOPIC_TOO_LONG.
-   * Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'.
-   */
-  send<Topic extends TopicOf<Messages>>(topic: Topic | MissingTopic<Messages>, ...args: MessageArgs<Messages[Topic]>): boolean;
-  /** Resolves at the next 'drain' (at once if send() would return true). */
-  drained(): Promise<void>;
-  /**
-   * Asks the server; resolves with its handler's reply. Queued while disconnected. Never throws.
-   * The reply's type comes from the request map; with untyped requests it may be given by hand
-   * (`client.request<number>('sum', [1, 2])`).
-   */
-  request<Reply extends HandTypedReply<Requests> = never, Topic extends TopicOf<Requests> = TopicOf<Requests>>(
-    topic: Topic | MissingTopic<Requests>,
-    ...args: MessageArgs<RequestOf<Requests, Topic>, [options?: RequestOptions]>
-  ): Promise<ReplyType<Requests, Topic, Reply>>;
-  /** Answers the server's requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
-  handle<Topic extends TopicOf<Requests>>(
-    topic: Topic | MissingTopic<Requests>,
-    handler: (message: RequestOf<Requests, Topic>) => ReplyValue<ReplyOf<Requests, Topic>>,
-  ): this;
-  /** Removes the handler of `topic`; true if there was one. */
-  removeHandler(topic: TopicOf<Requests> | MissingTopic<Requests>): boolean;
-  /**
-   * The messages from the server (or on `options.topic` only), in order, across reconnects, as
-   * an async iterator. Ends when the client emits 'close'; rejects with the error if it gave up
-   * (maxRetries), or with an AbortError when `options.signal` aborts. Messages wait in an
-   * unbounded queue until read.
-   */
-  messages<Topic extends TopicOf<Messages> = TopicOf<Messages>>(
-    options?: MessagesOptions<Topic>,
-  ): AsyncIterableIterator<ReceivedMessage<Messages, Topic>>;
-  /** Stops retrying, flushes, disconnects. Idempotent; 'close' follows once. */
-  close(): this;
-  /** Resolves once 'close' has been emitted (at once if it has); does not itself close. */
-  closed(): Promise<void>;
-  /** For `await using`: close(), then closed(). */
-  [Symbol.asyncDispose](): Promise<void>;
-  ref(): this;
-  unref(): this;
-
-  on<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
-  once<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
-  off<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
-  addListener<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
-  removeListener<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
-  prependListener<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
-  prependOnceListener<Event extends keyof ClientEvents<Messages> & string>(event: Event, listener: IpcListener<ClientEvents<Messages>, Event>): this;
-  emit<Event extends keyof ClientEvents<Messages> & string>(event: Event, ...args: Extract<ClientEvents<Messages>[Event], unknown[]>): boolean;
 }
 
 /**
@@ -531,55 +534,12 @@ export declare class Client<
 export declare class Peer<
   Messages extends object = AnyMessages,
   Requests extends RequestMap<Requests> = AnyRequests,
-> extends EventEmitter {
+> extends OneConnection<Messages, Requests, PeerEvents<Messages>> {
   constructor(options: PeerOptions | string);
   /** Starts: listens if the socket file is free (or stale), else connects. Throws ERR_IPC_ALREADY_CONNECTING on a second call. */
   connect(): this;
   /** 'server' or 'client' once a role is taken, else null. */
   readonly role: 'server' | 'client' | null;
-  /** True while a partner is connected, in either role. */
-  get connected(): boolean;
-  /** Returns false once the outgoing buffer has reached highWaterMark: wait for 'drain'. */
-  send<Topic extends TopicOf<Messages>>(topic: Topic | MissingTopic<Messages>, ...args: MessageArgs<Messages[Topic]>): boolean;
-  /** Resolves at the next 'drain' (at once if send() would return true). */
-  drained(): Promise<void>;
-  /** Asks the partner; resolves with its handler's reply. Queued while alone. Never throws. As client.request(). */
-  request<Reply extends HandTypedReply<Requests> = never, Topic extends TopicOf<Requests> = TopicOf<Requests>>(
-    topic: Topic | MissingTopic<Requests>,
-    ...args: MessageArgs<RequestOf<Requests, Topic>, [options?: RequestOptions]>
-  ): Promise<ReplyType<Requests, Topic, Reply>>;
-  /** Answers the partner's requests on `topic`. Throws ERR_IPC_HANDLER_EXISTS if the topic has one. */
-  handle<Topic extends TopicOf<Requests>>(
-    topic: Topic | MissingTopic<Requests>,
-    handler: (message: RequestOf<Requests, Topic>) => ReplyValue<ReplyOf<Requests, Topic>>,
-  ): this;
-  /** Removes the handler of `topic`; true if there was one. */
-  removeHandler(topic: TopicOf<Requests> | MissingTopic<Requests>): boolean;
-  /**
-   * The messages from the partner (or on `options.topic` only), in order, across partners, as
-   * an async iterator. Ends when the peer emits 'close'; rejects with the error if it gave up,
-   * or with an AbortError when `options.signal` aborts. Messages wait in an unbounded queue.
-   */
-  messages<Topic extends TopicOf<Messages> = TopicOf<Messages>>(
-    options?: MessagesOptions<Topic>,
-  ): AsyncIterableIterator<ReceivedMessage<Messages, Topic>>;
-  /** Stops, flushes, disconnects, and removes the socket file if this peer listened. 'close' follows once. */
-  close(): this;
-  /** Resolves once 'close' has been emitted (at once if it has); does not itself close. */
-  closed(): Promise<void>;
-  /** For `await using`: close(), then closed(). */
-  [Symbol.asyncDispose](): Promise<void>;
-  ref(): this;
-  unref(): this;
-
-  on<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
-  once<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
-  off<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
-  addListener<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
-  removeListener<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
-  prependListener<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
-  prependOnceListener<Event extends keyof PeerEvents<Messages> & string>(event: Event, listener: IpcListener<PeerEvents<Messages>, Event>): this;
-  emit<Event extends keyof PeerEvents<Messages> & string>(event: Event, ...args: Extract<PeerEvents<Messages>[Event], unknown[]>): boolean;
 }
 
 // Only what is marked `export` above is public; the helper types without it stay internal.
