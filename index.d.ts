@@ -47,11 +47,12 @@ export interface TlsOptions {
 export interface EndpointOptions {
   /**
    * Where to listen or connect: a socket path, 'unix:///path', 'unix:@name' (Linux abstract),
-   * 'tcp://host:port', 'tcp4://…', 'tcp6://…', 'tls://host:port', or a TcpAddress.
+   * a Windows named pipe ('\\\\.\\pipe\\name'), 'tcp://host:port', 'tcp4://…', 'tcp6://…',
+   * 'tls://host:port', or a TcpAddress. `localEndpoint(name)` gives one that suits the platform.
    * One of address, socketFile or host/port is required.
    */
   address?: string | TcpAddress;
-  /** Path of the Unix socket file (or any address string, as `address`). */
+  /** Path of the Unix socket file, or the Windows pipe name (or any address string, as `address`). */
   socketFile?: string;
   /** TCP host, as in net.connect (with `port`). */
   host?: string;
@@ -111,12 +112,16 @@ export interface ServerOptions extends EndpointOptions {
 }
 
 /**
- * Who a client is, as the kernel saw it connect: the process (SO_PEERCRED) on a Unix socket,
- * the remote address on TCP.
+ * Who a client is, as the kernel saw it connect: the process (SO_PEERCRED; getpeereid and
+ * LOCAL_PEERPID on macOS) on a Unix socket, the process on a Windows named pipe (no uid or gid
+ * there: null), the remote address on TCP.
  */
-export type ClientInfo = { pid: number; uid: number; gid: number } | { address: string; family: 'IPv4' | 'IPv6'; port: number };
+export type ClientInfo =
+  | { pid: number; uid: number; gid: number }
+  | { pid: number; uid: null; gid: null }
+  | { address: string; family: 'IPv4' | 'IPv6'; port: number };
 
-/** What a Server is bound to: the socket path ('unix:@name' for abstract), or the TCP address. */
+/** What a Server is bound to: the socket path ('unix:@name' for abstract, the pipe name on Windows), or the TCP address. */
 export type BoundAddress = string | { address: string; family: 'IPv4' | 'IPv6'; port: number };
 
 export interface ClientOptions extends EndpointOptions {
@@ -199,6 +204,7 @@ export type IpcErrorCode =
   | 'ERR_IPC_SLOW_CLIENT'
   | 'ERR_IPC_SESSION_EXPIRED'
   | 'ERR_IPC_NOT_SUPPORTED'
+  | 'ERR_IPC_UNSAFE_DIRECTORY'
   | 'ERR_INVALID_ARG_TYPE'
   | 'ERR_INVALID_ARG_VALUE'
   | 'ERR_OUT_OF_RANGE'
@@ -541,6 +547,15 @@ export declare class Peer<
   /** 'server' or 'client' once a role is taken, else null. */
   readonly role: 'server' | 'client' | null;
 }
+
+/**
+ * One name for a local endpoint on every platform: a named pipe `\\.\pipe\<name>-<user>` on
+ * Windows; elsewhere a socket file `<name>.sock` in $XDG_RUNTIME_DIR (Linux) or in a 0700
+ * directory `<os.tmpdir()>/native-socket-ipc-<uid>` (created if missing). Pass it as `socketFile`
+ * or `address`. Throws ERR_INVALID_ARG_VALUE for a name other than 1-64 of [A-Za-z0-9._-], and
+ * ERR_IPC_UNSAFE_DIRECTORY when that directory is not this user's alone.
+ */
+export declare function localEndpoint(name: string): string;
 
 // Only what is marked `export` above is public; the helper types without it stay internal.
 export {};

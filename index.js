@@ -10,5 +10,6 @@
 const { Server } = require('./lib/server');
 const { Client } = require('./lib/client');
 const { Peer } = require('./lib/peer');
+const { localEndpoint } = require('./lib/local-endpoint');
 
-module.exports = { Server, Client, Peer };
+module.exports = { Server, Client, Peer, localEndpoint };

@@ -4,5 +4,5 @@
 // patches and the one native addon instance are shared by ESM and CJS code in one process.
 import cjs from './index.js';
 
-export const { Server, Client, Peer } = cjs;
+export const { Server, Client, Peer, localEndpoint } = cjs;
 export default cjs;

@@ -17,8 +17,12 @@ const lib = () => require('..');
 
 let pathCount = 0;
 
-/** A fresh socket path in its own temp directory; removed when the test ends. */
+/**
+ * A fresh socket path in its own temp directory, removed when the test ends; on Windows a fresh
+ * named pipe (it vanishes with its server), so the same tests run there.
+ */
 function socketPath(t, name = 'ipc') {
+  if (process.platform === 'win32') return `\\\\.\\pipe\\nsipc-${name}-${process.pid}-${pathCount++}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsipc-'));
   if (t && t.after) t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   return path.join(dir, `${name}-${process.pid}-${pathCount++}.sock`);

@@ -61,8 +61,9 @@ const SERVER_TLS = ['tls-cert', 'tls-key', 'tls-ca'];
 const CLIENT_TLS = ['tls-cert', 'tls-key', 'tls-ca', 'tls-servername', 'no-tls-verify'];
 
 const ADDRESS_HELP = `Addresses:
-  /path/to/app.sock, unix:///path   a Unix socket file
+  /path/to/app.sock, unix:///path   a Unix socket file (Linux, macOS)
   unix:@name                        a Linux abstract socket
+  \\\\.\\pipe\\name                     a Windows named pipe
   tcp://host:port                   TCP (tcp4://, tcp6:// force the family)
   tls://host:port                   TCP with TLS (or add --tls-* flags to any address)`;
 

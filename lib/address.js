@@ -1,21 +1,42 @@
 'use strict';
 // Where to listen or connect. One of:
-//   '/run/app.sock' or 'unix:///run/app.sock'   a socket file
+//   '/run/app.sock' or 'unix:///run/app.sock'   a socket file (Linux, macOS)
 //   'unix:@name'                                a Linux abstract socket (no file)
+//   '\\\\.\\pipe\\name' (or '\\\\?\\pipe\\…')       a Windows named pipe, as in node:net
 //   'tcp://host:port', 'tcp4://…', 'tcp6://…'   TCP (the 4/6 forms force the address family)
 //   'tls://host:port'                           TCP with TLS (options.tls)
 //   { host, port, family }                      TCP, as in net.connect
 // Parsed here so that a mistake throws from the constructor, naming the option.
 
-const { typeError } = require('./errors');
+const { ipcError, typeError } = require('./errors');
 
-// sockaddr_un.sun_path is 108 bytes including the terminating NUL (abstract names: no NUL, but
-// their leading NUL byte takes the place).
-const MAX_SOCKET_PATH_BYTES = 107;
+// sockaddr_un.sun_path, less the terminating NUL: 108 bytes on Linux, 104 on macOS and the BSDs
+// (abstract names have no NUL, but their leading NUL byte takes its place).
+const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
+const PLATFORM_NAME = { linux: 'Linux', darwin: 'macOS', win32: 'Windows' }[process.platform] || process.platform;
+// A Windows pipe name: \\.\pipe\name or \\?\pipe\name (either slash), as libuv accepts.
+const PIPE_PREFIX = /^[\\/]{2}[.?][\\/]pipe[\\/]/i;
+// Windows limits a pipe name to 256 characters.
+const MAX_PIPE_NAME_CHARS = 256;
 
 const invalid = (message) => typeError('ERR_INVALID_ARG_VALUE', message);
+const notSupported = (message) => ipcError('ERR_IPC_NOT_SUPPORTED', message);
+
+function pipeName(value, option) {
+  if (process.platform !== 'win32') {
+    throw notSupported(`Invalid value for '${option}' (${value}): named pipes exist only on Windows; on ${PLATFORM_NAME} use a socket file path, or localEndpoint(name) for one name that works everywhere`);
+  }
+  if (value.length > MAX_PIPE_NAME_CHARS || /^[\\/]{2}[.?][\\/]pipe[\\/]$/i.test(value) || value.includes('\0')) {
+    throw invalid(`Invalid value for '${option}': a pipe name is '\\\\.\\pipe\\' and then 1 to ${MAX_PIPE_NAME_CHARS - 9} characters without NUL`);
+  }
+  return { transport: 'pipe', path: value, tls: false };
+}
 
 function socketPath(value, option) {
+  if (PIPE_PREFIX.test(value)) return pipeName(value, option);
+  if (process.platform === 'win32') {
+    throw notSupported(`Invalid value for '${option}' (${value}): Unix socket files are not supported on Windows; use a named pipe such as '\\\\.\\pipe\\my-app', or localEndpoint('my-app') for one name that works everywhere`);
+  }
   if (value === '') {
     throw invalid(`Invalid value for '${option}': Is empty. Pass the path of the Unix socket, e.g. '/tmp/app.sock'`);
   }
@@ -23,7 +44,7 @@ function socketPath(value, option) {
   const bytes = Buffer.byteLength(value);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
     throw invalid(
-      `Invalid value for '${option}': ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES}-byte limit of Unix socket paths on Linux. Use a shorter path (e.g. under /tmp or $XDG_RUNTIME_DIR)`,
+      `Invalid value for '${option}': ${bytes} bytes, over the ${MAX_SOCKET_PATH_BYTES}-byte limit of Unix socket paths on ${PLATFORM_NAME}. Use a shorter path (e.g. under /tmp or $XDG_RUNTIME_DIR), or localEndpoint(name)`,
     );
   }
   if (/^\d+$/.test(value)) {
@@ -33,10 +54,12 @@ function socketPath(value, option) {
 }
 
 function abstractName(name, option) {
+  if (process.platform !== 'linux') {
+    throw notSupported(`Invalid value for '${option}': abstract Unix sockets exist only on Linux; on ${PLATFORM_NAME} use ${process.platform === 'win32' ? "a named pipe ('\\\\.\\pipe\\name')" : 'a socket file path'}, or localEndpoint(name) for one name that works everywhere`);
+  }
   if (name === '' || name.includes('\0') || Buffer.byteLength(name) > MAX_SOCKET_PATH_BYTES) {
     throw invalid(`Invalid value for '${option}': an abstract socket name must be 1 to ${MAX_SOCKET_PATH_BYTES} bytes without NUL`);
   }
-  if (process.platform !== 'linux') throw invalid(`Invalid value for '${option}': abstract Unix sockets exist only on Linux`);
   return { transport: 'abstract', path: name, tls: false };
 }
 
@@ -67,6 +90,7 @@ const SCHEMES = { 'tcp:': 0, 'tcp4:': 4, 'tcp6:': 6, 'tls:': 0 };
 function fromString(value, option, server) {
   if (value.startsWith('unix:@')) return abstractName(value.slice('unix:@'.length), option);
   if (value.startsWith('unix://')) return socketPath(value.slice('unix://'.length), option);
+  if (PIPE_PREFIX.test(value)) return pipeName(value, option);
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value);
   if (scheme === null) return socketPath(value, option);
   const protocol = `${scheme[1].toLowerCase()}:`;
@@ -118,7 +142,7 @@ function parseAddress(options, server) {
 
 /** How the address reads in messages and errors. */
 function describe(address) {
-  if (address.transport === 'unix') return address.path;
+  if (address.transport === 'unix' || address.transport === 'pipe') return address.path;
   if (address.transport === 'abstract') return `unix:@${address.path}`;
   const host = address.host.includes(':') ? `[${address.host}]` : address.host;
   return `${address.tls ? 'tls' : 'tcp'}://${host}:${address.port}`;

@@ -20,6 +20,8 @@ const rangeError = (code, message, props) => withCode(RangeError, code, message,
  */
 function fromNative(json) {
   const info = typeof json === 'string' ? JSON.parse(json) : json;
+  // On Windows the core names the error (`errname`: Node's errnos there are libuv's own numbers).
+  if (info.errname !== undefined) info.errno = -errnoNamed(info.errname);
   if (info.errno === undefined) {
     const { message, ...props } = info;
     return ipcError(info.code, message, props);
@@ -29,6 +31,14 @@ function fromNative(json) {
   let message = `${info.syscall} ${name}: ${description} ${info.path}`;
   if (info.detail) message += ` (${info.detail})`;
   return withCode(Error, name, message, { errno, syscall: info.syscall, path: info.path });
+}
+
+/** Node's errno for a libuv error name such as 'ENOENT'. */
+function errnoNamed(name) {
+  for (const [errno, [known]] of util.getSystemErrorMap()) {
+    if (known === name) return errno;
+  }
+  return -4094; // UV_UNKNOWN, the same number on every platform
 }
 
 /** A configuration error thrown by the native core (coded JSON as its message), as a TypeError. */

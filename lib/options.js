@@ -2,7 +2,7 @@
 // Validation and defaults for constructor options. Bad options throw at construction time,
 // naming the option, so mistakes surface where they are made.
 
-const { typeError, rangeError, fromNativeThrow } = require('./errors');
+const { ipcError, typeError, rangeError, fromNativeThrow } = require('./errors');
 const { parseAddress } = require('./address');
 const { checkTls } = require('../binding.js');
 
@@ -228,6 +228,9 @@ function modeOption(options, address) {
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
     throw rangeError('ERR_OUT_OF_RANGE', `options.mode must be file permission bits from 0 to 0o777 (e.g. 0o600), got ${mode}`);
   }
+  if (address.transport === 'pipe') {
+    throw ipcError('ERR_IPC_NOT_SUPPORTED', `options.mode: a named pipe has no file permissions. Windows already lets only the user who started the server (and administrators and SYSTEM) open it for writing; to narrow that, use allow: (info) => … with info.pid, or a secret`);
+  }
   if (address.transport !== 'unix') {
     throw typeError('ERR_INVALID_ARG_VALUE', 'options.mode applies to a socket file; an abstract socket or a TCP port has no file permissions (use secret or allow)');
   }
@@ -241,6 +244,9 @@ function allowOption(options, address) {
   if (typeof allow === 'function') return { allowAsk: true, allowFunction: allow };
   if (allow === null || typeof allow !== 'object') {
     throw typeError('ERR_INVALID_ARG_TYPE', 'options.allow must be { uids, gids } or a function (info) => boolean');
+  }
+  if (address.transport === 'pipe') {
+    throw ipcError('ERR_IPC_NOT_SUPPORTED', 'options.allow with uids/gids: Windows names no uid or gid for a pipe client; use a function (info) => boolean (info.pid is the client\'s process id) or a secret');
   }
   if (address.transport === 'tcp') {
     throw typeError('ERR_INVALID_ARG_VALUE', 'options.allow with uids/gids needs a Unix socket (TCP has no peer credentials); use a function (info) => boolean or a secret');

@@ -51,6 +51,8 @@ pub enum IpcError {
   /// An at-least-once client did not come back within `sessionTimeout` (ms);
   /// `ERR_IPC_SESSION_EXPIRED`, with the messages that were never acknowledged.
   SessionExpired { timeout_ms: u128, undelivered: usize },
+  /// The endpoint does not exist on this platform (`ERR_IPC_NOT_SUPPORTED`); says what to use.
+  NotSupported(String),
 }
 
 impl IpcError {
@@ -95,6 +97,7 @@ impl IpcError {
       IpcError::DeliveryMismatch(_) => "ERR_IPC_DELIVERY_MISMATCH",
       IpcError::SlowClient(_) => "ERR_IPC_SLOW_CLIENT",
       IpcError::SessionExpired { .. } => "ERR_IPC_SESSION_EXPIRED",
+      IpcError::NotSupported(_) => "ERR_IPC_NOT_SUPPORTED",
     })
   }
 
@@ -134,9 +137,7 @@ impl IpcError {
           dst.push(b',');
           write_field(dst, "detail", text);
         }
-        if let Some(errno) = error.raw_os_error() {
-          dst.extend_from_slice(format!(",\"errno\":{errno}").as_bytes());
-        }
+        write_os_error(dst, error);
         dst.push(b',');
         write_field(dst, "syscall", syscall);
         dst.push(b',');
@@ -176,7 +177,8 @@ impl fmt::Display for IpcError {
       | IpcError::NotAllowed(m)
       | IpcError::Tls { message: m, .. }
       | IpcError::TlsConfig(m)
-      | IpcError::DeliveryMismatch(m) => f.write_str(m),
+      | IpcError::DeliveryMismatch(m)
+      | IpcError::NotSupported(m) => f.write_str(m),
       IpcError::SlowClient(max) => write!(
         f,
         "the client did not read fast enough: its unsent messages would have passed maxBufferedBytes ({max} bytes), so the server dropped it and them"
@@ -210,6 +212,57 @@ impl fmt::Display for IpcError {
 }
 
 impl std::error::Error for IpcError {}
+
+/// The OS error as JS turns it into Node's code: the errno on Unix (Node's errnos are its
+/// negation), and on Windows the libuv name (`ENOENT`, …), since Node's errnos there are
+/// libuv's own numbers rather than Win32 codes.
+#[cfg(unix)]
+fn write_os_error(dst: &mut Vec<u8>, error: &io::Error) {
+  if let Some(errno) = error.raw_os_error() {
+    dst.extend_from_slice(format!(",\"errno\":{errno}").as_bytes());
+  }
+}
+
+#[cfg(not(unix))]
+fn write_os_error(dst: &mut Vec<u8>, error: &io::Error) {
+  if error.raw_os_error().is_some() {
+    dst.push(b',');
+    write_field(dst, "errname", uv_name(error));
+  }
+}
+
+/// The libuv error name Node would give this Windows error (libuv maps Win32 codes the same way).
+#[cfg(not(unix))]
+fn uv_name(error: &io::Error) -> &'static str {
+  use io::ErrorKind as K;
+  // Pipe-specific codes first: ERROR_PIPE_BUSY, ERROR_BROKEN_PIPE, ERROR_NO_DATA,
+  // ERROR_PIPE_NOT_CONNECTED, ERROR_INVALID_NAME / ERROR_BAD_PATHNAME.
+  match error.raw_os_error() {
+    Some(231) => return "EBUSY",
+    Some(109) | Some(232) => return "EPIPE",
+    Some(233) => return "ENOTCONN",
+    Some(123) | Some(161) => return "EINVAL",
+    _ => {}
+  }
+  match error.kind() {
+    K::NotFound => "ENOENT",
+    K::PermissionDenied => "EACCES",
+    K::ConnectionRefused => "ECONNREFUSED",
+    K::ConnectionReset => "ECONNRESET",
+    K::ConnectionAborted => "ECONNABORTED",
+    K::NotConnected => "ENOTCONN",
+    K::AddrInUse => "EADDRINUSE",
+    K::AddrNotAvailable => "EADDRNOTAVAIL",
+    K::BrokenPipe => "EPIPE",
+    K::TimedOut => "ETIMEDOUT",
+    K::InvalidInput => "EINVAL",
+    K::HostUnreachable => "EHOSTUNREACH",
+    K::NetworkUnreachable => "ENETUNREACH",
+    K::ResourceBusy => "EBUSY",
+    K::WouldBlock => "EAGAIN",
+    _ => "EIO",
+  }
+}
 
 fn write_field(dst: &mut Vec<u8>, key: &str, value: &str) {
   write_json_string(dst, key);

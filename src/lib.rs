@@ -1,7 +1,7 @@
 //! native-socket-ipc: the Rust core of a socket IPC library for Node.js.
 //!
 //! The core knows nothing of N-API: `codec` frames bytes, `transport` opens Unix, abstract and
-//! TCP sockets, `tls` layers rustls on any of them, `auth` proves a shared secret, `connection`
+//! TCP sockets and Windows named pipes, `tls` layers rustls on any of them, `auth` proves a shared secret, `connection`
 //! runs one socket, `server` and `client` manage many or one, `session` keeps at-least-once delivery across
 //! reconnects, `reconnect` decides when to try again, and `events`
 //! batches everything bound for JavaScript. `binding` (feature `napi`, on by default) is the one
@@ -15,6 +15,8 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod handshake;
+#[cfg(windows)]
+pub mod named_pipe;
 pub mod peer;
 pub mod reconnect;
 pub mod server;

@@ -1,13 +1,22 @@
 //! The socket file a listener binds: taken over when a dead server left it behind, never taken
 //! from a live one, and removed on close only if it is still the file we created.
+//!
+//! Unix only. On Windows the local transport is a named pipe, which has no file and vanishes
+//! with its server: `SocketFile` there remembers nothing and removes nothing.
 
+#[cfg(unix)]
 use crate::error::IpcError;
+#[cfg(unix)]
 use std::io;
+#[cfg(unix)]
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::sync::Mutex;
+#[cfg(unix)]
 use std::time::Duration;
+#[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
 
+#[cfg(unix)]
 /// How long the stale-socket probe waits for a live server to accept.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -19,13 +28,18 @@ pub struct SocketFile {
 
 impl SocketFile {
   /// Remembers the file now at `path` as ours.
+  #[cfg(unix)]
   pub fn claim(&self, path: &str) {
     if let Ok(m) = std::fs::symlink_metadata(path) {
       *self.lock() = Some((path.to_owned(), m.dev(), m.ino()));
     }
   }
 
+  #[cfg(not(unix))]
+  pub fn claim(&self, _path: &str) {}
+
   /// Removes the file if it is still the one we bound (a successor may have replaced it).
+  #[cfg(unix)]
   pub fn remove(&self) {
     let Some((path, dev, ino)) = self.lock().take() else {
       return;
@@ -35,11 +49,17 @@ impl SocketFile {
     }
   }
 
+  #[cfg(not(unix))]
+  pub fn remove(&self) {
+    self.lock().take();
+  }
+
   fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, u64, u64)>> {
     self.bound.lock().unwrap_or_else(|p| p.into_inner())
   }
 }
 
+#[cfg(unix)]
 /// Binds `path`. An existing socket file is reclaimed only when nothing answers on it; a live
 /// server is left alone (the probe connection closes at once, before its hello) and so is any
 /// file that is not a socket. `AddrInUse` means a live server holds the path.
@@ -85,6 +105,7 @@ pub async fn bind_reclaiming(path: &str, mode: Option<u32>) -> Result<UnixListen
   }
 }
 
+#[cfg(unix)]
 /// bind, chmod, listen: between bind and listen a connect is refused, so no client can reach
 /// the socket before it has `mode`. (`UnixListener::bind` does both at once, and the process
 /// umask, which other threads share, is no place to set a mode.)
@@ -104,6 +125,7 @@ fn listen_on(path: &str, mode: Option<u32>) -> io::Result<UnixListener> {
   UnixListener::from_std(std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket)))
 }
 
+#[cfg(unix)]
 /// Takes an exclusive flock on the socket's directory, released when the returned file drops.
 /// Without a directory we can open, binding goes ahead unserialised.
 async fn lock_directory_of(path: &str) -> Option<std::fs::File> {

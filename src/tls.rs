@@ -1,5 +1,6 @@
 //! TLS (rustls) over any transport. After the TLS handshake the connection is bridged to one end
-//! of a Unix socketpair by a small pump task, and the connection code runs on the other end as on
+//! of a local socket pair (a Unix socketpair; on Windows, which has none in tokio, a loopback TCP
+//! pair) by a small pump task, and the connection code runs on the other end as on
 //! any plain socket: one code path for every transport, including its direct writes and
 //! readiness-based reads. The price is one extra local copy per direction (see README).
 
@@ -15,7 +16,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 
 /// The options of `node:tls` we take, PEM as bytes.
 #[derive(Debug, Clone, Default)]
@@ -109,7 +109,7 @@ impl TlsServer {
   /// Also returns where the pump leaves a TLS error that ends the session later (a corrupt record).
   pub async fn accept(&self, socket: Socket) -> Result<Option<(Socket, TlsFailure)>, IpcError> {
     match self.0.accept(socket).await {
-      Ok(stream) => bridge(stream, "client").map(Some),
+      Ok(stream) => bridge(stream, "client").await.map(Some),
       Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !is_rustls_error(&e) => Ok(None),
       Err(e) => Err(handshake_error(e, "client")),
     }
@@ -164,7 +164,7 @@ impl TlsClient {
       .connect(self.name.clone(), socket)
       .await
       .map_err(|e| handshake_error(e, "server"))?;
-    bridge(stream, "server")
+    bridge(stream, "server").await
   }
 }
 
@@ -259,24 +259,48 @@ impl TlsFailure {
 
 /// Hands back a plain socket whose bytes a pump task carries through `tls`, and where the pump
 /// will leave the TLS error that ends the session, if one does. `other`: who is at the far end.
-fn bridge<S>(tls: S, other: &'static str) -> Result<(Socket, TlsFailure), IpcError>
+async fn bridge<S>(tls: S, other: &'static str) -> Result<(Socket, TlsFailure), IpcError>
 where
   S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-  let (ours, theirs) = UnixStream::pair().map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
+  let (ours, theirs) = socket_pair().await.map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
   let failure = TlsFailure(Arc::default(), other);
   tokio::spawn(pump(tls, theirs, failure.clone()));
-  Ok((Socket::Unix(ours), failure))
+  Ok((ours, failure))
+}
+
+#[cfg(unix)]
+async fn socket_pair() -> io::Result<(Socket, tokio::net::UnixStream)> {
+  let (ours, theirs) = tokio::net::UnixStream::pair()?;
+  Ok((Socket::Unix(ours), theirs))
+}
+
+/// A connected loopback TCP pair. Only the connection we made ourselves is taken: another local
+/// process that connects to the short-lived listener first is ignored.
+#[cfg(not(unix))]
+async fn socket_pair() -> io::Result<(Socket, tokio::net::TcpStream)> {
+  let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+  let ours = tokio::net::TcpStream::connect(listener.local_addr()?).await?;
+  let mine = ours.local_addr()?;
+  loop {
+    let (theirs, from) = listener.accept().await?;
+    if from == mine {
+      ours.set_nodelay(true)?;
+      theirs.set_nodelay(true)?;
+      return Ok((Socket::Tcp(ours), theirs));
+    }
+  }
 }
 
 /// Copies both ways until both are done. The directions run independently, so a peer that is
 /// not reading cannot stop us from reading (which would deadlock two busy ends).
-async fn pump<S>(tls: S, plain: UnixStream, failure: TlsFailure)
+async fn pump<S, P>(tls: S, plain: P, failure: TlsFailure)
 where
   S: AsyncRead + AsyncWrite + Unpin + Send,
+  P: AsyncRead + AsyncWrite + Unpin + Send,
 {
   let (tls_read, mut tls_write) = tokio::io::split(tls);
-  let (plain_read, mut plain_write) = plain.into_split();
+  let (plain_read, mut plain_write) = tokio::io::split(plain);
   let inbound = async move {
     let copied = tokio::io::copy_buf(&mut BufReader::with_capacity(PUMP_BUFFER, tls_read), &mut plain_write).await;
     if let Err(e) = copied {

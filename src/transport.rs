@@ -1,8 +1,15 @@
-//! Where connections go: a Unix socket file, a Linux abstract socket, or TCP. Everything above
-//! this module sees one `Socket` and one `Listener` type, so the connection code is the same on
-//! every transport (TLS is layered on by `tls.rs`).
+//! Where connections go: a Unix socket file, a Linux abstract socket, a Windows named pipe, or
+//! TCP. Everything above this module sees one `Socket` and one `Listener` type, so the
+//! connection code is the same on every transport (TLS is layered on by `tls.rs`).
+//!
+//! Per platform: socket files on Unix (Linux and macOS), abstract sockets on Linux only, named
+//! pipes on Windows only, TCP everywhere. An endpoint a platform lacks fails to bind or connect
+//! with `ERR_IPC_NOT_SUPPORTED` (the JS constructor refuses it first).
 
 use crate::error::IpcError;
+#[cfg(windows)]
+use crate::named_pipe;
+#[cfg(unix)]
 use crate::socket_file;
 use bytes::BufMut;
 use std::fmt;
@@ -11,7 +18,11 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
+#[cfg(windows)]
+use tokio::net::windows::named_pipe::{NamedPipeClient, NamedPipeServer};
 
 /// Which addresses a host name may resolve to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +38,15 @@ pub enum Endpoint {
   Unix(String),
   /// A Linux abstract socket: a name with no file, gone when its listener closes.
   Abstract(String),
+  /// A Windows named pipe, `\\.\pipe\name` (or `\\?\pipe\name`).
+  Pipe(String),
   Tcp { host: String, port: u16, family: Family },
 }
 
 impl fmt::Display for Endpoint {
   fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     match self {
-      Endpoint::Unix(path) => f.write_str(path),
+      Endpoint::Unix(path) | Endpoint::Pipe(path) => f.write_str(path),
       Endpoint::Abstract(name) => write!(f, "@{name}"),
       Endpoint::Tcp { host, port, .. } if host.contains(':') => write!(f, "[{host}]:{port}"),
       Endpoint::Tcp { host, port, .. } => write!(f, "{host}:{port}"),
@@ -48,6 +61,23 @@ impl Endpoint {
       Endpoint::Tcp { host, .. } => host,
       _ => "localhost",
     }
+  }
+
+  /// Refuses an endpoint this platform does not have, saying what to use instead.
+  fn check_supported(&self) -> Result<(), IpcError> {
+    let missing = match self {
+      Endpoint::Unix(_) if cfg!(not(unix)) => {
+        "Unix socket files are not supported on this platform; use a named pipe ('\\\\.\\pipe\\name') or localEndpoint(name)"
+      }
+      Endpoint::Abstract(_) if cfg!(not(target_os = "linux")) => {
+        "abstract Unix sockets exist only on Linux; use a socket file or localEndpoint(name)"
+      }
+      Endpoint::Pipe(_) if cfg!(not(windows)) => {
+        "named pipes exist only on Windows; use a socket file or localEndpoint(name)"
+      }
+      _ => return Ok(()),
+    };
+    Err(IpcError::NotSupported(format!("{self}: {missing}")))
   }
 
   async fn resolve(&self, host: &str, port: u16, family: Family, syscall: &'static str) -> Result<Vec<SocketAddr>, IpcError> {
@@ -72,6 +102,7 @@ impl Endpoint {
 }
 
 /// The abstract-namespace address of `name` (a leading NUL byte tells the kernel).
+#[cfg(unix)]
 fn abstract_path(name: &str) -> String {
   format!("\0{name}")
 }
@@ -81,11 +112,14 @@ fn abstract_path(name: &str) -> String {
 pub enum PeerInfo {
   /// `SO_PEERCRED` of a Unix-socket peer; pid 0 when the kernel does not say.
   Process { pid: u32, uid: u32, gid: u32 },
+  /// The process at the other end of a named pipe: Windows names no uid or gid.
+  PipeProcess { pid: u32 },
   Remote(SocketAddr),
   Unknown,
 }
 
 impl PeerInfo {
+  #[cfg(unix)]
   fn of_unix(stream: &UnixStream) -> PeerInfo {
     match stream.peer_cred() {
       Ok(cred) => PeerInfo::Process {
@@ -101,6 +135,7 @@ impl PeerInfo {
   pub fn write_json(&self, dst: &mut Vec<u8>) {
     let text = match self {
       PeerInfo::Process { pid, uid, gid } => format!("{{\"pid\":{pid},\"uid\":{uid},\"gid\":{gid}}}"),
+      PeerInfo::PipeProcess { pid } => format!("{{\"pid\":{pid},\"uid\":null,\"gid\":null}}"),
       PeerInfo::Remote(addr) => format!(
         "{{\"address\":\"{}\",\"family\":\"{}\",\"port\":{}}}",
         addr.ip(),
@@ -125,14 +160,25 @@ impl PeerInfo {
 /// writer and direct writes from the JS thread share one socket without a lock.
 #[derive(Debug)]
 pub enum Socket {
+  #[cfg(unix)]
   Unix(UnixStream),
+  /// Our end of a pipe we serve (the server's instance).
+  #[cfg(windows)]
+  PipeServer(NamedPipeServer),
+  #[cfg(windows)]
+  PipeClient(NamedPipeClient),
   Tcp(TcpStream),
 }
 
 macro_rules! each {
   ($self:expr, $s:ident => $body:expr) => {
     match $self {
+      #[cfg(unix)]
       Socket::Unix($s) => $body,
+      #[cfg(windows)]
+      Socket::PipeServer($s) => $body,
+      #[cfg(windows)]
+      Socket::PipeClient($s) => $body,
       Socket::Tcp($s) => $body,
     }
   };
@@ -155,26 +201,55 @@ impl Socket {
     each!(self, s => s.try_write(bytes))
   }
 
-  /// Half-close: the peer reads EOF after what was written.
+  /// Half-close: the peer reads EOF after what was written. A named pipe has no half-close:
+  /// the peer reads EOF when our end closes, which follows as soon as the connection ends.
   pub fn shutdown_write(&self) -> io::Result<()> {
-    each!(self, s => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write))
+    match self {
+      #[cfg(unix)]
+      Socket::Unix(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
+      #[cfg(windows)]
+      Socket::PipeServer(_) | Socket::PipeClient(_) => Ok(()),
+      Socket::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
+    }
   }
 
   /// Bytes (or an EOF) wait in the receive buffer: the peer was heard, even if we have not read
   /// it yet (our own process was paused, say). Never blocks: the socket is non-blocking.
   pub fn has_input(&self) -> bool {
     let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
-    each!(self, s => socket2::SockRef::from(s).peek(&mut byte).is_ok())
+    match self {
+      #[cfg(unix)]
+      Socket::Unix(s) => socket2::SockRef::from(s).peek(&mut byte).is_ok(),
+      #[cfg(windows)]
+      Socket::PipeServer(s) => named_pipe::has_input(s),
+      #[cfg(windows)]
+      Socket::PipeClient(s) => named_pipe::has_input(s),
+      Socket::Tcp(s) => socket2::SockRef::from(s).peek(&mut byte).is_ok(),
+    }
   }
 
-  /// Ends both directions: our own reader sees EOF, as if the peer had gone.
+  /// Ends both directions: our own reader sees EOF (or an error), as if the peer had gone.
+  /// A pipe client cannot do this without closing its handle; only servers sever connections.
   pub fn shutdown_both(&self) -> io::Result<()> {
-    each!(self, s => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both))
+    match self {
+      #[cfg(unix)]
+      Socket::Unix(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
+      #[cfg(windows)]
+      Socket::PipeServer(s) => s.disconnect(),
+      #[cfg(windows)]
+      Socket::PipeClient(_) => Ok(()),
+      Socket::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
+    }
   }
 
   pub fn peer_info(&self) -> PeerInfo {
     match self {
+      #[cfg(unix)]
       Socket::Unix(s) => PeerInfo::of_unix(s),
+      #[cfg(windows)]
+      Socket::PipeServer(s) => named_pipe::client_pid(s).map_or(PeerInfo::Unknown, |pid| PeerInfo::PipeProcess { pid }),
+      #[cfg(windows)]
+      Socket::PipeClient(s) => named_pipe::server_pid(s).map_or(PeerInfo::Unknown, |pid| PeerInfo::PipeProcess { pid }),
       Socket::Tcp(s) => s.peer_addr().map_or(PeerInfo::Unknown, PeerInfo::Remote),
     }
   }
@@ -201,14 +276,20 @@ impl AsyncWrite for Socket {
 }
 
 pub enum Listener {
+  #[cfg(unix)]
   Unix(UnixListener),
+  #[cfg(windows)]
+  Pipe(named_pipe::PipeListener),
   Tcp(TcpListener),
 }
 
 impl Listener {
   pub async fn accept(&self) -> io::Result<Socket> {
     match self {
+      #[cfg(unix)]
       Listener::Unix(l) => l.accept().await.map(|(s, _)| Socket::Unix(s)),
+      #[cfg(windows)]
+      Listener::Pipe(l) => l.accept().await.map(Socket::PipeServer),
       Listener::Tcp(l) => {
         let (s, _) = l.accept().await?;
         // We coalesce writes ourselves; Nagle would only add latency to each batch.
@@ -218,8 +299,9 @@ impl Listener {
     }
   }
 
-  /// What is bound, as `server.address()` returns it: the path (or `unix:@name`) as a JSON
-  /// string, or `{ address, family, port }` for TCP, with the port the kernel picked for 0.
+  /// What is bound, as `server.address()` returns it: the path (or `unix:@name`, or the pipe
+  /// name) as a JSON string, or `{ address, family, port }` for TCP, with the port the kernel
+  /// picked for 0.
   pub fn address_json(&self, endpoint: &Endpoint) -> Vec<u8> {
     let mut out = Vec::new();
     match (self, endpoint) {
@@ -227,7 +309,11 @@ impl Listener {
         Ok(addr) => PeerInfo::Remote(addr).write_json(&mut out),
         Err(_) => out.extend_from_slice(b"null"),
       },
+      #[cfg(windows)]
+      (Listener::Pipe(l), _) => crate::error::write_json_string(&mut out, l.name()),
+      #[cfg(unix)]
       (Listener::Unix(_), Endpoint::Abstract(name)) => crate::error::write_json_string(&mut out, &format!("unix:@{name}")),
+      #[cfg(unix)]
       (Listener::Unix(_), other) => crate::error::write_json_string(&mut out, &other.to_string()),
     }
     out
@@ -235,10 +321,16 @@ impl Listener {
 }
 
 /// Binds and listens. A socket file left by a dead server is reclaimed (see `socket_file`), and
-/// gets `mode` before anyone can connect.
+/// gets `mode` before anyone can connect. A live pipe name is never taken (see `named_pipe`).
 pub async fn bind(endpoint: &Endpoint, mode: Option<u32>) -> Result<Listener, IpcError> {
+  endpoint.check_supported()?;
+  // Only a socket file has permission bits (the JS side refuses `mode` elsewhere).
+  #[cfg(not(unix))]
+  let _ = mode;
   match endpoint {
+    #[cfg(unix)]
     Endpoint::Unix(path) => socket_file::bind_reclaiming(path, mode).await.map(Listener::Unix),
+    #[cfg(unix)]
     Endpoint::Abstract(name) => {
       let listen = || -> io::Result<UnixListener> {
         let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
@@ -249,6 +341,16 @@ pub async fn bind(endpoint: &Endpoint, mode: Option<u32>) -> Result<Listener, Ip
       };
       listen().map(Listener::Unix).map_err(|e| IpcError::io(e, "listen", &endpoint.to_string()))
     }
+    #[cfg(windows)]
+    Endpoint::Pipe(name) => named_pipe::bind(name).map(Listener::Pipe).map_err(|e| {
+      let in_use = e.kind() == io::ErrorKind::AddrInUse;
+      let e = IpcError::io(e, "listen", name);
+      if in_use {
+        e.with_detail("another server is listening on this pipe; it was left undisturbed")
+      } else {
+        e
+      }
+    }),
     Endpoint::Tcp { host, port, family } => {
       let mut last = None;
       for addr in endpoint.resolve(host, *port, *family, "listen").await? {
@@ -259,14 +361,20 @@ pub async fn bind(endpoint: &Endpoint, mode: Option<u32>) -> Result<Listener, Ip
       }
       Err(IpcError::io(last.expect("resolve returns at least one address"), "listen", &endpoint.to_string()))
     }
+    // Refused by check_supported above.
+    #[allow(unreachable_patterns)]
+    _ => unreachable!("{endpoint} is not supported here"),
   }
 }
 
 /// Connects (no hello yet).
 pub async fn connect(endpoint: &Endpoint) -> Result<Socket, IpcError> {
+  endpoint.check_supported()?;
   let failed = |e| IpcError::io(e, "connect", &endpoint.to_string());
   match endpoint {
+    #[cfg(unix)]
     Endpoint::Unix(path) => UnixStream::connect(path).await.map(Socket::Unix).map_err(failed),
+    #[cfg(unix)]
     Endpoint::Abstract(name) => {
       let socket = (|| -> io::Result<socket2::Socket> {
         let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
@@ -279,6 +387,8 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Socket, IpcError> {
       let std = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(socket));
       UnixStream::from_std(std).map(Socket::Unix).map_err(failed)
     }
+    #[cfg(windows)]
+    Endpoint::Pipe(name) => named_pipe::connect(name).await.map(Socket::PipeClient).map_err(failed),
     Endpoint::Tcp { host, port, family } => {
       let mut last = None;
       for addr in endpoint.resolve(host, *port, *family, "connect").await? {
@@ -292,6 +402,8 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Socket, IpcError> {
       }
       Err(failed(last.expect("resolve returns at least one address")))
     }
+    #[allow(unreachable_patterns)]
+    _ => unreachable!("{endpoint} is not supported here"),
   }
 }
 

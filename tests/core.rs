@@ -2,6 +2,10 @@
 //!
 //! Run with `cargo test --no-default-features` (the default `napi` feature needs Node).
 //! Every test body is bounded by `within_10s`, so a hang fails instead of stalling the run.
+//!
+//! Unix only: these run over Unix sockets. The Windows transport (named pipes) is tested by the
+//! node:test suite under Wine (`npm run test:windows`) and by `named_pipe`'s unit tests.
+#![cfg(unix)]
 
 mod common;
 use common::*;

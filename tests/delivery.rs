@@ -1,6 +1,10 @@
 //! At-least-once sessions and backpressure, through the core's public API with real sockets.
 //! The tests play the JS side: they take the event batches and, when they choose to, say the
 //! listeners ran (`delivered`), which is what sends the acknowledgements.
+//!
+//! Unix only: these run over Unix sockets. The Windows transport (named pipes) is tested by the
+//! node:test suite under Wine (`npm run test:windows`) and by `named_pipe`'s unit tests.
+#![cfg(unix)]
 
 mod common;
 use common::*;

@@ -5,6 +5,9 @@
 //! Run with `cargo test --no-default-features`. To add a crasher: minimise it
 //! (`cargo fuzz tmin <target> <artifact>`) and copy it into `fuzz/regressions/<target>/`.
 //! Each harness call runs its own current-thread runtime, so these are plain `#[test]`s.
+//!
+//! Unix only: the harness drives connections over Unix socketpairs.
+#![cfg(unix)]
 
 #[path = "../fuzz/harness.rs"]
 mod harness;

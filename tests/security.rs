@@ -1,6 +1,10 @@
 //! Integration tests of the transports and the security options through the core's public API:
 //! TCP and abstract sockets, TLS, the shared secret, `allow`, the socket file's mode, and the
 //! frame timeout. Run with `cargo test --no-default-features`.
+//!
+//! Unix only: these run over Unix sockets. The Windows transport (named pipes) is tested by the
+//! node:test suite under Wine (`npm run test:windows`) and by `named_pipe`'s unit tests.
+#![cfg(unix)]
 
 mod common;
 use common::*;

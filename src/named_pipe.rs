@@ -1,0 +1,210 @@
+//! Windows named pipes (`\\.\pipe\name`), the local transport there, as in `node:net`.
+//!
+//! A pipe server is a set of instances of one name: each instance takes one client, so the
+//! listener keeps one instance waiting and creates the next as soon as a client takes it.
+//! Pipes have no file: a name vanishes with the last instance of its server, so nothing is
+//! ever stale and there is nothing to remove on close. Remote (SMB) clients are always refused.
+//! On other platforms this module is not compiled; `transport` refuses pipe names there.
+
+use std::io;
+use std::os::windows::io::AsRawHandle;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions};
+use windows_sys::Win32::Foundation::{ERROR_ACCESS_DENIED, ERROR_NO_DATA, ERROR_PIPE_BUSY, HANDLE};
+use windows_sys::Win32::System::Pipes::{GetNamedPipeClientProcessId, GetNamedPipeServerProcessId, PeekNamedPipe};
+
+/// How long a client keeps trying while every instance of a live server is taken.
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+const BUSY_POLL: Duration = Duration::from_millis(5);
+/// Winsock's WSAEADDRINUSE: an `io::Error` whose kind is `AddrInUse` and that carries an OS code,
+/// so it reaches JS as Node's `EADDRINUSE`.
+const WSAEADDRINUSE: i32 = 10048;
+
+pub struct PipeListener {
+  name: String,
+  /// The instance waiting for the next client (`None` only briefly, after a failed create).
+  waiting: Mutex<Option<NamedPipeServer>>,
+}
+
+/// Creates the first instance of `name`. A live server keeps its name: the probe (a client
+/// open that is closed at once, before any hello) finds it and we answer `EADDRINUSE`;
+/// `first_pipe_instance` closes the race between two servers starting together.
+pub fn bind(name: &str) -> io::Result<PipeListener> {
+  match ClientOptions::new().open(name) {
+    Ok(_probe) => return Err(io::Error::from_raw_os_error(WSAEADDRINUSE)),
+    Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) => {
+      return Err(io::Error::from_raw_os_error(WSAEADDRINUSE))
+    }
+    Err(_) => {}
+  }
+  let first = create(name, true).map_err(|e| match e.raw_os_error() {
+    // What CreateNamedPipe says when another process already owns the name.
+    Some(code) if code == ERROR_ACCESS_DENIED as i32 => io::Error::from_raw_os_error(WSAEADDRINUSE),
+    _ => e,
+  })?;
+  Ok(PipeListener {
+    name: name.to_owned(),
+    waiting: Mutex::new(Some(first)),
+  })
+}
+
+fn create(name: &str, first: bool) -> io::Result<NamedPipeServer> {
+  ServerOptions::new()
+    .first_pipe_instance(first)
+    .reject_remote_clients(true)
+    .create(name)
+}
+
+impl PipeListener {
+  /// Waits for a client on the waiting instance, then puts a fresh instance in its place.
+  pub async fn accept(&self) -> io::Result<NamedPipeServer> {
+    loop {
+      let taken = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).take();
+      let instance = match taken {
+        Some(instance) => instance,
+        None => create(&self.name, false)?,
+      };
+      match instance.connect().await {
+        Ok(()) => {
+          // A client that finds no waiting instance gets "not found": replace it at once.
+          // If that fails (out of handles), the next accept tries again.
+          *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = create(&self.name, false).ok();
+          return Ok(instance);
+        }
+        // The client came and went before we saw it (a probe, a port check): not an error.
+        Err(e) if e.raw_os_error() == Some(ERROR_NO_DATA as i32) => continue,
+        Err(e) => return Err(e),
+      }
+    }
+  }
+
+  pub fn name(&self) -> &str {
+    &self.name
+  }
+}
+
+/// Opens `name`, waiting while every instance of the server is taken (ERROR_PIPE_BUSY).
+pub async fn connect(name: &str) -> io::Result<NamedPipeClient> {
+  let started = tokio::time::Instant::now();
+  loop {
+    match ClientOptions::new().open(name) {
+      Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) && started.elapsed() < BUSY_WAIT => {
+        tokio::time::sleep(BUSY_POLL).await
+      }
+      other => return other,
+    }
+  }
+}
+
+/// The process id of the client connected to this instance (what `clientInfo()` reports).
+pub fn client_pid(pipe: &NamedPipeServer) -> Option<u32> {
+  let mut pid = 0u32;
+  // SAFETY: the handle is open for as long as `pipe` lives; `pid` is a valid out pointer.
+  let ok = unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle() as HANDLE, &mut pid) };
+  (ok != 0).then_some(pid)
+}
+
+/// The process id of the server a client is connected to.
+pub fn server_pid(pipe: &NamedPipeClient) -> Option<u32> {
+  let mut pid = 0u32;
+  // SAFETY: as in `client_pid`.
+  let ok = unsafe { GetNamedPipeServerProcessId(pipe.as_raw_handle() as HANDLE, &mut pid) };
+  (ok != 0).then_some(pid)
+}
+
+/// Bytes wait to be read, or the other end has gone (which a read would report): either way
+/// the peer was heard. Never blocks.
+pub fn has_input(pipe: &impl AsRawHandle) -> bool {
+  let mut available = 0u32;
+  // SAFETY: a zero-length peek with only the count requested; the handle is open.
+  let ok = unsafe {
+    PeekNamedPipe(
+      pipe.as_raw_handle() as HANDLE,
+      std::ptr::null_mut(),
+      0,
+      std::ptr::null_mut(),
+      &mut available,
+      std::ptr::null_mut(),
+    )
+  };
+  ok == 0 || available > 0
+}
+
+#[cfg(test)]
+mod tests {
+  //! Run on Windows, or under Wine by `npm run test:windows`.
+  use super::*;
+  use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+  fn unique(name: &str) -> String {
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(r"\\.\pipe\nsipc-unit-{name}-{}-{n}", std::process::id())
+  }
+
+  /// Wine implements no FILE_FLAG_FIRST_PIPE_INSTANCE; ntdll exports `wine_get_version` there.
+  fn under_wine() -> bool {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+    // SAFETY: NUL-terminated names; ntdll is always loaded.
+    unsafe { GetProcAddress(GetModuleHandleA(c"ntdll.dll".as_ptr().cast()), c"wine_get_version".as_ptr().cast()).is_some() }
+  }
+
+  #[tokio::test]
+  async fn a_client_and_the_server_exchange_bytes_and_the_server_learns_the_client_pid() {
+    let name = unique("echo");
+    let listener = bind(&name).unwrap();
+    let (accepted, client) = tokio::join!(listener.accept(), connect(&name));
+    let (mut server, mut client) = (accepted.unwrap(), client.unwrap());
+    assert_eq!(client_pid(&server), Some(std::process::id()));
+    assert_eq!(server_pid(&client), Some(std::process::id()));
+    client.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 4];
+    server.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"ping");
+    assert!(!has_input(&server), "everything sent was read");
+    server.write_all(b"pong").await.unwrap();
+    client.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"pong");
+  }
+
+  #[tokio::test]
+  async fn the_next_client_finds_a_waiting_instance_after_the_first_is_taken() {
+    let name = unique("many");
+    let listener = bind(&name).unwrap();
+    for _ in 0..3 {
+      let (accepted, client) = tokio::join!(listener.accept(), connect(&name));
+      accepted.unwrap();
+      client.unwrap();
+    }
+  }
+
+  #[tokio::test]
+  async fn a_second_server_on_a_live_name_gets_addr_in_use_and_the_first_keeps_serving() {
+    let name = unique("taken");
+    let listener = bind(&name).unwrap();
+    let refused = bind(&name).err().expect("the name is live");
+    assert_eq!(refused.kind(), io::ErrorKind::AddrInUse);
+    let (accepted, client) = tokio::join!(listener.accept(), connect(&name));
+    accepted.unwrap();
+    client.unwrap();
+  }
+
+  #[test]
+  fn two_servers_creating_one_name_at_once_one_is_refused_as_first_instance() {
+    if under_wine() {
+      eprintln!("not shown here: Wine does not enforce FILE_FLAG_FIRST_PIPE_INSTANCE");
+      return;
+    }
+    let name = unique("race");
+    let _first = create(&name, true).unwrap();
+    let second = create(&name, true).expect_err("a second first instance is refused");
+    assert_eq!(second.raw_os_error(), Some(ERROR_ACCESS_DENIED as i32));
+  }
+
+  #[tokio::test]
+  async fn connecting_to_a_name_nobody_serves_is_not_found() {
+    let err = connect(&unique("nobody")).await.expect_err("nobody serves it");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+  }
+}
