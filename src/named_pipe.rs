@@ -1,16 +1,17 @@
 //! Windows named pipes (`\\.\pipe\name`), the local transport there, as in `node:net`.
 //!
 //! A pipe server is a set of instances of one name: each instance takes one client, so the
-//! listener keeps one instance waiting and creates the next as soon as a client takes it.
+//! listener keeps a few instances waiting and creates another as soon as a client takes one.
 //! Pipes have no file: a name vanishes with the last instance of its server, so nothing is
 //! ever stale and there is nothing to remove on close. Remote (SMB) clients are always refused.
 //! On other platforms this module is not compiled; `transport` refuses pipe names there.
 
 use std::io;
 use std::os::windows::io::AsRawHandle;
-use std::sync::Mutex;
 use std::time::Duration;
 use tokio::net::windows::named_pipe::{ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use windows_sys::Win32::Foundation::{ERROR_ACCESS_DENIED, ERROR_NO_DATA, ERROR_PIPE_BUSY, HANDLE};
 use windows_sys::Win32::System::Pipes::{GetNamedPipeClientProcessId, GetNamedPipeServerProcessId, PeekNamedPipe};
 
@@ -21,10 +22,20 @@ const BUSY_POLL: Duration = Duration::from_millis(5);
 /// so it reaches JS as Node's `EADDRINUSE`.
 const WSAEADDRINUSE: i32 = 10048;
 
+/// Instances kept waiting for clients, as libuv keeps for `node:net`: while one is being
+/// replaced after a client took it, the others still answer, so a burst of clients never finds
+/// the name missing (which a client would take for "no server").
+const WAITING_INSTANCES: usize = 4;
+/// Pause before creating an instance again after the system refused one (out of handles).
+const CREATE_RETRY: Duration = Duration::from_millis(100);
+/// Connected instances the server has not yet accepted: the listen backlog of Unix sockets.
+const BACKLOG: usize = 1024;
+
 pub struct PipeListener {
   name: String,
-  /// The instance waiting for the next client (`None` only briefly, after a failed create).
-  waiting: Mutex<Option<NamedPipeServer>>,
+  connected: tokio::sync::Mutex<mpsc::Receiver<io::Result<NamedPipeServer>>>,
+  /// Each waits on one instance; dropping the listener aborts them, which closes the instances.
+  _waiters: JoinSet<()>,
 }
 
 /// Creates the first instance of `name`. A live server keeps its name: the probe (a client
@@ -43,9 +54,16 @@ pub fn bind(name: &str) -> io::Result<PipeListener> {
     Some(code) if code == ERROR_ACCESS_DENIED as i32 => io::Error::from_raw_os_error(WSAEADDRINUSE),
     _ => e,
   })?;
+  let (tx, rx) = mpsc::channel(BACKLOG);
+  let mut waiters = JoinSet::new();
+  waiters.spawn(wait_for_clients(name.to_owned(), Some(first), tx.clone()));
+  for _ in 1..WAITING_INSTANCES {
+    waiters.spawn(wait_for_clients(name.to_owned(), None, tx.clone()));
+  }
   Ok(PipeListener {
     name: name.to_owned(),
-    waiting: Mutex::new(Some(first)),
+    connected: tokio::sync::Mutex::new(rx),
+    _waiters: waiters,
   })
 }
 
@@ -56,26 +74,41 @@ fn create(name: &str, first: bool) -> io::Result<NamedPipeServer> {
     .create(name)
 }
 
-impl PipeListener {
-  /// Waits for a client on the waiting instance, then puts a fresh instance in its place.
-  pub async fn accept(&self) -> io::Result<NamedPipeServer> {
-    loop {
-      let taken = self.waiting.lock().unwrap_or_else(|p| p.into_inner()).take();
-      let instance = match taken {
-        Some(instance) => instance,
-        None => create(&self.name, false)?,
-      };
-      match instance.connect().await {
-        Ok(()) => {
-          // A client that finds no waiting instance gets "not found": replace it at once.
-          // If that fails (out of handles), the next accept tries again.
-          *self.waiting.lock().unwrap_or_else(|p| p.into_inner()) = create(&self.name, false).ok();
-          return Ok(instance);
+/// Keeps one instance waiting: hands each connected instance over and creates the next.
+async fn wait_for_clients(
+  name: String,
+  mut instance: Option<NamedPipeServer>,
+  tx: mpsc::Sender<io::Result<NamedPipeServer>>,
+) {
+  loop {
+    let pipe = match instance.take().map_or_else(|| create(&name, false), Ok) {
+      Ok(pipe) => pipe,
+      Err(e) => {
+        if tx.send(Err(e)).await.is_err() {
+          return;
         }
-        // The client came and went before we saw it (a probe, a port check): not an error.
-        Err(e) if e.raw_os_error() == Some(ERROR_NO_DATA as i32) => continue,
-        Err(e) => return Err(e),
+        tokio::time::sleep(CREATE_RETRY).await;
+        continue;
       }
+    };
+    let outcome = match pipe.connect().await {
+      Ok(()) => Ok(pipe),
+      // The client came and went before we saw it (a probe, a port check): not an error.
+      Err(e) if e.raw_os_error() == Some(ERROR_NO_DATA as i32) => continue,
+      Err(e) => Err(e),
+    };
+    if tx.send(outcome).await.is_err() {
+      return;
+    }
+  }
+}
+
+impl PipeListener {
+  /// The next connected instance (cancel-safe: a client is never lost to a dropped call).
+  pub async fn accept(&self) -> io::Result<NamedPipeServer> {
+    match self.connected.lock().await.recv().await {
+      Some(outcome) => outcome,
+      None => Err(io::Error::other("the pipe listener stopped")),
     }
   }
 
@@ -147,7 +180,13 @@ mod tests {
   fn under_wine() -> bool {
     use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
     // SAFETY: NUL-terminated names; ntdll is always loaded.
-    unsafe { GetProcAddress(GetModuleHandleA(c"ntdll.dll".as_ptr().cast()), c"wine_get_version".as_ptr().cast()).is_some() }
+    unsafe {
+      GetProcAddress(
+        GetModuleHandleA(c"ntdll.dll".as_ptr().cast()),
+        c"wine_get_version".as_ptr().cast(),
+      )
+      .is_some()
+    }
   }
 
   #[tokio::test]
@@ -169,13 +208,15 @@ mod tests {
   }
 
   #[tokio::test]
-  async fn the_next_client_finds_a_waiting_instance_after_the_first_is_taken() {
-    let name = unique("many");
+  async fn a_burst_of_clients_all_connect_before_the_server_accepts_any() {
+    let name = unique("burst");
     let listener = bind(&name).unwrap();
-    for _ in 0..3 {
-      let (accepted, client) = tokio::join!(listener.accept(), connect(&name));
-      accepted.unwrap();
-      client.unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+      clients.push(connect(&name).await.expect("an instance is waiting (or soon free)"));
+    }
+    for _ in 0..20 {
+      listener.accept().await.unwrap();
     }
   }
 
