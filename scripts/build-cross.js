@@ -6,6 +6,9 @@
 //   node scripts/build-cross.js                      every non-host target
 //   node scripts/build-cross.js --target <triple>    only these (repeatable; the napi triple, or
 //                                                    x86_64-pc-windows-gnu for the Windows one)
+//   node scripts/build-cross.js --clippy             instead of building, `cargo clippy
+//                                                    --all-targets -D warnings` for every target in
+//                                                    napi.targets, the host's too, with the same tools
 //
 // Release builds with CARGO_TARGET_DIR=target/cross, so the host build in target/ is left alone.
 // It first checks the tools it needs and installs what it can: `rustup target add`, apt packages
@@ -135,10 +138,11 @@ function parseArgs(argv) {
   const targets = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--target' && i + 1 < argv.length) targets.push(argv[++i]);
+    if (arg === '--clippy') targets.clippy = true;
+    else if (arg === '--target' && i + 1 < argv.length) targets.push(argv[++i]);
     else if (arg.startsWith('--target=')) targets.push(arg.slice('--target='.length));
     else if (arg === '-h' || arg === '--help') {
-      console.log('usage: node scripts/build-cross.js [--target <triple>]...');
+      console.log('usage: node scripts/build-cross.js [--clippy] [--target <triple>]...');
       console.log(`targets: ${Object.keys(RECIPES).join(', ')}`);
       process.exit(0);
     } else fail(`unknown argument ${arg} (usage: node scripts/build-cross.js [--target <triple>]...)`, 2);
@@ -290,6 +294,24 @@ function build(triple, recipe, lib, binaryName) {
   });
 }
 
+/** `cargo clippy` for one target, warnings as errors, with the target's build tools. */
+function clippy(triple, recipe) {
+  const rustTarget = recipe.rustTarget || triple;
+  const env = { ...process.env, CARGO_TARGET_DIR: crossDir, ...(recipe.env ? recipe.env() : {}) };
+  const cmd = recipe.zig ? path.join(venvBin, 'cargo-zigbuild') : 'cargo';
+  if (recipe.zig) env.PATH = `${venvBin}${path.delimiter}${env.PATH}`;
+  // The addon (default features) and, on the host, the core alone as `cargo test` builds it.
+  const variants = recipe.host ? [[], ['--no-default-features']] : [[]];
+  const started = Date.now();
+  let failed = null;
+  for (const extra of variants) {
+    const args = ['clippy', '--all-targets', '--target', rustTarget, ...extra, '--', '-D', 'warnings'];
+    console.log(`\n=== clippy ${triple}${extra.length ? ` ${extra.join(' ')}` : ''}`);
+    if (!runShown(cmd, args, { cwd: root, env })) failed = 'clippy reported warnings or errors';
+  }
+  return { triple, platform: recipe.platform || 'host', ms: Date.now() - started, error: failed, log: '(output above)' };
+}
+
 function summary(results) {
   const rows = [['target', 'platform', 'result', 'time', 'size']];
   for (const r of results) {
@@ -306,8 +328,10 @@ async function main() {
   const { binaryName, targets: napiTargets = [] } = pkg.napi || {};
   // A target may also be named by the Rust target it is built as here (x86_64-pc-windows-gnu).
   const aliases = Object.fromEntries(Object.entries(RECIPES).filter(([, r]) => r.rustTarget).map(([t, r]) => [r.rustTarget, t]));
-  const wanted = parseArgs(process.argv.slice(2)).map((t) => aliases[t] || t);
+  const args = parseArgs(process.argv.slice(2));
+  const wanted = args.map((t) => aliases[t] || t);
   const host = hostTriple();
+  if (args.clippy) return lintAll(napiTargets, host, wanted);
 
   for (const t of wanted) {
     if (t === host) fail(`${t} is this machine's target: \`npm run build\` builds it`, 2);
@@ -326,6 +350,19 @@ async function main() {
   const lib = libName();
   const results = [];
   for (const t of selected) results.push(await build(t, RECIPES[t], lib, binaryName));
+  summary(results);
+  process.exitCode = results.some((r) => r.error) ? 1 : 0;
+}
+
+/** --clippy: every napi target (or those named), the host's with plain cargo. */
+function lintAll(napiTargets, host, wanted) {
+  const selected = wanted.length ? wanted : napiTargets;
+  const recipes = selected.map((t) => (t === host ? { host: true, platform: 'host', rustTarget: t } : { rustTarget: t, ...RECIPES[t] }));
+  const cross = recipes.filter((r) => !r.host);
+  const missing = cross.length ? ensureTools(cross) : [];
+  if (missing.length) fail(`missing tools:\n${missing.map((m) => `  - ${m}`).join('\n')}`);
+  if (selected.includes('x86_64-pc-windows-msvc')) ensureLibnode();
+  const results = selected.map((t, i) => clippy(t, recipes[i]));
   summary(results);
   process.exitCode = results.some((r) => r.error) ? 1 : 0;
 }
