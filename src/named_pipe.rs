@@ -34,8 +34,8 @@ const BACKLOG: usize = 1024;
 pub struct PipeListener {
   name: String,
   connected: tokio::sync::Mutex<mpsc::Receiver<io::Result<NamedPipeServer>>>,
-  /// Each waits on one instance; dropping the listener aborts them, which closes the instances.
-  _waiters: JoinSet<()>,
+  /// Each waits on one instance; aborting them closes the instances.
+  waiters: JoinSet<()>,
 }
 
 /// Creates the first instance of `name`. A live server keeps its name: the probe (a client
@@ -63,7 +63,7 @@ pub fn bind(name: &str) -> io::Result<PipeListener> {
   Ok(PipeListener {
     name: name.to_owned(),
     connected: tokio::sync::Mutex::new(rx),
-    _waiters: waiters,
+    waiters,
   })
 }
 
@@ -114,6 +114,14 @@ impl PipeListener {
 
   pub fn name(&self) -> &str {
     &self.name
+  }
+
+  /// Closes every instance, and returns once they are closed: the name is then free. (Only
+  /// dropping the listener would close them later, on the runtime's own time.)
+  pub async fn close(mut self) {
+    self.waiters.shutdown().await;
+    // Connected instances nobody accepted: their clients see the pipe end.
+    self.connected.get_mut().close();
   }
 }
 

@@ -239,7 +239,8 @@ async fn serve_partners(shared: &Arc<Shared>, listener: Listener) {
       },
     }
   }
-  drop(listener);
+  // Stop answering before anything is reported closed: a successor may bind at once.
+  listener.close().await;
   connections.close();
   connections.wait().await;
 }

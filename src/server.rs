@@ -315,7 +315,8 @@ async fn accept_until_shutdown(shared: &Arc<Shared>, listener: Listener) {
       },
     }
   }
-  drop(listener);
+  // Stop answering before anything is reported closed: a successor may bind at once.
+  listener.close().await;
   connections.close();
   connections.wait().await;
 }

@@ -299,6 +299,16 @@ impl Listener {
     }
   }
 
+  /// Stops listening, and returns once the address is free for someone else: a pipe's waiting
+  /// instances are closed by their own tasks, which this waits for.
+  pub async fn close(self) {
+    match self {
+      #[cfg(windows)]
+      Listener::Pipe(l) => l.close().await,
+      _ => {}
+    }
+  }
+
   /// What is bound, as `server.address()` returns it: the path (or `unix:@name`, or the pipe
   /// name) as a JSON string, or `{ address, family, port }` for TCP, with the port the kernel
   /// picked for 0.

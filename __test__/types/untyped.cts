@@ -290,3 +290,19 @@ new Server({ socketFile: '/tmp/app.sock', allow: (info: string) => true });
 new Server({ socketFile: '/tmp/app.sock', transcoder: {} });
 
 export { serverMessages, clientMessages };
+
+// localEndpoint(): one endpoint name for every platform, usable wherever an address is.
+{
+  const endpointFor = ipc.localEndpoint;
+  expectTypeOf(endpointFor('my-app')).toBe<string>();
+  new Server({ socketFile: endpointFor('my-app') });
+  // @ts-expect-error the name is a string
+  endpointFor(7);
+  // A pipe client's uid and gid are null: code reading them must say what it does then.
+  const info = server.clientInfo(1);
+  if (info && 'pid' in info) {
+    // @ts-expect-error uid may be null (Windows named pipes)
+    const uid: number = info.uid;
+    void uid;
+  }
+}
