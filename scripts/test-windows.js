@@ -198,6 +198,38 @@ function follower(file) {
   };
 }
 
+/**
+ * The core's Rust unit tests (src/named_pipe.rs's among them) built for Windows and run under
+ * Wine: `cargo test --lib` for x86_64-pc-windows-gnu, without the napi feature (the core alone,
+ * as `npm run test:rust` tests it on Linux). Resolves with { ok, summary }.
+ */
+async function rustUnitTests(wine, wineserver) {
+  console.log(`${TOOL}: building the core's Rust unit tests for x86_64-pc-windows-gnu`);
+  const env = {
+    ...process.env,
+    CARGO_TARGET_DIR: crossDir,
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER: 'x86_64-w64-mingw32-gcc',
+  };
+  const args = ['test', '--no-default-features', '--lib', '--target', 'x86_64-pc-windows-gnu', '--no-run', '--message-format=json'];
+  const r = spawnSync('cargo', args, { cwd: root, env, encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) return { ok: false, summary: `cargo ${args.join(' ')} failed (exit ${r.status})` };
+  const exe = r.stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line))
+    .find((m) => m.reason === 'compiler-artifact' && m.profile && m.profile.test && m.executable)?.executable;
+  if (!exe) return { ok: false, summary: 'cargo built no test executable' };
+  const outFile = path.join(crossDir, 'windows-rust-tests.txt');
+  const run = await runWine(wine, wineserver, exe, ['--test-threads=1'], { outFile, deadlineMs: 10 * 60000 });
+  run.killAll();
+  const output = fs.readFileSync(outFile, 'utf8');
+  console.log(output.trimEnd());
+  const result = /^test result: (\w+)\. (\d+) passed; (\d+) failed; (\d+) ignored/m.exec(output);
+  const ok = run.code === 0 && result !== null && result[1] === 'ok';
+  const summary = result ? `${result[2]} passed, ${result[3]} failed, ${result[4]} ignored` : `no test result (exit ${run.code})`;
+  return { ok, summary };
+}
+
 const SMOKE_TEST = `'use strict';
 // Written by scripts/test-windows.js --smoke: checks the Wine set-up without the addon.
 const { test } = require('node:test');
@@ -300,7 +332,9 @@ async function main() {
     wallMs: run.ms,
     tapFile: TAP_FILE,
   });
-  process.exitCode = ok ? 0 : 1;
+  const rust = opts.smoke || opts.files.length ? null : await rustUnitTests(wine, wineserver);
+  if (rust) console.log(`${TOOL}: Rust unit tests of the core on win32 x64 (Wine): ${rust.summary}${rust.ok ? '' : ' -- FAILED'}`);
+  process.exitCode = ok && (!rust || rust.ok) ? 0 : 1;
 }
 
 main().catch((err) => {

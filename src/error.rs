@@ -296,10 +296,26 @@ mod tests {
     let mut out = Vec::new();
     e.write_json(&mut out);
     let s = String::from_utf8(out).unwrap();
+    // Unix: the errno itself. Windows: 2 is ERROR_FILE_NOT_FOUND, named as libuv names it.
+    #[cfg(unix)]
     assert!(s.contains("\"errno\":2"), "{s}");
+    #[cfg(not(unix))]
+    assert!(s.contains("\"errname\":\"ENOENT\""), "{s}");
     assert!(s.contains("\"syscall\":\"connect\""), "{s}");
     assert!(s.contains("\"path\":\"/tmp/a \\\"b\\\".sock\""), "{s}");
     assert!(!s.contains("\"code\""), "{s}");
+  }
+
+  #[cfg(not(unix))]
+  #[test]
+  fn windows_errors_get_the_names_node_gives_them() {
+    let name = |code| uv_name(&io::Error::from_raw_os_error(code));
+    assert_eq!(name(2), "ENOENT"); // ERROR_FILE_NOT_FOUND: a pipe nobody serves
+    assert_eq!(name(231), "EBUSY"); // ERROR_PIPE_BUSY
+    assert_eq!(name(232), "EPIPE"); // ERROR_NO_DATA
+    assert_eq!(name(5), "EACCES"); // ERROR_ACCESS_DENIED
+    assert_eq!(name(10048), "EADDRINUSE"); // WSAEADDRINUSE
+    assert_eq!(name(10061), "ECONNREFUSED"); // WSAECONNREFUSED
   }
 
   #[test]

@@ -240,7 +240,7 @@ mod tests {
   }
 
   #[test]
-  fn two_servers_creating_one_name_at_once_one_is_refused_as_first_instance() {
+  fn two_servers_creating_one_name_at_once_one_is_refused_on_windows_but_not_under_wine() {
     if under_wine() {
       eprintln!("not shown here: Wine does not enforce FILE_FLAG_FIRST_PIPE_INSTANCE");
       return;
