@@ -1215,15 +1215,15 @@ for (const transport of TRANSPORTS) {
 
 // Argument checks that never open a connection: the same on every transport, so run once.
 describe('without a connection', () => {
-  test('a bad requestTimeout option throws RangeError ERR_OUT_OF_RANGE at construction', () => {
-    const socketFile = '/tmp/nsipc-never-used.sock';
+  test('a bad requestTimeout option throws RangeError ERR_OUT_OF_RANGE at construction', (t) => {
+    const socketFile = socketPath(t);
     assertThrowsCode(() => new Client({ socketFile, requestTimeout: -1 }), RangeError, 'ERR_OUT_OF_RANGE');
     assertThrowsCode(() => new Server({ socketFile, requestTimeout: 1.5 }), RangeError, 'ERR_OUT_OF_RANGE');
   });
 
-  test('handle() with a handler that is not a function throws TypeError ERR_INVALID_ARG_TYPE', () => {
-    const server = new Server({ socketFile: '/tmp/nsipc-never-listens.sock' });
-    const client = new Client({ socketFile: '/tmp/nsipc-never-connects.sock' });
+  test('handle() with a handler that is not a function throws TypeError ERR_INVALID_ARG_TYPE', (t) => {
+    const server = new Server({ socketFile: socketPath(t) });
+    const client = new Client({ socketFile: socketPath(t) });
     for (const bad of [undefined, null, 'fn', 42, {}]) {
       assertThrowsCode(() => server.handle('t', bad), TypeError, 'ERR_INVALID_ARG_TYPE');
       assertThrowsCode(() => client.handle('t', bad), TypeError, 'ERR_INVALID_ARG_TYPE');
