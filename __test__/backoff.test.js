@@ -10,7 +10,8 @@ const { Client, Peer } = require('..');
 const { socketPath, waitFor, until, cleanup, startServerAt } = require('./helpers');
 
 const T = { timeout: 30000 };
-const PATH = '/tmp/nsipc-backoff-never-used.sock';
+// Never listened on: the constructor checks need only an address that is valid on this platform.
+const PATH = process.platform === 'win32' ? '\\\\.\\pipe\\nsipc-backoff-never-used' : '/tmp/nsipc-backoff-never-used.sock';
 
 /** Asserts that `fn` throws a RangeError ERR_OUT_OF_RANGE whose message matches `pattern`. */
 function assertOutOfRange(fn, pattern) {
