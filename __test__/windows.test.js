@@ -170,8 +170,9 @@ test('heartbeats keep a quiet pipe connection up, and a server restart is follow
   await sleep(1000); // many heartbeat timeouts' worth of silence
   assert.equal(drops, 0, 'heartbeats kept the connection');
   const gone = waitFor(client, 'disconnect');
+  const closed = waitFor(server, 'close');
   server.close();
-  await gone;
+  await Promise.all([gone, closed]); // the name is free once 'close' is emitted
   client.send('queued', 1); // queued while no server listens
   server = track(new Server({ socketFile: name }));
   const arrived = waitFor(server, 'message.queued', 10000);

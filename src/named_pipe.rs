@@ -18,6 +18,8 @@ use windows_sys::Win32::System::Pipes::{GetNamedPipeClientProcessId, GetNamedPip
 /// How long a client keeps trying while every instance of a live server is taken.
 const BUSY_WAIT: Duration = Duration::from_secs(2);
 const BUSY_POLL: Duration = Duration::from_millis(5);
+/// How long `released` waits for the system to drop the name.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Winsock's WSAEADDRINUSE: an `io::Error` whose kind is `AddrInUse` and that carries an OS code,
 /// so it reaches JS as Node's `EADDRINUSE`.
 const WSAEADDRINUSE: i32 = 10048;
@@ -122,6 +124,21 @@ impl PipeListener {
     self.waiters.shutdown().await;
     // Connected instances nobody accepted: their clients see the pipe end.
     self.connected.get_mut().close();
+  }
+}
+
+/// Returns once no instance of `name` is left open (or after a second): call it when every
+/// instance a server had, its connections' too, has been dropped. A dropped instance with a
+/// wait or a read pending is closed only once the runtime has seen that I/O cancelled, a moment
+/// later, and until the last one is closed a successor gets EADDRINUSE (found by the Windows
+/// suite under Wine, where a server restarted on its name at once was refused).
+pub async fn released(name: &str) {
+  let started = tokio::time::Instant::now();
+  while started.elapsed() < CLOSE_WAIT {
+    match ClientOptions::new().open(name) {
+      Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+      _ => tokio::time::sleep(BUSY_POLL).await,
+    }
   }
 }
 
@@ -249,6 +266,19 @@ mod tests {
     let _first = create(&name, true).unwrap();
     let second = create(&name, true).expect_err("a second first instance is refused");
     assert_eq!(second.raw_os_error(), Some(ERROR_ACCESS_DENIED as i32));
+  }
+
+  #[tokio::test]
+  async fn once_released_returns_the_name_is_free_for_a_new_server() {
+    let name = unique("reuse");
+    for _ in 0..20 {
+      let listener = bind(&name).expect("the name is free");
+      let (accepted, client) = tokio::join!(listener.accept(), connect(&name));
+      let (server_end, client_end) = (accepted.unwrap(), client.unwrap());
+      listener.close().await;
+      drop((server_end, client_end));
+      released(&name).await;
+    }
   }
 
   #[tokio::test]

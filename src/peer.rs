@@ -127,6 +127,7 @@ async fn run(shared: Arc<Shared>) {
         }
         take_role(&shared, &mut role, Role::Server);
         serve_partners(&shared, listener).await;
+        Listener::released(&options.endpoint).await;
         break;
       }
       Err(e) if e.is_addr_in_use() => {

@@ -291,6 +291,7 @@ async fn serve(shared: Arc<Shared>) {
     }
     shared.events.push(kind::LISTENING, 0, &listener.address_json(endpoint));
     accept_until_shutdown(&shared, listener).await;
+    Listener::released(endpoint).await;
   }
   shared.socket_file.remove();
   shared.events.push(kind::CLOSE, 0, b"");

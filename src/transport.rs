@@ -309,6 +309,17 @@ impl Listener {
     }
   }
 
+  /// Returns once the endpoint is free for a successor, after this listener and every
+  /// connection it accepted are gone: at once, but for a pipe (see `named_pipe::released`).
+  pub async fn released(endpoint: &Endpoint) {
+    #[cfg(windows)]
+    if let Endpoint::Pipe(name) = endpoint {
+      named_pipe::released(name).await;
+    }
+    #[cfg(not(windows))]
+    let _ = endpoint;
+  }
+
   /// What is bound, as `server.address()` returns it: the path (or `unix:@name`, or the pipe
   /// name) as a JSON string, or `{ address, family, port }` for TCP, with the port the kernel
   /// picked for 0.
