@@ -113,7 +113,7 @@ export interface ServerOptions extends EndpointOptions {
 
 /**
  * Who a client is, as the kernel saw it connect: the process (SO_PEERCRED; getpeereid and
- * LOCAL_PEERPID on macOS) on a Unix socket, the process on a Windows named pipe (no uid or gid
+ * LOCAL_PEEREPID on macOS) on a Unix socket, the process on a Windows named pipe (no uid or gid
  * there: null), the remote address on TCP.
  */
 export type ClientInfo =
