@@ -61,8 +61,9 @@ const NODE = {
 // feature (they run unchanged: helpers.socketPath() is a fresh pipe on win32). Left out, and why:
 //   options, security, server-lifecycle, transports: socket-file paths, permissions (mode), uids
 //     and gids, abstract sockets, stale socket files; the Windows equivalents are in windows.test.js
-//   heartbeat, backpressure, delivery, faults, debug, cli, examples: they stop and resume
-//     processes with SIGSTOP/SIGCONT or end them with SIGINT/SIGTERM, which Windows does not have
+//   heartbeat, backpressure, delivery, faults, debug, cli: they stop and resume processes with
+//     SIGSTOP/SIGCONT or end them with SIGINT/SIGTERM, which Windows does not have (examples.test.js
+//     runs: its chat test skips itself for that reason, the Electron and worker-pool ones pass)
 //   peer: two Peers starting at the same instant rely on FILE_FLAG_FIRST_PIPE_INSTANCE, which Wine
 //     does not enforce (both become servers); windows.test.js covers a Peer pair started in turn
 //   process: its leak checks count open fds and list the socket files left behind (Wine cannot
@@ -80,6 +81,7 @@ const WINDOWS_TEST_FILES = [
   '__test__/hostile.test.js',
   '__test__/protocol.test.js',
   '__test__/backoff.test.js',
+  '__test__/examples.test.js',
 ];
 const TEST_TIMEOUT_MS = 120000;
 const RUN_TIMEOUT_MIN = 60;

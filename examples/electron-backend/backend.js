@@ -18,8 +18,9 @@ if (!socketFile || !secret) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Only main.js knows the secret (it made it up and handed it over in the environment), and the
-// socket file is private to this user: no other process can ask the backend for anything.
-const server = new Server({ socketFile, secret, mode: 0o600 });
+// endpoint is private to this user (localEndpoint: a 0700 directory, or on Windows a pipe only
+// its creator may write to): no other process can ask the backend for anything.
+const server = new Server({ socketFile, secret });
 
 // A job: add up the squares of job.numbers, one step per number, reporting progress. A real
 // backend would index files, talk to a database, run a model...

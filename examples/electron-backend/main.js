@@ -12,10 +12,8 @@
 
 const { fork } = require('node:child_process');
 const crypto = require('node:crypto');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
-const { Client } = require('native-socket-ipc');
+const { Client, localEndpoint } = require('native-socket-ipc');
 
 const BACKEND = path.join(__dirname, 'backend.js');
 const crashOnce = !process.argv.includes('--no-crash');
@@ -24,12 +22,10 @@ const MAX_RESTARTS = 5;
 
 const log = (text) => console.log(`main: ${text}`);
 
-// A private directory for the socket, and a secret only main and its backend know. Keep socket
-// paths short: Linux limits them to 107 bytes, which a deep userData path can exceed, so
-// os.tmpdir() (or $XDG_RUNTIME_DIR) is a better home than app.getPath('userData').
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backend-'));
-fs.chmodSync(dir, 0o700);
-const socketFile = path.join(dir, 'backend.sock');
+// Where the backend listens, the same code on every platform: a named pipe on Windows, a socket
+// file in a directory only this user can enter elsewhere (see localEndpoint in the README). The
+// pid keeps two running copies of the app apart. And a secret only main and its backend know.
+const socketFile = localEndpoint(`backend-${process.pid}`);
 const secret = crypto.randomBytes(32).toString('hex');
 
 // ----- the backend process -----
@@ -64,7 +60,8 @@ function startBackend() {
 // ----- the connection -----
 
 // The client reconnects by itself whenever the backend comes back: it retries until the new
-// backend listens (the crashed one's stale socket file is reclaimed by the new one's listen()).
+// backend listens (on Unix the new one's listen() reclaims the crashed one's stale socket file;
+// a Windows pipe vanishes with its server).
 const client = new Client({
   socketFile,
   secret,
@@ -132,8 +129,7 @@ async function shutdown() {
     await exited;
     clearTimeout(timer);
   }
-  fs.rmSync(dir, { recursive: true, force: true });
-  log('backend stopped, socket directory removed');
+  log('backend stopped');
 }
 
 async function main() {

@@ -11,11 +11,9 @@
 // To show the recovery, job 3's first run makes its worker kill itself (--no-crash: it does not).
 
 const { fork } = require('node:child_process');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
-const { Server } = require('native-socket-ipc');
+const { Server, localEndpoint } = require('native-socket-ipc');
 
 const { values } = parseArgs({
   options: {
@@ -34,8 +32,9 @@ const MAX_ATTEMPTS = 3;
 // Workers that may die (and be replaced) before the pool gives up.
 const MAX_REPLACEMENTS = 5;
 
-const dir = values.socket ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'pool-'));
-const socketFile = values.socket || path.join(dir, 'pool.sock');
+// The same code on every platform: a named pipe on Windows, a socket in a private directory
+// elsewhere; the pid keeps two pools apart.
+const socketFile = values.socket || localEndpoint(`pool-${process.pid}`);
 const log = (text) => console.log(text);
 
 const jobs = Array.from({ length: JOBS }, (_, i) => ({ id: i + 1, limit: 100000 + 25000 * i, attempts: 0 }));
@@ -47,7 +46,7 @@ let requeued = 0;
 let replacements = 0;
 let finished = false;
 
-const server = new Server({ socketFile, mode: 0o600 });
+const server = new Server({ socketFile });
 
 function startWorker() {
   const child = fork(path.join(__dirname, 'worker.js'), [socketFile], { stdio: 'inherit' });
@@ -145,7 +144,6 @@ async function stop() {
   clearTimeout(timer);
   server.close();
   await new Promise((resolve) => server.once('close', resolve));
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
 }
 
 server.on('error', (err) => fail(err));
