@@ -68,6 +68,13 @@ test('mode and allow: { uids, gids } on a pipe throw ERR_IPC_NOT_SUPPORTED and s
   assert.throws(() => new Peer({ socketFile, mode: 0o600 }), { code: 'ERR_IPC_NOT_SUPPORTED' });
 });
 
+test('a pipe name with nothing after the prefix, over 256 characters or with a NUL throws ERR_INVALID_ARG_VALUE', T, () => {
+  for (const bad of ['\\\\.\\pipe\\', `\\\\.\\pipe\\${'x'.repeat(248)}`, '\\\\.\\pipe\\a\0b']) {
+    assert.throws(() => new Server({ socketFile: bad }), { code: 'ERR_INVALID_ARG_VALUE', message: /pipe name/ }, JSON.stringify(bad));
+  }
+  assert.doesNotThrow(() => new Server({ socketFile: `\\\\.\\pipe\\${'x'.repeat(247)}` }), '256 characters in all');
+});
+
 test('a Unix socket path or an abstract name throws ERR_IPC_NOT_SUPPORTED naming the pipe form and localEndpoint()', T, () => {
   assert.throws(() => new Server({ socketFile: 'C:\\temp\\app.sock' }), { code: 'ERR_IPC_NOT_SUPPORTED', message: /\\\\\.\\pipe\\.*localEndpoint/ });
   assert.throws(() => new Client({ socketFile: '/tmp/app.sock' }), { code: 'ERR_IPC_NOT_SUPPORTED' });

@@ -26,7 +26,7 @@ function pipeName(value, option) {
   if (process.platform !== 'win32') {
     throw notSupported(`Invalid value for '${option}' (${value}): named pipes exist only on Windows; on ${PLATFORM_NAME} use a socket file path, or localEndpoint(name) for one name that works everywhere`);
   }
-  if (value.length > MAX_PIPE_NAME_CHARS || /^[\\/]{2}[.?][\\/]pipe[\\/]$/i.test(value) || value.includes('\0')) {
+  if (value.length > MAX_PIPE_NAME_CHARS || value.replace(PIPE_PREFIX, '') === '' || value.includes('\0')) {
     throw invalid(`Invalid value for '${option}': a pipe name is '\\\\.\\pipe\\' and then 1 to ${MAX_PIPE_NAME_CHARS - 9} characters without NUL`);
   }
   return { transport: 'pipe', path: value, tls: false };

@@ -367,4 +367,7 @@ function lintAll(napiTargets, host, wanted) {
   process.exitCode = results.some((r) => r.error) ? 1 : 0;
 }
 
-main().catch((err) => fail(err.stack || String(err)));
+// Run as a script; required (by the test runners), it only lends its recipes.
+if (require.main === module) main().catch((err) => fail(err.stack || String(err)));
+
+module.exports = { RECIPES, crossDir };

@@ -43,6 +43,7 @@ const {
   report,
   parseArgs,
 } = require('./lib/cross-test');
+const { RECIPES } = require('./build-cross');
 
 const TOOL = 'test-windows';
 // napi's triple, as build-cross.js takes it: it builds x86_64-pc-windows-gnu with MinGW (no MSVC
@@ -227,11 +228,8 @@ function follower(file) {
  */
 async function rustUnitTests(wine, wineserver) {
   console.log(`${TOOL}: building the core's Rust unit tests for x86_64-pc-windows-gnu`);
-  const env = {
-    ...process.env,
-    CARGO_TARGET_DIR: crossDir,
-    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER: 'x86_64-w64-mingw32-gcc',
-  };
+  // The Windows recipe's linker settings, as build-cross.js builds the addon.
+  const env = { ...process.env, CARGO_TARGET_DIR: crossDir, ...RECIPES[TRIPLE].env() };
   const args = ['test', '--no-default-features', '--lib', '--target', 'x86_64-pc-windows-gnu', '--no-run', '--message-format=json'];
   const r = spawnSync('cargo', args, { cwd: root, env, encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) return { ok: false, summary: `cargo ${args.join(' ')} failed (exit ${r.status})` };

@@ -20,9 +20,11 @@ const BUSY_WAIT: Duration = Duration::from_secs(2);
 const BUSY_POLL: Duration = Duration::from_millis(5);
 /// How long `released` waits for the system to drop the name.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
-/// Winsock's WSAEADDRINUSE: an `io::Error` whose kind is `AddrInUse` and that carries an OS code,
-/// so it reaches JS as Node's `EADDRINUSE`.
-const WSAEADDRINUSE: i32 = 10048;
+/// "The name is taken", as an `io::Error` of kind `AddrInUse` that carries an OS code (Winsock's
+/// WSAEADDRINUSE), so it reaches JS as Node's `EADDRINUSE`.
+fn in_use() -> io::Error {
+  io::Error::from_raw_os_error(10048)
+}
 
 /// Instances kept waiting for clients, as libuv keeps for `node:net`: while one is being
 /// replaced after a client took it, the others still answer, so a burst of clients never finds
@@ -45,15 +47,13 @@ pub struct PipeListener {
 /// `first_pipe_instance` closes the race between two servers starting together.
 pub fn bind(name: &str) -> io::Result<PipeListener> {
   match ClientOptions::new().open(name) {
-    Ok(_probe) => return Err(io::Error::from_raw_os_error(WSAEADDRINUSE)),
-    Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) => {
-      return Err(io::Error::from_raw_os_error(WSAEADDRINUSE))
-    }
+    Ok(_probe) => return Err(in_use()),
+    Err(e) if e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32) => return Err(in_use()),
     Err(_) => {}
   }
   let first = create(name, true).map_err(|e| match e.raw_os_error() {
     // What CreateNamedPipe says when another process already owns the name.
-    Some(code) if code == ERROR_ACCESS_DENIED as i32 => io::Error::from_raw_os_error(WSAEADDRINUSE),
+    Some(code) if code == ERROR_ACCESS_DENIED as i32 => in_use(),
     _ => e,
   })?;
   let (tx, rx) = mpsc::channel(BACKLOG);

@@ -10,19 +10,21 @@ use crate::error::IpcError;
 use std::io;
 #[cfg(unix)]
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
+#[cfg(unix)]
 use std::sync::Mutex;
 #[cfg(unix)]
 use std::time::Duration;
 #[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
 
-#[cfg(unix)]
 /// How long the stale-socket probe waits for a live server to accept.
+#[cfg(unix)]
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The file a listener was bound to, identified by device and inode.
 #[derive(Default)]
 pub struct SocketFile {
+  #[cfg(unix)]
   bound: Mutex<Option<(String, u64, u64)>>,
 }
 
@@ -50,19 +52,18 @@ impl SocketFile {
   }
 
   #[cfg(not(unix))]
-  pub fn remove(&self) {
-    self.lock().take();
-  }
+  pub fn remove(&self) {}
 
+  #[cfg(unix)]
   fn lock(&self) -> std::sync::MutexGuard<'_, Option<(String, u64, u64)>> {
     self.bound.lock().unwrap_or_else(|p| p.into_inner())
   }
 }
 
-#[cfg(unix)]
 /// Binds `path`. An existing socket file is reclaimed only when nothing answers on it; a live
 /// server is left alone (the probe connection closes at once, before its hello) and so is any
 /// file that is not a socket. `AddrInUse` means a live server holds the path.
+#[cfg(unix)]
 pub async fn bind_reclaiming(path: &str, mode: Option<u32>) -> Result<UnixListener, IpcError> {
   // bind+listen, and probe+unlink+bind, must not interleave with another process doing the same
   // on this path: between someone's bind and listen a probe is refused and would take the file
@@ -105,10 +106,10 @@ pub async fn bind_reclaiming(path: &str, mode: Option<u32>) -> Result<UnixListen
   }
 }
 
-#[cfg(unix)]
 /// bind, chmod, listen: between bind and listen a connect is refused, so no client can reach
 /// the socket before it has `mode`. (`UnixListener::bind` does both at once, and the process
 /// umask, which other threads share, is no place to set a mode.)
+#[cfg(unix)]
 fn listen_on(path: &str, mode: Option<u32>) -> io::Result<UnixListener> {
   use socket2::{Domain, SockAddr, Socket, Type};
   let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
@@ -125,9 +126,9 @@ fn listen_on(path: &str, mode: Option<u32>) -> io::Result<UnixListener> {
   UnixListener::from_std(std::os::unix::net::UnixListener::from(std::os::fd::OwnedFd::from(socket)))
 }
 
-#[cfg(unix)]
 /// Takes an exclusive flock on the socket's directory, released when the returned file drops.
 /// Without a directory we can open, binding goes ahead unserialised.
+#[cfg(unix)]
 async fn lock_directory_of(path: &str) -> Option<std::fs::File> {
   let dir = match std::path::Path::new(path).parent() {
     Some(d) if !d.as_os_str().is_empty() => d,

@@ -263,22 +263,24 @@ async fn bridge<S>(tls: S, other: &'static str) -> Result<(Socket, TlsFailure), 
 where
   S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-  let (ours, theirs) = socket_pair().await.map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
+  let (ours, theirs_read, theirs_write) = socket_pair().await.map_err(|e| IpcError::io(e, "socketpair", "tls"))?;
   let failure = TlsFailure(Arc::default(), other);
-  tokio::spawn(pump(tls, theirs, failure.clone()));
+  tokio::spawn(pump(tls, theirs_read, theirs_write, failure.clone()));
   Ok((ours, failure))
 }
 
+/// Our end, and the pump's end split into halves that need no lock between them.
 #[cfg(unix)]
-async fn socket_pair() -> io::Result<(Socket, tokio::net::UnixStream)> {
+async fn socket_pair() -> io::Result<(Socket, impl AsyncRead + Unpin + Send, impl AsyncWrite + Unpin + Send)> {
   let (ours, theirs) = tokio::net::UnixStream::pair()?;
-  Ok((Socket::Unix(ours), theirs))
+  let (read, write) = theirs.into_split();
+  Ok((Socket::Unix(ours), read, write))
 }
 
 /// A connected loopback TCP pair. Only the connection we made ourselves is taken: another local
 /// process that connects to the short-lived listener first is ignored.
 #[cfg(not(unix))]
-async fn socket_pair() -> io::Result<(Socket, tokio::net::TcpStream)> {
+async fn socket_pair() -> io::Result<(Socket, impl AsyncRead + Unpin + Send, impl AsyncWrite + Unpin + Send)> {
   let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
   let ours = tokio::net::TcpStream::connect(listener.local_addr()?).await?;
   let mine = ours.local_addr()?;
@@ -287,20 +289,21 @@ async fn socket_pair() -> io::Result<(Socket, tokio::net::TcpStream)> {
     if from == mine {
       ours.set_nodelay(true)?;
       theirs.set_nodelay(true)?;
-      return Ok((Socket::Tcp(ours), theirs));
+      let (read, write) = theirs.into_split();
+      return Ok((Socket::Tcp(ours), read, write));
     }
   }
 }
 
 /// Copies both ways until both are done. The directions run independently, so a peer that is
 /// not reading cannot stop us from reading (which would deadlock two busy ends).
-async fn pump<S, P>(tls: S, plain: P, failure: TlsFailure)
+async fn pump<S, R, W>(tls: S, plain_read: R, mut plain_write: W, failure: TlsFailure)
 where
   S: AsyncRead + AsyncWrite + Unpin + Send,
-  P: AsyncRead + AsyncWrite + Unpin + Send,
+  R: AsyncRead + Unpin + Send,
+  W: AsyncWrite + Unpin + Send,
 {
   let (tls_read, mut tls_write) = tokio::io::split(tls);
-  let (plain_read, mut plain_write) = tokio::io::split(plain);
   let inbound = async move {
     let copied = tokio::io::copy_buf(&mut BufReader::with_capacity(PUMP_BUFFER, tls_read), &mut plain_write).await;
     if let Err(e) = copied {

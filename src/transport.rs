@@ -438,6 +438,26 @@ mod tests {
     assert_eq!(Endpoint::Abstract("app".into()).to_string(), "@app");
     let v6 = Endpoint::Tcp { host: "::1".into(), port: 80, family: Family::Any };
     assert_eq!(v6.to_string(), "[::1]:80");
+    assert_eq!(Endpoint::Pipe(r"\\.\pipe\app".into()).to_string(), r"\\.\pipe\app");
+  }
+
+  /// The core refuses what the platform lacks even when the JS checks are bypassed.
+  #[tokio::test]
+  async fn an_endpoint_the_platform_lacks_fails_with_err_ipc_not_supported() {
+    let missing = if cfg!(windows) {
+      Endpoint::Unix("/tmp/a.sock".into())
+    } else {
+      Endpoint::Pipe(r"\\.\pipe\app".into())
+    };
+    for attempt in [bind(&missing, None).await.err(), connect(&missing).await.err()] {
+      let e = attempt.expect("refused");
+      assert_eq!(e.code(), Some("ERR_IPC_NOT_SUPPORTED"), "{e}");
+      assert!(e.to_string().contains("localEndpoint"), "says what to use instead: {e}");
+    }
+    if cfg!(not(target_os = "linux")) {
+      let e = bind(&Endpoint::Abstract("app".into()), None).await.err().expect("refused");
+      assert_eq!(e.code(), Some("ERR_IPC_NOT_SUPPORTED"));
+    }
   }
 
   #[test]
@@ -448,5 +468,9 @@ mod tests {
     out.clear();
     PeerInfo::Remote("[::1]:9".parse().unwrap()).write_json(&mut out);
     assert_eq!(out, br#"{"address":"::1","family":"IPv6","port":9}"#);
+    out.clear();
+    PeerInfo::PipeProcess { pid: 42 }.write_json(&mut out);
+    assert_eq!(out, br#"{"pid":42,"uid":null,"gid":null}"#);
+    assert_eq!(PeerInfo::PipeProcess { pid: 42 }.ids(), None, "allow: {{ uids, gids }} never matches a pipe client");
   }
 }
