@@ -87,6 +87,13 @@ export interface EndpointOptions {
    * ('slowClient'); a client refuses the send (ERR_IPC_BUFFER_FULL). Default 64 MiB.
    */
   maxBufferedBytes?: number;
+  /**
+   * Bytes one connection's input may hold until the listeners are done with it: messages and
+   * replies not yet delivered, and requests not yet answered. At the cap the connection is not
+   * read until the listeners catch up, so the kernel pushes back on the sender; nothing is
+   * dropped. Default 4 MiB.
+   */
+  maxInboundBytes?: number;
 }
 
 /**

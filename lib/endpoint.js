@@ -75,7 +75,7 @@ class Endpoint extends EventEmitter {
   [kStart](NativeClass, config) {
     // At-least-once: once a batch's listeners have run, the core acknowledges it to the sender.
     const afterBatch = this[kOptions].atLeastOnce ? () => this[kNative].delivered() : null;
-    const incoming = new Incoming(() => this[kNative].takeEvents(), this, afterBatch);
+    const incoming = new Incoming(() => this[kNative], this, afterBatch);
     const { tls, secret } = sensitiveOf(this[kOptions]);
     const o = this[kOptions];
     const common = {
@@ -90,6 +90,7 @@ class Endpoint extends EventEmitter {
       heartbeatTimeout: o.heartbeatTimeout,
       highWaterMark: o.highWaterMark,
       maxBufferedBytes: o.maxBufferedBytes,
+      maxInboundBytes: o.maxInboundBytes,
       atLeastOnce: o.atLeastOnce,
       socketIpc: o.protocol === 'socket-ipc',
     };

@@ -1,6 +1,8 @@
 'use strict';
-// Reads the batches of events the native core hands over (one call per wake-up, however many
-// events it carries) and turns each record into a call on the owning Server or Client.
+// Reads the events the native core hands over and turns each record into a call on the owning
+// Server or Client. One wake-up from the core is drained a slice at a time (each slice copied
+// into a reused buffer), for at most TURN_MS per turn of the event loop: a flood of messages
+// delays timers, I/O and other connections by no more than that.
 //
 // Record layout (big-endian, see src/events.rs): kind u8 | id u32 | len u32 | body[len].
 
@@ -36,9 +38,19 @@ const EVENT = {
   CLIENT_RECONNECT: 0x90,
 };
 
-// A binary message smaller than this is copied out of the batch, so holding on to it does not
-// pin the whole batch in memory; a larger one is a view of the batch it came in.
-const COPY_BELOW = 64 * 1024;
+// Records are copied from the core into a slice buffer of this size, reused slice after slice,
+// so nothing the core hands over waits for a garbage collection to be freed.
+const SLICE_BYTES = 256 * 1024;
+// Slice buffers not in use, shared by every Server and Client of this thread (they take turns).
+const spareSlices = [];
+const SPARE_SLICES = 4;
+// Added to takeEvents()'s result when records are still waiting (src/binding.rs, MORE).
+const MORE = 2 ** 32;
+// How long the JS thread delivers events before it lets the event loop turn (timers, I/O, other
+// sockets run in between), as Node's streams hand over one chunk per 'data'; the clock is read
+// once per CHECK_EVERY events.
+const TURN_MS = 10;
+const CHECK_EVERY = 32;
 
 // The owner (Server or Client) implements these; symbols keep them off the public API.
 const onMessage = Symbol('onMessage');
@@ -57,54 +69,144 @@ const GROUP_ENTRY = 7;
 
 class Incoming {
   /**
-   * @param {() => Buffer} take  takes the pending batch from the core
+   * @param {() => object} native  the native Server or Client: takeEvents(slice), takeAttached()
    * @param {object} handler  implements [onMessage](message, topic, id), [onMessageError](err, id),
    *   [onEvent](kind, id, body), and for requests [onRequest](requestId, topic, message, id),
    *   [onReply](requestId, message, id), [onReplyError](requestId, status, infoJson, id)
    * @param {(() => void) | null} afterBatch  called once every record taken so far was handed to
    *   the listeners (at-least-once delivery acknowledges them then)
    */
-  constructor(take, handler, afterBatch = null) {
-    this.take = take;
+  constructor(native, handler, afterBatch = null) {
+    this.native = native;
     this.handler = handler;
     this.afterBatch = afterBatch;
-    this.buf = Buffer.alloc(0);
-    // Large frames handed over whole, `[records, ...frames]`, or null (see src/events.rs).
-    this.attached = null;
+    // The slice being dispatched: records in buf[pos, len).
+    this.buf = null;
     this.pos = 0;
+    this.len = 0;
+    // The core has more records than the last slice held.
+    this.more = false;
+    // The large frames the slice's ATTACHED records stand for, once asked for, and the next one.
+    this.attached = null;
+    this.attachedAt = 0;
     // A JSON group being emitted; kept here so a throwing listener loses none of it.
     this.group = null;
+    // Events until the clock is read again, and when this turn's time is up.
+    this.countdown = CHECK_EVERY;
+    this.deadline = 0;
+    // Time spent this turn of the event loop; reset by an immediate (the turn's end).
+    this.spent = 0;
+    this.immediate = false;
+    // Delivery stopped for this turn and goes on in the immediate.
+    this.deferred = false;
+    this.onImmediate = () => {
+      this.immediate = false;
+      this.spent = 0;
+      if (this.deferred) {
+        this.deferred = false;
+        this.drain();
+      }
+    };
   }
 
-  /** Called on each wake-up from the core. */
+  /** Called on each wake-up from the core, and again in the next turn if time ran out. */
   drain() {
+    // A wake-up means records are waiting (also when it comes while delivery waits for its turn).
+    this.more = true;
+    if (this.deferred) return;
+    if (this.spent >= TURN_MS) {
+      this.defer();
+      return;
+    }
+    const start = performance.now();
+    this.deadline = start + TURN_MS - this.spent;
+    this.countdown = CHECK_EVERY;
+    let finished = false;
     try {
-      // What a throwing listener left of the previous batch comes first, to keep order.
-      this.dispatch();
-      const taken = this.take();
-      if (Array.isArray(taken)) {
-        this.buf = taken[0];
-        this.attached = taken;
-      } else {
-        this.buf = taken;
-        this.attached = null;
-      }
-      this.pos = 0;
-      this.dispatch();
-      if (this.afterBatch !== null) this.afterBatch();
+      finished = this.deliver();
     } catch (err) {
-      // A listener threw: it propagates as from any EventEmitter, and the rest of the batch is
+      // A listener threw: it propagates as from any EventEmitter, and the rest of the slice is
       // delivered on the next tick rather than lost.
       process.nextTick(() => this.drain());
       throw err;
+    } finally {
+      this.spent += performance.now() - start;
+      if (!this.immediate && this.spent >= 1) {
+        // Busy: learn where this turn ends, so that the next one starts with a full budget.
+        this.immediate = true;
+        setImmediate(this.onImmediate);
+      }
+    }
+    if (!finished) this.defer();
+  }
+
+  /** Goes on in the next turn of the event loop. */
+  defer() {
+    this.deferred = true;
+    if (!this.immediate) {
+      this.immediate = true;
+      setImmediate(this.onImmediate);
     }
   }
 
+  /**
+   * Dispatches the slice in hand, then takes and dispatches slices while the core has more:
+   * true once it has none, false if this turn's time ran out first.
+   */
+  deliver() {
+    for (;;) {
+      if (this.buf === null && !this.take()) return true;
+      if (!this.dispatch()) return false;
+      if (this.afterBatch !== null) this.afterBatch();
+      this.releaseSlice();
+      if (!this.more) return true;
+      if (performance.now() >= this.deadline) return false;
+    }
+  }
+
+  /** Takes the next slice of records from the core; false if there were none. */
+  take() {
+    const native = this.native();
+    let slice = spareSlices.pop() ?? Buffer.allocUnsafeSlow(SLICE_BYTES);
+    let taken = native.takeEvents(slice);
+    if (taken < 0) {
+      // One record larger than a slice (a big group of messages): a buffer of its own.
+      if (slice.length === SLICE_BYTES) spareSlices.push(slice);
+      slice = Buffer.allocUnsafe(-taken);
+      taken = native.takeEvents(slice);
+    }
+    this.more = taken >= MORE;
+    this.buf = slice;
+    this.pos = 0;
+    this.len = this.more ? taken - MORE : taken;
+    this.attached = null;
+    this.attachedAt = 0;
+    if (this.len > 0) return true;
+    this.releaseSlice();
+    return false;
+  }
+
+  releaseSlice() {
+    if (this.buf.length === SLICE_BYTES && spareSlices.length < SPARE_SLICES) spareSlices.push(this.buf);
+    this.buf = null;
+    this.len = 0;
+    this.pos = 0;
+  }
+
+  /** One more event emitted: false once this turn's time is up. */
+  tick() {
+    if (--this.countdown > 0) return true;
+    this.countdown = CHECK_EVERY;
+    return performance.now() < this.deadline;
+  }
+
+  /** Emits the slice's records from `pos` on; false if time ran out first. */
   dispatch() {
-    if (this.group !== null) this.emitGroup();
+    if (this.group !== null && !this.emitGroup()) return false;
     const buf = this.buf;
+    const len = this.len;
     const handler = this.handler;
-    while (this.pos < buf.length) {
+    while (this.pos < len) {
       const at = this.pos;
       const kind = buf[at];
       const id = buf.readUInt32BE(at + 1);
@@ -114,12 +216,14 @@ class Incoming {
       this.pos = end;
       if (kind === KIND_JSON_GROUP) {
         this.startGroup(buf, id, start, end);
-        this.emitGroup();
+        if (!this.emitGroup()) return false;
+        continue;
       } else if (kind === KIND_JSON || kind === KIND_BINARY) {
-        this.emitMessage(kind, buf, start, end, id, end - start >= COPY_BELOW);
+        this.emitMessage(kind, buf, start, end, id, false);
       } else if (kind === KIND_ATTACHED) {
         // The frame's own memory: a Buffer message is a view of it, never copied.
-        const frame = this.attached[buf.readUInt32BE(start) + 1];
+        if (this.attached === null) this.attached = this.native().takeAttached();
+        const frame = this.attached[this.attachedAt++];
         if (frame[4] === KIND_JSON || frame[4] === KIND_BINARY) this.emitMessage(frame[4], frame, 5, frame.length, id, true);
         else this.emitCall(frame[4], frame, 5, frame.length, id, true);
       } else if (kind === KIND_TEXT) {
@@ -127,19 +231,21 @@ class Incoming {
       } else if (kind === KIND_TEXT_GROUP) {
         this.emitTexts(buf, start, end, id);
       } else if (kind < 0x80) {
-        this.emitCall(kind, buf, start, end, id, end - start >= COPY_BELOW);
+        this.emitCall(kind, buf, start, end, id, false);
       } else if (kind === EVENT.MESSAGE_ERROR) {
         handler[onMessageError](fromNative(buf.toString('utf8', start, end)), id);
       } else {
         handler[onEvent](kind, id, buf.subarray(start, end));
       }
+      if (!this.tick() && this.pos < len) return false;
     }
+    return true;
   }
 
   /**
    * Emits one message whose body (`topic_len u16 | topic | payload`) is `buf[start, end)`. A
-   * binary payload is a view of `buf` when `view` (the memory is the message's own, or large
-   * enough that pinning the batch does not matter), else a copy.
+   * binary payload is a view of `buf` when `view` (the memory is the message's own frame), else a
+   * copy (the slice is reused).
    */
   emitMessage(kind, buf, start, end, id, view) {
     const handler = this.handler;
@@ -270,11 +376,13 @@ class Incoming {
     };
   }
 
+  /** Emits the group's messages from where it stopped; false if time ran out first. */
   emitGroup() {
     const g = this.group;
     const { buf, id, values } = g;
     const handler = this.handler;
     while (g.index < g.count) {
+      if (g.index > 0 && !this.tick()) return false;
       const i = g.index++;
       const entry = g.entry;
       g.entry += GROUP_ENTRY;
@@ -300,6 +408,7 @@ class Incoming {
       handler[onMessage](message, g.topic, id);
     }
     this.group = null;
+    return true;
   }
 }
 

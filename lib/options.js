@@ -24,6 +24,7 @@ const DEFAULTS = {
   frameTimeout: 30000,
   highWaterMark: 1024 * 1024,
   maxBufferedBytes: 64 * 1024 * 1024,
+  maxInboundBytes: 4 * 1024 * 1024,
   sessionTimeout: 10000,
 };
 const DELIVERY_MODES = ['at-most-once', 'at-least-once'];
@@ -113,7 +114,9 @@ function buffering(options, className) {
       `options.maxBufferedBytes (${maxBufferedBytes}) must be at least options.highWaterMark (${highWaterMark})`,
     );
   }
-  return { delivery, atLeastOnce: delivery === 'at-least-once', highWaterMark, maxBufferedBytes };
+  // What one connection's input may hold until the listeners are done with it (src/inbound.rs).
+  const maxInboundBytes = integer(options, 'maxInboundBytes', 1, Infinity);
+  return { delivery, atLeastOnce: delivery === 'at-least-once', highWaterMark, maxBufferedBytes, maxInboundBytes };
 }
 
 // protocol 'socket-ipc' speaks @crussell52/socket-ipc 0.4's wire, which has no hello (so no

@@ -9,7 +9,7 @@ use crate::auth::Secret;
 use crate::client::{Client, ClientOptions};
 use crate::connection::{Appended, Heartbeat, Limits};
 use crate::error::IpcError;
-use crate::events::{EventQueue, Wake};
+use crate::events::{EventQueue, Taken, Wake};
 use crate::handshake::{ClientSecurity, ServerSecurity};
 use crate::peer::{Peer, PeerOptions, PeerSecurity};
 use crate::reconnect::{Delay, RetryPolicy};
@@ -169,6 +169,10 @@ fn teardown_hook(env: &Env, events: Arc<EventQueue>, abandon: impl FnOnce() + Se
 
 // ===== What both classes hold =====
 
+/// Added to `takeEvents`' result when records are still waiting after the slice (2^32: above
+/// any slice length, and exact in a JS number).
+const MORE: i64 = 1 << 32;
+
 /// The parts of a running native object that are the same for server and client.
 struct Running {
   events: Arc<EventQueue>,
@@ -177,16 +181,18 @@ struct Running {
 }
 
 impl Running {
-  /// The records, or (when large frames were handed over whole) `[records, ...attachments]`.
-  fn take_events(&self) -> Either<Buffer, Vec<Buffer>> {
-    let batch = self.events.take();
-    if batch.attachments.is_empty() {
-      return Either::A(batch.records.into());
+  /// Copies the next slice of records into `slice` (see `EventQueue::take_into`). Returns the
+  /// bytes written, plus `MORE` when records are still waiting; or, when the next record alone
+  /// does not fit, minus the size it needs.
+  fn take_events(&self, slice: &mut [u8]) -> i64 {
+    match self.events.take_into(slice) {
+      Taken::Records { len, more } => len as i64 + if more { MORE } else { 0 },
+      Taken::NeedRoom(size) => -(size as i64),
     }
-    let mut all = Vec::with_capacity(1 + batch.attachments.len());
-    all.push(batch.records.into());
-    all.extend(batch.attachments.into_iter().map(Buffer::from));
-    Either::B(all)
+  }
+
+  fn take_attached(&self) -> Vec<Buffer> {
+    self.events.take_attached().into_iter().map(Buffer::from).collect()
   }
 
   /// Closed normally: the teardown hook is no longer needed.
@@ -302,13 +308,14 @@ fn optional_millis(ms: f64) -> Option<Duration> {
   (ms > 0.0).then(|| millis(ms))
 }
 
-/// `highWaterMark` and `maxBufferedBytes`.
-fn limits(high_water_mark: f64, max_buffered_bytes: f64) -> Limits {
+/// `highWaterMark`, `maxBufferedBytes` and `maxInboundBytes`.
+fn limits(high_water_mark: f64, max_buffered_bytes: f64, max_inbound_bytes: f64) -> Limits {
   let bytes = |n: f64| if n.is_finite() { n.max(0.0) as usize } else { usize::MAX };
   Limits {
     high_water_mark: bytes(high_water_mark),
     max_buffered: bytes(max_buffered_bytes),
     evict: false,
+    max_inbound: bytes(max_inbound_bytes),
   }
 }
 
@@ -360,6 +367,7 @@ pub struct NativeServerConfig {
   pub max_connections: f64,
   pub high_water_mark: f64,
   pub max_buffered_bytes: f64,
+  pub max_inbound_bytes: f64,
   pub at_least_once: bool,
   pub session_timeout: f64,
   /// `protocol: 'socket-ipc'` (see `socket_ipc`).
@@ -396,7 +404,7 @@ impl NativeServer {
         ids,
         ask: config.allow_ask,
       },
-      limits: limits(config.high_water_mark, config.max_buffered_bytes),
+      limits: limits(config.high_water_mark, config.max_buffered_bytes, config.max_inbound_bytes),
       at_least_once: config.at_least_once,
       session_timeout: millis(config.session_timeout),
       wire: wire(config.socket_ipc),
@@ -416,11 +424,16 @@ impl NativeServer {
     })
   }
 
-  /// Everything that happened since the last call: one Buffer of records (see events.rs), or an
-  /// array of it and the large frames its records refer to.
+  /// The next slice of events, copied into `slice` (see `Running::take_events`).
   #[napi]
-  pub fn take_events(&self) -> Either<Buffer, Vec<Buffer>> {
-    self.running.take_events()
+  pub fn take_events(&self, mut slice: BufferSlice) -> i64 {
+    self.running.take_events(&mut slice)
+  }
+
+  /// The large frames the slice just taken refers to, in the order of its ATTACHED records.
+  #[napi]
+  pub fn take_attached(&self) -> Vec<Buffer> {
+    self.running.take_attached()
   }
 
   /// Queues encoded messages: records of `target: u32 BE | wire frame`, target 0 = broadcast.
@@ -494,6 +507,7 @@ pub struct NativeClientConfig {
   pub symmetric: bool,
   pub high_water_mark: f64,
   pub max_buffered_bytes: f64,
+  pub max_inbound_bytes: f64,
   pub at_least_once: bool,
   /// `protocol: 'socket-ipc'` (see `socket_ipc`); never on a peer.
   pub socket_ipc: bool,
@@ -530,7 +544,7 @@ impl Connector {
     let handshake_timeout = millis(config.handshake_timeout);
     let frame_timeout = optional_millis(config.frame_timeout);
     let client_security = client_security(&config.tls, &config.secret, &endpoint)?;
-    let limits = limits(config.high_water_mark, config.max_buffered_bytes);
+    let limits = limits(config.high_water_mark, config.max_buffered_bytes, config.max_inbound_bytes);
     if !config.symmetric {
       let options = ClientOptions {
         endpoint,
@@ -628,9 +642,16 @@ impl NativeClient {
     })
   }
 
+  /// The next slice of events, copied into `slice` (see `Running::take_events`).
   #[napi]
-  pub fn take_events(&self) -> Either<Buffer, Vec<Buffer>> {
-    self.running.take_events()
+  pub fn take_events(&self, mut slice: BufferSlice) -> i64 {
+    self.running.take_events(&mut slice)
+  }
+
+  /// The large frames the slice just taken refers to, in the order of its ATTACHED records.
+  #[napi]
+  pub fn take_attached(&self) -> Vec<Buffer> {
+    self.running.take_attached()
   }
 
   /// Queues encoded wire frames.

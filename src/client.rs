@@ -4,6 +4,7 @@
 use crate::connection::{self, Appended, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
+use crate::inbound::Inbound;
 use crate::handshake::{connect_once, ClientSecurity, Conn, HelloOptions};
 use crate::session::{self, delivery_name, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
@@ -39,6 +40,7 @@ struct Shared {
   security: ClientSecurity,
   events: Arc<EventQueue>,
   outbox: Outbox,
+  inbound: Arc<Inbound>,
   shutdown: CancellationToken,
 }
 
@@ -46,8 +48,11 @@ impl Client {
   /// Starts connecting on the current tokio runtime; progress arrives as events.
   pub fn connect(options: ClientOptions, security: ClientSecurity, events: Arc<EventQueue>) -> Client {
     let session = options.at_least_once.then(session::new_id);
+    let inbound = Arc::new(Inbound::new(options.limits.max_inbound));
+    events.track(0, inbound.clone());
     let shared = Arc::new(Shared {
       outbox: Outbox::new(options.limits, session, options.wire),
+      inbound,
       options,
       security,
       events,
@@ -62,11 +67,13 @@ impl Client {
   /// gave up; JS learns of that later than the core, and reports them instead of losing them)
   /// or because they would pass `maxBufferedBytes`.
   pub fn send(&self, frames: &[u8]) -> Appended {
+    self.shared.inbound.replied(frames);
     self.shared.outbox.append(frames)
   }
 
   /// Queues one large frame (`head` then `payload`, copied once), as `send`.
   pub fn send_piece(&self, head: &[u8], payload: &[u8]) -> Appended {
+    self.shared.inbound.replied(head);
     self.shared.outbox.append_piece(crate::connection::piece(head, payload))
   }
 
@@ -101,6 +108,7 @@ async fn run(shared: Arc<Shared>) {
           id: 0,
           events: &shared.events,
           outbox: &shared.outbox,
+          inbound: &shared.inbound,
           max_message_size: options.max_message_size,
           shutdown: &shared.shutdown,
           heartbeat: options.heartbeat,

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use crate::handshake::{Conn, FIRST_READ};
+use crate::inbound::Inbound;
 use crate::session::{Session, SessionId};
 use crate::socket_ipc::{self, Splitter, Wire};
 use crate::transport::Socket;
@@ -36,6 +37,9 @@ pub struct Limits {
   /// Past `max_buffered`: drop the connection (a server's slow client) rather than refuse the
   /// new frames (a client's own sends).
   pub evict: bool,
+  /// What the connection's input may hold until JS is done with it (`maxInboundBytes`, see
+  /// `inbound`).
+  pub max_inbound: usize,
 }
 
 impl Default for Limits {
@@ -44,6 +48,7 @@ impl Default for Limits {
       high_water_mark: 1024 * 1024,
       max_buffered: 64 * 1024 * 1024,
       evict: false,
+      max_inbound: crate::inbound::DEFAULT_MAX_INBOUND,
     }
   }
 }
@@ -599,6 +604,8 @@ pub struct Link<'a> {
   pub id: u32,
   pub events: &'a EventQueue,
   pub outbox: &'a Outbox,
+  /// The account of what this connection's input holds; the reader stops at its cap.
+  pub inbound: &'a Inbound,
   pub max_message_size: usize,
   pub shutdown: &'a CancellationToken,
   /// `None`: no pings of our own (PINGs from the peer are still answered).
@@ -656,6 +663,7 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
     verdict
   };
   let (end, (), silent) = tokio::join!(reading, writing, beating);
+  link.inbound.forget_requests();
   if let Some(episode) = link.outbox.detach() {
     link.events.push(events_kind::DRAIN, link.id, &episode.to_be_bytes());
   }
@@ -896,7 +904,7 @@ async fn read_loop(
       _ = link.shutdown.cancelled(), if stop_on_shutdown => return Ended::Shutdown,
       _ = dead.cancelled() => return ended(Ended::PeerClosed),
       _ = link.outbox.evicted.cancelled() => return too_slow(link),
-      _ = link.events.wait_for_room() => {}
+      _ = link.inbound.wait_for_room() => {}
     }
     life.paused.store(false, Ordering::Relaxed);
     if let Some(started) = &mut frame_started {

@@ -1,27 +1,28 @@
 //! Events bound for JavaScript, batched so one wake-up of the JS thread carries every event
-//! that is ready at that moment.
+//! that is ready at that moment, and handed over in slices so a flood cannot hold the event loop.
 //!
 //! Producers (connection readers, accept and connect loops) append records to one buffer per
-//! Server/Client. The first record after a drain wakes the JS thread once; the JS callback then
-//! takes the whole buffer. While JS is busy, records pile into the same buffer instead of into
-//! more wake-ups, so batches grow with load and latency stays one wake-up when idle. Order is the
-//! order of appends, so a connection's messages always sit between its `connection` and its
-//! `connectionClose`.
+//! Server/Client. The first record after JS took everything wakes the JS thread once; JS then
+//! copies the records into its own buffer a slice at a time (`take_into`), and between slices
+//! lets the event loop turn (`lib/incoming.js`). While JS is busy, records pile into the same
+//! buffer instead of into more wake-ups, so slices fill with load and latency stays one wake-up
+//! when idle. Order is the order of appends, so a connection's messages always sit between its
+//! `connection` and its `connectionClose`; each connection's readers stop at its inbound cap
+//! (`inbound`), so no connection can be more than that ahead of the others.
 //!
 //! Record layout (big-endian), decoded by `lib/incoming.js`:
 //! `kind: u8 | id: u32 | len: u32 | body[len]`. A single message's body is the wire frame minus
 //! its length prefix and kind (`topic_len: u16 | topic | payload`), copied once. Two other
 //! message records exist: `JSON_GROUP`, a run of JSON messages parsed as one array
-//! (`encode_messages`), and `ATTACHED`, the index of a large frame handed over whole
-//! (`push_attached`). Connections on the socket-ipc wire send `TEXT` and `TEXT_GROUP` records
-//! (`push_texts`).
+//! (`encode_messages`), and `ATTACHED`, a large frame handed over whole (`push_attached`).
+//! Connections on the socket-ipc wire send `TEXT` and `TEXT_GROUP` records (`push_texts`).
 
 use crate::codec;
 use crate::socket_ipc;
 use crate::error::IpcError;
-use std::collections::HashMap;
+use crate::inbound::Inbound;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::Notify;
 
 /// Record kinds. Data frames (messages, requests, replies) reuse their wire kinds, all below 0x80;
 /// the events of the connection's life are 0x80 and up, so the two ranges never meet.
@@ -31,7 +32,8 @@ pub mod kind {
   };
   /// Two or more JSON messages from one connection, parsed by JS as one array (see `encode_messages`).
   pub const JSON_GROUP: u8 = 0x12;
-  /// A large message handed over whole; body: its index among the batch's attachments (u32).
+  /// A large frame handed over whole; body: empty. The n-th `ATTACHED` record of a slice is the
+  /// n-th frame `take_attached` returns.
   pub const ATTACHED: u8 = 0x13;
   /// socket-ipc messages: one text, or a run of them (see `encode_texts`).
   pub use crate::socket_ipc::{TEXT, TEXT_GROUP};
@@ -74,8 +76,9 @@ pub type Mark = (u32, u32, u64);
 
 pub const RECORD_HEADER: usize = 9;
 
-/// Readers stop reading once this many bytes wait for JS, so a busy JS thread bounds memory.
-pub const BACKLOG_LIMIT: usize = 4 * 1024 * 1024;
+/// Below this, a drained queue keeps its buffer for the next records; above it the buffer is
+/// given back, so memory a flood took returns once the flood is over.
+const KEEP_CAPACITY: usize = 256 * 1024;
 
 /// Wakes the JS thread. The binding implements it with a threadsafe function; tests with a Notify.
 pub trait Wake: Send + Sync + 'static {
@@ -84,22 +87,39 @@ pub trait Wake: Send + Sync + 'static {
 
 pub struct EventQueue {
   state: Mutex<State>,
-  room: Notify,
 }
 
 struct State {
+  /// Records appended and not yet taken start at `head`.
   buf: Vec<u8>,
-  /// Large frames handed over whole (see `push_attached`), referred to by index from `buf`.
-  attachments: Vec<Vec<u8>>,
-  attached_bytes: usize,
-  /// A wake-up is on its way and will take everything appended until then.
+  head: usize,
+  /// Bytes ever appended and ever taken: where each mark sits in the stream of records.
+  appended: u64,
+  taken: u64,
+  /// Large frames handed over whole, in the order of their `ATTACHED` records (see `push_attached`).
+  attachments: VecDeque<Vec<u8>>,
+  /// Those of the slice JS took last, until it asks for them (`take_attached`).
+  handed: Vec<Vec<u8>>,
+  /// A wake-up is on its way, or JS has not yet taken everything: either way JS will call
+  /// `take_into` again, so producers need not wake it.
   scheduled: bool,
-  /// Session counts of the frames appended since the last `take`, by connection id.
-  marks: HashMap<u32, (u32, u64)>,
+  /// Session counts of appended frames: (position after them, connection, epoch, count).
+  marks: VecDeque<(u64, u32, u32, u64)>,
   /// Those of frames JS has taken: once it says its listeners ran, they are acknowledged.
   taken_marks: HashMap<u32, (u32, u64)>,
+  /// Each connection's account of its input (see `inbound`), by connection id.
+  inbounds: HashMap<u32, Arc<Inbound>>,
   /// Dropped by `finish()`: releasing it is what lets Node exit.
   waker: Option<Box<dyn Wake>>,
+}
+
+/// What one `take_into` produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+  /// `len` bytes of whole records were written; `more` when records are still waiting.
+  Records { len: usize, more: bool },
+  /// The next record alone is larger than the room given: this much is needed.
+  NeedRoom(usize),
 }
 
 impl EventQueue {
@@ -107,14 +127,17 @@ impl EventQueue {
     Arc::new(EventQueue {
       state: Mutex::new(State {
         buf: Vec::new(),
-        attachments: Vec::new(),
-        attached_bytes: 0,
+        head: 0,
+        appended: 0,
+        taken: 0,
+        attachments: VecDeque::new(),
+        handed: Vec::new(),
         scheduled: false,
-        marks: HashMap::new(),
+        marks: VecDeque::new(),
         taken_marks: HashMap::new(),
+        inbounds: HashMap::new(),
         waker: Some(waker),
       }),
-      room: Notify::new(),
     })
   }
 
@@ -123,17 +146,25 @@ impl EventQueue {
     self.state.lock().unwrap_or_else(|p| p.into_inner())
   }
 
-  /// Appends under the lock and wakes JS if no wake-up is pending. After `finish()` it is a no-op.
-  fn append(&self, write: impl FnOnce(&mut Vec<u8>)) {
-    self.append_state(|state| write(&mut state.buf));
+  /// Counts connection `id`'s data records against `inbound` from now on.
+  pub fn track(&self, id: u32, inbound: Arc<Inbound>) {
+    self.lock().inbounds.insert(id, inbound);
   }
 
-  fn append_state(&self, write: impl FnOnce(&mut State)) {
+  /// Connection `id` is gone for good; its records still queued are delivered uncounted.
+  pub fn untrack(&self, id: u32) {
+    self.lock().inbounds.remove(&id);
+  }
+
+  /// Appends under the lock and wakes JS if no wake-up is pending. After `finish()` it is a no-op.
+  fn append(&self, write: impl FnOnce(&mut State)) {
     let mut state = self.lock();
     if state.waker.is_none() {
       return;
     }
+    let before = state.buf.len();
     write(&mut state);
+    state.appended += (state.buf.len() - before) as u64;
     if !state.scheduled {
       state.scheduled = true;
       if let Some(waker) = &state.waker {
@@ -142,8 +173,24 @@ impl EventQueue {
     }
   }
 
+  /// Appends connection `id`'s data records (and `attached` bytes of large frames), counted
+  /// against its inbound account; `mark` (epoch, count) is its session's count once they are in.
+  fn append_data(&self, id: u32, mark: Option<(u32, u64)>, write: impl FnOnce(&mut State) -> usize) {
+    self.append(|state| {
+      let before = state.buf.len();
+      let attached = write(state);
+      if let Some(inbound) = state.inbounds.get(&id) {
+        inbound.add(state.buf.len() - before + attached);
+      }
+      if let Some((epoch, count)) = mark {
+        let after = state.appended + (state.buf.len() - before) as u64;
+        state.marks.push_back((after, id, epoch, count));
+      }
+    });
+  }
+
   pub fn push(&self, kind: u8, id: u32, body: &[u8]) {
-    self.append(|buf| write_record(buf, kind, id, body));
+    self.append(|state| write_record(&mut state.buf, kind, id, body));
   }
 
   /// An `AUTH_ERROR` record: the error and who caused it.
@@ -166,18 +213,31 @@ impl EventQueue {
   /// Control frames are skipped: they are the connection's business, not the user's. `mark`
   /// (epoch, count) is the session's count of data frames once these are in.
   pub fn push_frames(&self, id: u32, frames: &[u8], mark: Option<(u32, u64)>) {
-    self.append_state(|state| {
+    self.append_data(id, mark, |state| {
       encode_messages(&mut state.buf, id, frames);
-      if let Some(mark) = mark {
-        state.marks.insert(id, mark);
-      }
+      0
     });
   }
 
   /// Appends the messages of the socket-ipc wire whose bytes (delimiters included) are
   /// `complete` (see `socket_ipc`).
   pub fn push_texts(&self, id: u32, complete: &[u8]) {
-    self.append(|buf| encode_texts(buf, id, complete));
+    self.append_data(id, None, |state| {
+      encode_texts(&mut state.buf, id, complete);
+      0
+    });
+  }
+
+  /// Hands one complete, validated large message frame (length prefix included) to JS as it is:
+  /// the record only says where it goes, so the megabyte that was read from the socket is the
+  /// very memory the listener's Buffer looks at.
+  pub fn push_attached(&self, id: u32, frame: Vec<u8>, mark: Option<(u32, u64)>) {
+    self.append_data(id, mark, |state| {
+      write_record(&mut state.buf, kind::ATTACHED, id, &[]);
+      let len = frame.len();
+      state.attachments.push_back(frame);
+      len
+    });
   }
 
   /// The session counts of everything JS has taken, to acknowledge now that its listeners ran.
@@ -186,51 +246,100 @@ impl EventQueue {
     state.taken_marks.drain().map(|(id, (epoch, count))| (id, epoch, count)).collect()
   }
 
-  /// Hands one complete, validated large message frame (length prefix included) to JS as it is:
-  /// the record carries only its index among the batch's attachments, so the megabyte that was
-  /// read from the socket is the very memory the listener's Buffer looks at.
-  pub fn push_attached(&self, id: u32, frame: Vec<u8>, mark: Option<(u32, u64)>) {
-    self.append_state(|state| {
-      if let Some(mark) = mark {
-        state.marks.insert(id, mark);
-      }
-      let index = state.attachments.len() as u32;
-      write_record(&mut state.buf, kind::ATTACHED, id, &index.to_be_bytes());
-      state.attached_bytes += frame.len();
-      state.attachments.push(frame);
-    });
-  }
-
-  /// Called on the JS thread: everything appended so far, in order.
-  pub fn take(&self) -> Batch {
+  /// Called on the JS thread, which has dispatched the slice it took before: copies the next
+  /// whole records, in order, into `out` (JS's own buffer, reused slice after slice, so nothing
+  /// waits for a finalizer to be freed). The large frames among them follow with
+  /// `take_attached`. Once it returns `more: false`, the next record appended wakes JS again.
+  ///
+  /// What is copied out no longer counts against its connection (JS's slice is one buffer of
+  /// fixed size, whoever the records are from), except requests: they stay held until their
+  /// reply is queued (`Inbound::replied`).
+  pub fn take_into(&self, out: &mut [u8]) -> Taken {
     let mut state = self.lock();
-    state.scheduled = false;
-    state.attached_bytes = 0;
-    // A connection's later count supersedes its earlier one.
-    let marks = std::mem::take(&mut state.marks);
-    state.taken_marks.extend(marks);
-    let out = Batch {
-      records: std::mem::take(&mut state.buf),
-      attachments: std::mem::take(&mut state.attachments),
-    };
-    drop(state);
-    self.room.notify_waiters();
-    out
-  }
-
-  fn backlog(&self) -> usize {
-    let state = self.lock();
-    state.buf.len() + state.attached_bytes
-  }
-
-  /// Waits until JS has taken the backlog below `BACKLOG_LIMIT`.
-  pub async fn wait_for_room(&self) {
-    loop {
-      let notified = self.room.notified();
-      if self.backlog() < BACKLOG_LIMIT {
-        return;
+    let state = &mut *state;
+    state.handed.clear();
+    let queued = &state.buf[state.head..];
+    let mut len = 0;
+    while let Some(header) = queued.get(len..len + RECORD_HEADER) {
+      let body_len = u32::from_be_bytes(header[5..9].try_into().unwrap()) as usize;
+      let record_len = RECORD_HEADER + body_len;
+      if len + record_len > out.len() {
+        if len == 0 {
+          return Taken::NeedRoom(record_len);
+        }
+        break;
       }
-      notified.await;
+      let id = u32::from_be_bytes(header[1..5].try_into().unwrap());
+      let kind = header[0];
+      let mut bytes = record_len;
+      let mut request = None;
+      if kind == kind::ATTACHED {
+        let frame = state.attachments.pop_front().expect("an ATTACHED record has its frame");
+        bytes += frame.len();
+        if matches!(frame[codec::LEN_PREFIX], kind::REQUEST_JSON | kind::REQUEST_BINARY) {
+          request = Some(u32::from_be_bytes(frame[5..9].try_into().unwrap()));
+        }
+        state.handed.push(frame);
+      } else if matches!(kind, kind::REQUEST_JSON | kind::REQUEST_BINARY) {
+        request = queued.get(len + RECORD_HEADER..len + RECORD_HEADER + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap()));
+      }
+      // Lifecycle records (0x80 and up) were never counted.
+      if kind < 0x80 {
+        match (request, state.inbounds.get(&id)) {
+          (Some(request_id), Some(inbound)) => inbound.hold_request(request_id, bytes),
+          (None, Some(inbound)) => inbound.release(bytes),
+          (_, None) => {}
+        }
+      }
+      len += record_len;
+    }
+    out[..len].copy_from_slice(&queued[..len]);
+    state.head += len;
+    state.taken += len as u64;
+    while let Some(&(at, id, epoch, count)) = state.marks.front() {
+      if at > state.taken {
+        break;
+      }
+      // A connection's later count supersedes its earlier one.
+      state.taken_marks.insert(id, (epoch, count));
+      state.marks.pop_front();
+    }
+    let more = state.head < state.buf.len();
+    if !more {
+      state.buf.clear();
+      state.head = 0;
+      if state.buf.capacity() > KEEP_CAPACITY {
+        state.buf = Vec::new();
+      }
+      state.scheduled = false;
+    } else if state.head >= state.buf.len() - state.head {
+      // Most of the buffer is taken: move the rest to the front (it is the smaller part).
+      state.buf.drain(..state.head);
+      state.head = 0;
+    }
+    Taken::Records { len, more }
+  }
+
+  /// The large frames whose `ATTACHED` records are in the slice `take_into` just wrote, in order.
+  pub fn take_attached(&self) -> Vec<Vec<u8>> {
+    std::mem::take(&mut self.lock().handed)
+  }
+
+  /// Everything queued, in order, as one batch (tests and tools; JS takes slices).
+  pub fn take(&self) -> Batch {
+    let mut batch = Batch::default();
+    let mut room = vec![0; 64 * 1024];
+    loop {
+      match self.take_into(&mut room) {
+        Taken::NeedRoom(size) => room.resize(size, 0),
+        Taken::Records { len, more } => {
+          batch.records.extend_from_slice(&room[..len]);
+          batch.attachments.extend(self.take_attached());
+          if !more {
+            return batch;
+          }
+        }
+      }
     }
   }
 
@@ -238,7 +347,6 @@ impl EventQueue {
   pub fn finish(&self) {
     let waker = self.lock().waker.take();
     drop(waker);
-    self.room.notify_waiters();
   }
 }
 
@@ -399,14 +507,14 @@ pub struct Batch {
 impl Batch {
   /// One record per event as JS emits them (see `decode_records`), attachments resolved.
   pub fn decode(&self) -> Vec<Record> {
+    let mut attachments = self.attachments.iter();
     decode_records(&self.records)
       .into_iter()
       .map(|record| {
         if record.kind != kind::ATTACHED {
           return record;
         }
-        let index = u32::from_be_bytes(record.body[..4].try_into().unwrap()) as usize;
-        let frame = &self.attachments[index];
+        let frame = attachments.next().expect("each ATTACHED record has its frame");
         Record {
           kind: frame[codec::LEN_PREFIX],
           id: record.id,
@@ -579,25 +687,74 @@ mod tests {
   }
 
   #[test]
-  fn a_large_frame_is_handed_over_whole_and_counts_toward_the_backlog() {
+  fn a_large_frame_is_handed_over_whole_and_counts_toward_its_connection() {
     let q = EventQueue::new(Box::new(CountingWake(Default::default())));
+    let inbound = Arc::new(Inbound::new(1 << 20));
+    q.track(3, inbound.clone());
     let mut frame = Vec::new();
     codec::encode_message(&mut frame, kind::MESSAGE_BINARY, "big", &[5; 1000]);
     q.push(kind::CONNECTION, 3, b"");
     q.push_attached(3, frame.clone(), None);
-    assert_eq!(q.backlog(), RECORD_HEADER * 2 + 4 + frame.len());
-    let batch = q.take();
-    assert_eq!(batch.attachments, vec![frame.clone()], "the same bytes, not re-encoded");
-    let records = batch.decode();
-    assert_eq!(
-      records[1],
-      Record {
-        kind: kind::MESSAGE_BINARY,
-        id: 3,
-        body: frame[5..].to_vec()
-      }
-    );
-    assert_eq!(q.backlog(), 0);
+    assert_eq!(inbound.held(), RECORD_HEADER + frame.len(), "lifecycle records are not counted");
+    let mut out = vec![0; 1024];
+    assert_eq!(q.take_into(&mut out), Taken::Records { len: 2 * RECORD_HEADER, more: false });
+    assert_eq!(q.take_attached(), vec![frame.clone()], "the same bytes, not re-encoded");
+    assert_eq!(inbound.held(), 0, "released once JS has it");
+  }
+
+  #[test]
+  fn slices_hold_whole_records_in_order_and_js_is_woken_again_only_once_it_took_everything() {
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let q = EventQueue::new(Box::new(CountingWake(wakes.clone())));
+    for i in 0..10 {
+      q.push(kind::CONNECTION, i, b"abc");
+    }
+    let record = RECORD_HEADER + 3;
+    let mut out = vec![0; 4 * record + 5];
+    assert_eq!(q.take_into(&mut out), Taken::Records { len: 4 * record, more: true });
+    assert_eq!(split_records(&out[..4 * record]).iter().map(|r| r.id).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    q.push(kind::CONNECTION, 10, b"abc");
+    assert_eq!(wakes.load(Ordering::SeqCst), 1, "JS still has records to take: no second wake-up");
+    assert_eq!(q.take_into(&mut out), Taken::Records { len: 4 * record, more: true });
+    assert_eq!(q.take_into(&mut out), Taken::Records { len: 3 * record, more: false });
+    assert_eq!(split_records(&out[..3 * record]).iter().map(|r| r.id).collect::<Vec<_>>(), [8, 9, 10]);
+    q.push(kind::CONNECTION, 11, b"abc");
+    assert_eq!(wakes.load(Ordering::SeqCst), 2);
+    assert_eq!(q.take_into(&mut out[..3]), Taken::NeedRoom(record));
+  }
+
+  #[test]
+  fn a_request_is_held_past_its_slice_until_its_reply_is_queued() {
+    let q = EventQueue::new(Box::new(CountingWake(Default::default())));
+    let inbound = Arc::new(Inbound::new(1 << 20));
+    q.track(1, inbound.clone());
+    let mut wire = Vec::new();
+    codec::encode_request(&mut wire, kind::REQUEST_JSON, 42, "q", b"[1,2,3]");
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "m", b"1");
+    q.push_frames(1, &wire, None);
+    let queued = inbound.held();
+    let mut out = vec![0; 1024];
+    q.take_into(&mut out);
+    let request_record = RECORD_HEADER + 4 + 2 + 1 + 7;
+    assert_eq!(inbound.held(), request_record, "the message is released, the request is not");
+    assert!(queued > request_record);
+    let mut reply = Vec::new();
+    codec::encode_reply(&mut reply, kind::REPLY_JSON, 42, b"6");
+    inbound.replied(&reply);
+    assert_eq!(inbound.held(), 0);
+  }
+
+  #[test]
+  fn a_drained_queue_gives_back_the_memory_a_flood_took() {
+    let q = EventQueue::new(Box::new(CountingWake(Default::default())));
+    let body = vec![7; 1000];
+    for i in 0..2000 {
+      q.push(kind::MESSAGE_BINARY, i, &body);
+    }
+    assert!(q.lock().buf.capacity() > KEEP_CAPACITY);
+    let mut out = vec![0; 256 * 1024];
+    while let Taken::Records { more: true, .. } = q.take_into(&mut out) {}
+    assert_eq!(q.lock().buf.capacity(), 0);
   }
 
   #[test]

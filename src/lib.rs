@@ -15,6 +15,7 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod handshake;
+pub mod inbound;
 #[cfg(windows)]
 pub mod named_pipe;
 pub mod peer;

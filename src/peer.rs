@@ -9,6 +9,7 @@ use crate::codec;
 use crate::connection::{self, Appended, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
+use crate::inbound::Inbound;
 use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, HelloOptions, Refusal, ServerSecurity};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
 use crate::socket_file::SocketFile;
@@ -61,6 +62,7 @@ struct Shared {
   security: PeerSecurity,
   events: Arc<EventQueue>,
   outbox: Outbox,
+  inbound: Arc<Inbound>,
   shutdown: CancellationToken,
   socket_file: SocketFile,
   /// In the server role: a partner holds the one place.
@@ -72,8 +74,11 @@ struct Shared {
 impl Peer {
   /// Starts the election on the current tokio runtime; what happens arrives as events.
   pub fn connect(options: PeerOptions, security: PeerSecurity, events: Arc<EventQueue>) -> Peer {
+    let inbound = Arc::new(Inbound::new(options.limits.max_inbound));
+    events.track(0, inbound.clone());
     let shared = Arc::new(Shared {
       outbox: Outbox::new(options.limits, None, Wire::Native),
+      inbound,
       options,
       security,
       events,
@@ -88,11 +93,13 @@ impl Peer {
 
   /// Queues wire frames for the partner (now, or the next one), as `Client::send`.
   pub fn send(&self, frames: &[u8]) -> Appended {
+    self.shared.inbound.replied(frames);
     self.shared.outbox.append(frames)
   }
 
   /// Queues one large frame, as `send`.
   pub fn send_piece(&self, head: &[u8], payload: &[u8]) -> Appended {
+    self.shared.inbound.replied(head);
     self.shared.outbox.append_piece(connection::piece(head, payload))
   }
 
@@ -208,6 +215,7 @@ async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
     id: 0,
     events: &shared.events,
     outbox: &shared.outbox,
+    inbound: &shared.inbound,
     max_message_size: shared.options.max_message_size,
     shutdown: &shared.shutdown,
     heartbeat: shared.options.heartbeat,

@@ -6,6 +6,7 @@ use crate::codec;
 use crate::connection::{self, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
+use crate::inbound::Inbound;
 use crate::handshake::{bounded, Conn, HandshakeFailure, HelloOptions, Refusal, ServerSecurity};
 use crate::session::{self, delivery_name, SessionId, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::socket_ipc::Wire;
@@ -147,6 +148,7 @@ impl Server {
             note_over(&mut over, *id, slot.outbox.append(frames));
           });
         } else if let Some(slot) = clients.get(&target) {
+          slot.inbound.replied(frames);
           note_over(&mut over, target, slot.outbox.append(frames));
         } else if connection::count_messages(frames) > 0 {
           // Only lost messages are news: a request or reply to a departed client already fails
@@ -178,7 +180,10 @@ impl Server {
       return over;
     }
     match clients.get(&target) {
-      Some(slot) => note_over(&mut over, target, slot.outbox.append_piece(piece)),
+      Some(slot) => {
+        slot.inbound.replied(head);
+        note_over(&mut over, target, slot.outbox.append_piece(piece));
+      }
       None => {
         drop(clients);
         if connection::count_messages(head) > 0 {
@@ -253,6 +258,7 @@ impl Shared {
   fn new_slot(&self, session: Option<SessionId>) -> Arc<Slot> {
     Arc::new(Slot {
       outbox: Outbox::new(Limits { evict: true, ..self.options.limits }, session, self.options.wire),
+      inbound: Arc::new(Inbound::new(self.options.limits.max_inbound)),
       turn: Arc::default(),
       generation: AtomicU64::new(0),
       ended: AtomicBool::new(false),
@@ -263,6 +269,7 @@ impl Shared {
   /// Forgets a client for good: it can no longer be sent to, nor its session resumed.
   fn forget(&self, id: u32, session: Option<&SessionId>) {
     self.clients().remove(&id);
+    self.events.untrack(id);
     if let Some(session) = session {
       let mut sessions = self.sessions();
       if sessions.get(session) == Some(&id) {
@@ -326,6 +333,8 @@ async fn accept_until_shutdown(shared: &Arc<Shared>, listener: Listener) {
 /// take the session over from a new connection.
 struct Slot {
   outbox: Outbox,
+  /// What the client's input holds until JS is done with it (see `inbound`).
+  inbound: Arc<Inbound>,
   /// Held by the connection serving the session, and by whoever ends it or takes it over.
   turn: Arc<tokio::sync::Mutex<()>>,
   /// Bumped each time a new connection takes the session over.
@@ -396,6 +405,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
     shared.events.push(kind::CLIENT_RECONNECT, id, b"");
   } else {
     shared.clients().insert(id, joined.slot.clone());
+    shared.events.track(id, joined.slot.inbound.clone());
     if let Some(session) = joined.session {
       shared.sessions().insert(session, id);
     }
@@ -407,6 +417,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
     id,
     events: &shared.events,
     outbox: &joined.slot.outbox,
+    inbound: &joined.slot.inbound,
     max_message_size: shared.options.max_message_size,
     shutdown: &shared.shutdown,
     heartbeat: shared.options.heartbeat,
