@@ -28,6 +28,7 @@ use native_socket_ipc::auth::Secret;
 use native_socket_ipc::codec::{self, kind, Frame, FrameError, Hello};
 use native_socket_ipc::connection::{self, Ended, Link, Outbox};
 use native_socket_ipc::events::{self, EventQueue, Wake};
+use native_socket_ipc::inbound::{Inbound, DEFAULT_MAX_INBOUND};
 use native_socket_ipc::handshake::{ClientSecurity, Conn, HandshakeFailure, ServerSecurity};
 use native_socket_ipc::socket_ipc::{self, Wire};
 use native_socket_ipc::transport::Socket;
@@ -84,6 +85,8 @@ pub struct Decoded<'a> {
   pub used: usize,
   /// Why decoding stopped, if a frame was bad (rather than incomplete or absent).
   pub error: Option<FrameError>,
+  /// The peer said why it drops the connection (`CLOSE_REASON`); nothing after it is read.
+  pub dropped: bool,
 }
 
 impl Decoded<'_> {
@@ -94,6 +97,17 @@ impl Decoded<'_> {
       self.used = self.frames[..at].iter().map(Frame::wire_len).sum();
       self.error = Some(FrameError::NotInSession(self.frames[at].kind));
       self.frames.truncate(at);
+    }
+    self
+  }
+
+  /// A `CLOSE_REASON` ends the connection: what follows it is never read.
+  pub fn until_close_reason(mut self) -> Self {
+    if let Some(at) = self.frames.iter().position(|f| f.kind == kind::CLOSE_REASON) {
+      self.frames.truncate(at + 1);
+      self.used = self.frames.iter().map(Frame::wire_len).sum();
+      self.error = None;
+      self.dropped = true;
     }
     self
   }
@@ -153,7 +167,7 @@ pub fn decode(data: &[u8], max: usize) -> Decoded<'_> {
     }
   };
   // What the reader hands to JS for the valid prefix must decode back to its data frames.
-  let decoded = Decoded { frames, used, error };
+  let decoded = Decoded { frames, used, error, dropped: false };
   let mut records = Vec::new();
   events::encode_messages(&mut records, 7, &data[..used]);
   let records: Vec<(u8, Vec<u8>)> = events::decode_records(&records)
@@ -190,6 +204,10 @@ fn check_valid_frame(frame: &Frame<'_>) {
     }
     kind::ACK => {
       assert_eq!(frame.body.len(), 8);
+      None
+    }
+    kind::CLOSE_REASON => {
+      assert!(!frame.body.is_empty() && frame.body.len() <= codec::CLOSE_REASON_MAX);
       None
     }
     other => panic!("validate accepted kind 0x{other:02x}"),
@@ -302,12 +320,13 @@ pub fn stream(data: &[u8]) {
     return;
   };
   let max = STREAM_MAX_SIZES[usize::from(selector & 1)];
-  let expected = decode(after, max).outside_session();
+  let expected = decode(after, max).outside_session().until_close_reason();
   let mut wire = hello();
   wire.extend_from_slice(after);
 
   let events = EventQueue::new(Box::new(NoWake));
   let outbox = Outbox::default();
+  let inbound = Inbound::new(DEFAULT_MAX_INBOUND);
   let shutdown = CancellationToken::new();
   let end = run(async {
     let (server_end, mut client_end) = UnixStream::pair().expect("socketpair");
@@ -320,12 +339,14 @@ pub fn stream(data: &[u8]) {
         id: 1,
         events: &events,
         outbox: &outbox,
+        inbound: &inbound,
         max_message_size: max,
         shutdown: &shutdown,
         heartbeat: None,
         frame_timeout: None,
         peer_received: None,
         wire: Default::default(),
+        says_why: true,
       };
       let end = connection::run(conn, link).await;
       connection::report_end(&events, events::kind::CONNECTION_CLOSE, 1, &end);
@@ -354,7 +375,8 @@ pub fn stream(data: &[u8]) {
   assert!(records.iter().all(|r| r.id == 1));
   let clean = expected.error.is_none() && expected.used == after.len();
   match (&end, clean) {
-    (Ended::PeerClosed, true) | (Ended::Failed(_) | Ended::Cut(_), false) => {}
+    (Ended::Dropped(_), _) if expected.dropped => {}
+    (Ended::PeerClosed, true) | (Ended::Failed(_) | Ended::Cut(_), false) if !expected.dropped => {}
     _ => panic!(
       "the connection ended as {end:?}; expected a {} end",
       if clean { "clean" } else { "failed" }
@@ -390,6 +412,7 @@ pub fn socket_ipc(data: &[u8]) {
 
   let events = EventQueue::new(Box::new(NoWake));
   let outbox = Outbox::new(Default::default(), None, Wire::SocketIpc);
+  let inbound = Inbound::new(DEFAULT_MAX_INBOUND);
   let shutdown = CancellationToken::new();
   let end = run(async {
     let (server_end, mut client_end) = UnixStream::pair().expect("socketpair");
@@ -398,12 +421,14 @@ pub fn socket_ipc(data: &[u8]) {
         id: 1,
         events: &events,
         outbox: &outbox,
+        inbound: &inbound,
         max_message_size: max,
         shutdown: &shutdown,
         heartbeat: None,
         frame_timeout: None,
         peer_received: None,
         wire: Wire::SocketIpc,
+        says_why: true,
       };
       let end = connection::run(Conn::plain(Socket::Unix(server_end)), link).await;
       connection::report_end(&events, events::kind::CONNECTION_CLOSE, 1, &end);

@@ -115,6 +115,7 @@ async fn run(shared: Arc<Shared>) {
           frame_timeout: options.frame_timeout,
           peer_received,
           wire: options.wire,
+          says_why: false,
         };
         let end = connection::run(conn, link).await;
         if matches!(end, Ended::Shutdown) {

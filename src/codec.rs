@@ -33,6 +33,9 @@ pub mod kind {
   /// At-least-once sessions, empty: the sender closes on purpose, so the session ends and will
   /// not be resumed.
   pub const GOODBYE: u8 = 0x05;
+  /// Body: JSON `{"code", "message"}`, why the sender is dropping the connection; only EOF
+  /// follows it (see `close_reason`).
+  pub const CLOSE_REASON: u8 = 0x06;
   pub const REJECT: u8 = 0x0F;
   pub const MESSAGE_JSON: u8 = 0x10;
   pub const MESSAGE_BINARY: u8 = 0x11;
@@ -183,7 +186,8 @@ pub fn validate(frame: &Frame<'_>) -> Result<(), FrameError> {
     kind::REPLY_JSON | kind::REPLY_BINARY | kind::REPLY_ERROR => Err(FrameError::BadRequest(frame.kind)),
     kind::PING | kind::PONG | kind::GOODBYE if frame.body.is_empty() => Ok(()),
     kind::ACK if frame.body.len() == 8 => Ok(()),
-    kind::PING | kind::PONG | kind::GOODBYE | kind::ACK => Err(FrameError::BadControl(frame.kind)),
+    kind::CLOSE_REASON if !frame.body.is_empty() && frame.body.len() <= CLOSE_REASON_MAX => Ok(()),
+    kind::PING | kind::PONG | kind::GOODBYE | kind::ACK | kind::CLOSE_REASON => Err(FrameError::BadControl(frame.kind)),
     other => Err(FrameError::UnknownKind(other)),
   }
 }
@@ -330,6 +334,31 @@ pub fn encode_frame(dst: &mut Vec<u8>, frame_kind: u8, body: &[u8]) {
   dst.extend_from_slice(&((1 + body.len()) as u32).to_be_bytes());
   dst.push(frame_kind);
   dst.extend_from_slice(body);
+}
+
+/// The longest `CLOSE_REASON` body a receiver reads.
+pub const CLOSE_REASON_MAX: usize = 4096;
+
+/// Appends a `CLOSE_REASON` frame: `{"code": code, "message": message}` (the message cut to fit).
+pub fn encode_close_reason(dst: &mut Vec<u8>, code: &str, message: &str) {
+  let mut message = message;
+  while message.len() > CLOSE_REASON_MAX - 64 - code.len() {
+    let mut end = message.len() - 1;
+    while !message.is_char_boundary(end) {
+      end -= 1;
+    }
+    message = &message[..end];
+  }
+  let body = serde_json::json!({ "code": code, "message": message }).to_string();
+  encode_frame(dst, kind::CLOSE_REASON, body.as_bytes());
+}
+
+/// A `CLOSE_REASON` body's code and message; `None` if it is not that JSON object.
+pub fn close_reason(body: &[u8]) -> Option<(String, String)> {
+  let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+  let code = value.get("code")?.as_str()?.to_owned();
+  let message = value.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_owned();
+  Some((code, message))
 }
 
 /// Appends a reject frame carrying a human-readable reason.

@@ -24,6 +24,9 @@ const READ_CHUNK: usize = 64 * 1024;
 /// How long `close()` keeps writing what was sent before it, if the peer reads slowly.
 pub const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a peer dropped for silence gets to take the reason (see `Ended::farewell`).
+const FAREWELL_TO_SILENT_PEER: Duration = Duration::from_millis(200);
+
 // ===== Outbox =====
 
 /// How much one connection may hold: bytes queued and not yet written or, in an at-least-once
@@ -152,7 +155,13 @@ fn recycle(piece: Bytes) {
 struct Taken {
   pieces: VecDeque<Bytes>,
   buf: Vec<u8>,
+  /// Leading bytes that end a frame a direct write began (see `tail_of_partial`).
+  lead: usize,
 }
+
+/// A coalescing buffer larger than this is not kept for reuse once written, so the memory a
+/// burst took goes back.
+const KEEP_BUF: usize = 1024 * 1024;
 
 /// What became of an append.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -242,9 +251,15 @@ impl Outbox {
       return Some(Appended { full: self.wire.count(frames), ..Default::default() });
     }
     state.closed = true;
+    // Only the end of a frame a direct write began is kept: the reason for the drop follows it.
+    let tail = state.tail_of_partial;
+    let kept = match state.pieces.front() {
+      Some(first) => first[..tail.min(first.len())].to_vec(),
+      None => state.buf[..tail.min(state.buf.len())].to_vec(),
+    };
     state.pieces.clear();
-    state.buf = Vec::new();
-    state.unwritten = 0;
+    state.unwritten = kept.len();
+    state.buf = kept;
     if let Some(session) = &mut state.session {
       session.sent = Default::default();
     }
@@ -348,12 +363,27 @@ impl Outbox {
   /// so its allocation is reused; direct writes pause until `written()`.
   fn take(&self, mut spare: Vec<u8>) -> Taken {
     spare.clear();
+    if spare.capacity() > KEEP_BUF {
+      spare = Vec::new();
+    }
     let mut state = self.lock();
     state.writing = true;
-    state.tail_of_partial = 0;
     Taken {
+      lead: std::mem::take(&mut state.tail_of_partial),
       pieces: std::mem::take(&mut state.pieces),
       buf: std::mem::replace(&mut state.buf, spare),
+    }
+  }
+
+  /// The connection is being dropped: no more direct writes; returns the bytes that end a frame
+  /// a direct write left unfinished (the peer must read it whole to find what follows).
+  fn seal(&self) -> Vec<u8> {
+    let mut state = self.lock();
+    state.writing = true;
+    let tail = std::mem::take(&mut state.tail_of_partial);
+    match state.pieces.front() {
+      Some(first) => first[..tail.min(first.len())].to_vec(),
+      None => state.buf[..tail.min(state.buf.len())].to_vec(),
     }
   }
 
@@ -563,13 +593,15 @@ pub enum Ended {
   Goodbye,
   /// A server dropped this client for passing `maxBufferedBytes`.
   TooSlow(IpcError),
+  /// The other side dropped the connection and said why (`CLOSE_REASON`).
+  Dropped(IpcError),
 }
 
 impl Ended {
   /// Why the connection was dropped, for the close event; `None` for an ordinary close.
   pub fn reason(&self) -> Option<&IpcError> {
     match self {
-      Ended::Failed(e) | Ended::Cut(e) | Ended::Unresponsive(e) | Ended::TooSlow(e) => Some(e),
+      Ended::Failed(e) | Ended::Cut(e) | Ended::Unresponsive(e) | Ended::TooSlow(e) | Ended::Dropped(e) => Some(e),
       Ended::PeerClosed | Ended::Shutdown | Ended::Goodbye => None,
     }
   }
@@ -577,6 +609,16 @@ impl Ended {
   /// An at-least-once session may be resumed after this (the peer may come back).
   pub fn resumable(&self) -> bool {
     matches!(self, Ended::PeerClosed | Ended::Cut(_) | Ended::Unresponsive(_))
+  }
+
+  /// The peer is told why we drop the connection (a `CLOSE_REASON` frame), and how long we try
+  /// to get that to it: a silent peer is probably not reading, a slow one may still be.
+  fn farewell(&self) -> Option<(&IpcError, Duration)> {
+    match self {
+      Ended::Failed(e) | Ended::Cut(e) | Ended::TooSlow(e) => Some((e, CLOSE_FLUSH_TIMEOUT)),
+      Ended::Unresponsive(e) => Some((e, FAREWELL_TO_SILENT_PEER)),
+      Ended::PeerClosed | Ended::Shutdown | Ended::Goodbye | Ended::Dropped(_) => None,
+    }
   }
 }
 
@@ -616,6 +658,10 @@ pub struct Link<'a> {
   /// hello); we re-send what follows.
   pub peer_received: Option<u64>,
   pub wire: Wire,
+  /// Tell the peer why we drop the connection (`CLOSE_REASON`): a server tells its clients. A
+  /// client that gives up on its server does not: the server learns nothing from it that it can
+  /// act on, and an at-least-once server must keep the session for the client's return.
+  pub says_why: bool,
 }
 
 /// Runs the connection until the peer leaves, breaks the protocol, falls silent, or we shut down.
@@ -631,6 +677,15 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   // The peer said goodbye: flush (our last ACK) and half-close.
   let finish = CancellationToken::new();
   let life = Liveness::new();
+  let farewell: Farewell = Mutex::new(None);
+  // Set before `dead` is cancelled, so the writer finds it (see `say_farewell`).
+  let tell = |end: &Ended| {
+    if let (true, Wire::Native, Some((e, patience))) = (link.says_why, link.wire, end.farewell()) {
+      let mut frame = Vec::new();
+      codec::encode_close_reason(&mut frame, e.code().unwrap_or("ERR_IPC_PROTOCOL"), &e.to_string());
+      *farewell.lock().unwrap_or_else(|p| p.into_inner()) = Some((frame, patience));
+    }
+  };
   let reading = async {
     let end = read_loop(&stream, conn.buf, &link, &dead, &life, session).await;
     if matches!(end, Ended::Goodbye) {
@@ -639,12 +694,13 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
       finish.cancel();
     } else if session || !matches!(end, Ended::Shutdown) {
       // (A closing session's reader ends when the peer has gone: the writer stops waiting.)
+      tell(&end);
       dead.cancel();
     }
     end
   };
   let writing = async {
-    if write_loop(&stream, &link, &dead, &finish, session).await.is_err() {
+    if write_loop(&stream, &link, &dead, &finish, session, &farewell).await.is_err() {
       dead.cancel();
     }
     // A closing session reads acknowledgements until the writer is done.
@@ -657,7 +713,8 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
       Some(heartbeat) => watch_for_silence(heartbeat, &life, &link, &dead, &stream).await,
       None => None,
     };
-    if verdict.is_some() {
+    if let Some(verdict) = &verdict {
+      tell(verdict);
       dead.cancel();
     }
     verdict
@@ -756,6 +813,8 @@ struct Parsed {
   /// The highest `ACK` among them.
   ack: Option<u64>,
   goodbye: bool,
+  /// The peer's `CLOSE_REASON`: it is dropping the connection.
+  dropped: Option<IpcError>,
   failure: Option<codec::FrameError>,
 }
 
@@ -779,6 +838,10 @@ fn parse(buf: &[u8], max_message_size: usize, session: bool) -> Parsed {
           kind::GOODBYE => {
             // The last frame of the session; anything after it is not looked at.
             found.goodbye = true;
+            break;
+          }
+          kind::CLOSE_REASON => {
+            found.dropped = Some(IpcError::from_close_reason(frame.body));
             break;
           }
           k => found.data += usize::from(codec::carries_data(k)),
@@ -869,6 +932,9 @@ async fn read_loop(
     }
     if found.goodbye {
       return ended(Ended::Goodbye);
+    }
+    if let Some(e) = found.dropped {
+      return ended(Ended::Dropped(e));
     }
     if found.pings > 0 {
       link
@@ -1031,6 +1097,34 @@ async fn read_whole_frame(
   Ok(frame)
 }
 
+/// Why we drop the connection, as the `CLOSE_REASON` frame for the peer, and how long to try.
+type Farewell = Mutex<Option<(Vec<u8>, Duration)>>;
+
+/// The connection is being dropped. If there is a reason to give (see `Ended::farewell`), the
+/// frame being written is finished (the peer can only find the reason after it), the reason
+/// follows, then a half-close; the rest of what was queued is dropped at once.
+async fn say_farewell(stream: &Socket, hand: InHand, link: &Link<'_>, farewell: &Farewell) -> io::Result<()> {
+  let Some((reason, patience)) = farewell.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+    return Ok(());
+  };
+  let mut bytes = match hand.next() {
+    Some(_) => hand.unfinished_frame().to_vec(),
+    // The writer was idle: a direct write may have begun a frame.
+    None => link.outbox.seal(),
+  };
+  drop(hand);
+  bytes.extend_from_slice(&reason);
+  let say = async {
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+      rest = &rest[write_some(stream, rest).await?..];
+    }
+    stream.shutdown_write()
+  };
+  let _ = tokio::time::timeout(patience, say).await;
+  Ok(())
+}
+
 /// Writes some of `bytes` once the socket is writable.
 async fn write_some(stream: &Socket, bytes: &[u8]) -> io::Result<usize> {
   loop {
@@ -1045,25 +1139,35 @@ async fn write_some(stream: &Socket, bytes: &[u8]) -> io::Result<usize> {
 }
 
 /// Bytes the writer has taken and not yet written: pieces first, then the coalesced buffer.
+#[derive(Default)]
 struct InHand {
   pieces: VecDeque<Bytes>,
+  /// Bytes of the first piece already written.
+  piece_written: usize,
   buf: Vec<u8>,
   buf_written: usize,
+  /// Leading bytes of the first piece (or of `buf`, without pieces) that end a frame a direct
+  /// write began; frames start after them.
+  lead: usize,
 }
 
 impl InHand {
   fn next(&self) -> Option<&[u8]> {
     match self.pieces.front() {
-      Some(piece) => Some(piece),
+      Some(piece) => Some(&piece[self.piece_written..]),
       None if self.buf_written < self.buf.len() => Some(&self.buf[self.buf_written..]),
       None => None,
     }
   }
 
   fn consumed(&mut self, n: usize) {
-    match self.pieces.front_mut() {
-      Some(piece) if n < piece.len() => piece.advance(n),
-      Some(_) => recycle(self.pieces.pop_front().expect("front exists")),
+    match self.pieces.front() {
+      Some(piece) if self.piece_written + n < piece.len() => self.piece_written += n,
+      Some(_) => {
+        recycle(self.pieces.pop_front().expect("front exists"));
+        self.piece_written = 0;
+        self.lead = 0;
+      }
       None => self.buf_written += n,
     }
   }
@@ -1071,8 +1175,30 @@ impl InHand {
   fn refill(&mut self, outbox: &Outbox) {
     let taken = outbox.take(std::mem::take(&mut self.buf));
     self.pieces = taken.pieces;
+    self.piece_written = 0;
     self.buf = taken.buf;
     self.buf_written = 0;
+    self.lead = taken.lead;
+  }
+
+  /// The bytes that end the frame the stream is in the middle of (none at a frame boundary).
+  fn unfinished_frame(&self) -> &[u8] {
+    let (bytes, written) = match self.pieces.front() {
+      Some(piece) => (&piece[..], self.piece_written),
+      None => (&self.buf[..], self.buf_written),
+    };
+    if written < self.lead {
+      return &bytes[written..self.lead];
+    }
+    let frames = &bytes[self.lead..];
+    let at = written - self.lead;
+    let rest = frame_remainder(frames, at);
+    // At a boundary `frame_remainder` measures the whole next frame, which is not begun.
+    let at_boundary = at == 0 || frame_remainder(frames, at - 1) == 1;
+    if at_boundary {
+      return &[];
+    }
+    &bytes[written..(written + rest).min(bytes.len())]
   }
 }
 
@@ -1090,18 +1216,15 @@ async fn write_loop(
   dead: &CancellationToken,
   finish: &CancellationToken,
   session: bool,
+  farewell: &Farewell,
 ) -> io::Result<()> {
-  let mut hand = InHand {
-    pieces: VecDeque::new(),
-    buf: Vec::new(),
-    buf_written: 0,
-  };
+  let mut hand = InHand::default();
   loop {
     let Some(bytes) = hand.next() else {
       link.outbox.written();
       tokio::select! {
         biased;
-        _ = dead.cancelled() => return Ok(()),
+        _ = dead.cancelled() => return say_farewell(stream, hand, link, farewell).await,
         _ = link.shutdown.cancelled() => break,
         _ = finish.cancelled() => break,
         _ = link.outbox.ready.notified() => {}
@@ -1111,7 +1234,7 @@ async fn write_loop(
     };
     tokio::select! {
       biased;
-      _ = dead.cancelled() => return Ok(()),
+      _ = dead.cancelled() => return say_farewell(stream, hand, link, farewell).await,
       _ = link.shutdown.cancelled() => break,
       _ = finish.cancelled() => break,
       n = write_some(stream, bytes) => account(&mut hand, n?, link),

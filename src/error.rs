@@ -53,6 +53,9 @@ pub enum IpcError {
   SessionExpired { timeout_ms: u128, undelivered: usize },
   /// The endpoint does not exist on this platform (`ERR_IPC_NOT_SUPPORTED`); says what to use.
   NotSupported(String),
+  /// The other side dropped the connection and said why (a `CLOSE_REASON` frame): its code,
+  /// when it is one of ours, and its message.
+  DroppedByPeer { code: &'static str, message: String },
 }
 
 impl IpcError {
@@ -98,6 +101,7 @@ impl IpcError {
       IpcError::SlowClient(_) => "ERR_IPC_SLOW_CLIENT",
       IpcError::SessionExpired { .. } => "ERR_IPC_SESSION_EXPIRED",
       IpcError::NotSupported(_) => "ERR_IPC_NOT_SUPPORTED",
+      IpcError::DroppedByPeer { code, .. } => code,
     })
   }
 
@@ -153,6 +157,33 @@ impl IpcError {
   }
 }
 
+impl IpcError {
+  /// What a peer's `CLOSE_REASON` says, with its code kept only if it is one a native-socket-ipc
+  /// peer sends (anything else is reported as `ERR_IPC_PROTOCOL`, its code quoted).
+  pub fn from_close_reason(body: &[u8]) -> IpcError {
+    const SENT: [&str; 5] = [
+      "ERR_IPC_SLOW_CLIENT",
+      "ERR_IPC_PROTOCOL",
+      "ERR_IPC_MESSAGE_TOO_LARGE",
+      "ERR_IPC_HEARTBEAT_TIMEOUT",
+      "ERR_IPC_FRAME_TIMEOUT",
+    ];
+    match crate::codec::close_reason(body) {
+      Some((code, message)) => match SENT.iter().find(|known| **known == code) {
+        Some(known) => IpcError::DroppedByPeer { code: known, message },
+        None => IpcError::DroppedByPeer {
+          code: "ERR_IPC_PROTOCOL",
+          message: format!("{message} ({})", code.chars().take(64).collect::<String>()),
+        },
+      },
+      None => IpcError::DroppedByPeer {
+        code: "ERR_IPC_PROTOCOL",
+        message: "it sent a close reason that is not {\"code\", \"message\"} JSON".into(),
+      },
+    }
+  }
+}
+
 impl From<FrameError> for IpcError {
   fn from(e: FrameError) -> Self {
     match e {
@@ -204,6 +235,7 @@ impl fmt::Display for IpcError {
         "nothing arrived from the other side for {ms} ms (heartbeatTimeout), so the connection was dropped as dead; the process may be stopped, hung or gone"
       ),
       IpcError::ServerFull(reason) => write!(f, "the server refused the connection: {reason}; retrying"),
+      IpcError::DroppedByPeer { message, .. } => write!(f, "the other side dropped the connection, saying: {message}"),
       IpcError::PeerBusy => f.write_str(
         "the peer listening on this socket already has a partner (a Peer connects two processes); retrying until it is free",
       ),

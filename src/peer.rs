@@ -222,6 +222,7 @@ async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
     frame_timeout: shared.options.frame_timeout,
     peer_received: None,
     wire: Wire::Native,
+    says_why: false,
   };
   let end = connection::run(conn, link).await;
   if !matches!(end, Ended::Shutdown) {

@@ -424,6 +424,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
     frame_timeout: shared.options.frame_timeout,
     peer_received: joined.peer_received,
     wire: shared.options.wire,
+    says_why: true,
   };
   let end = connection::run(conn, link).await;
   // A session waiting for its client does not hold a connection's place.

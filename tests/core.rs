@@ -321,10 +321,16 @@ async fn a_frame_announced_over_max_message_size_is_rejected_and_the_connection_
     let close = srec.wait_for(kind::CONNECTION_CLOSE).await;
     assert_eq!(close.id, id, "CONNECTION_CLOSE follows the MESSAGE_ERROR");
 
-    // The peer is hung up on.
-    let mut buf = [0u8; 16];
-    let r = raw.read(&mut buf).await;
-    assert!(matches!(r, Ok(0) | Err(_)), "expected EOF or reset, got {r:?}");
+    // The peer is told why (a CLOSE_REASON frame), then hung up on.
+    let mut told = Vec::new();
+    // (Unread bytes of ours may turn the EOF into a reset, after what was sent.)
+    let _ = raw.read_to_end(&mut told).await;
+    let frame = codec::next_frame(&told, 8192).unwrap().expect("a whole frame before EOF");
+    assert_eq!(frame.kind, frame_kind::CLOSE_REASON);
+    let (code, message) = codec::close_reason(frame.body).expect("{code, message} JSON");
+    assert_eq!(code, "ERR_IPC_MESSAGE_TOO_LARGE");
+    assert!(message.contains("maxMessageSize"), "{message}");
+    assert_eq!(told.len(), frame.wire_len(), "nothing follows the reason");
     assert_eq!(server.client_count(), 0);
 
     close_server(&server, &mut srec).await;

@@ -137,6 +137,7 @@ async fn a_client_that_stops_reading_is_dropped_at_max_buffered_bytes_and_the_ot
         high_water_mark: 16 * 1024,
         max_buffered: 256 * 1024,
         evict: false, // the server forces eviction on for its clients
+        ..Default::default()
       },
       ..server_options(&path)
     };
@@ -187,6 +188,7 @@ async fn a_buffer_past_the_high_water_mark_is_reported_and_drain_follows_when_it
         high_water_mark: 4 * 1024,
         max_buffered: 1024 * 1024,
         evict: false,
+        ..Default::default()
       },
       ..client_options(&path)
     };
