@@ -970,7 +970,7 @@ async fn read_loop(
       _ = link.shutdown.cancelled(), if stop_on_shutdown => return Ended::Shutdown,
       _ = dead.cancelled() => return ended(Ended::PeerClosed),
       _ = link.outbox.evicted.cancelled() => return too_slow(link),
-      _ = link.inbound.wait_for_room() => {}
+      _ = link.events.wait_for_room(link.inbound) => {}
     }
     life.paused.store(false, Ordering::Relaxed);
     if let Some(started) = &mut frame_started {
@@ -1103,7 +1103,10 @@ type Farewell = Mutex<Option<(Vec<u8>, Duration)>>;
 /// The connection is being dropped. If there is a reason to give (see `Ended::farewell`), the
 /// frame being written is finished (the peer can only find the reason after it), the reason
 /// follows, then a half-close; the rest of what was queued is dropped at once.
-async fn say_farewell(stream: &Socket, hand: InHand, link: &Link<'_>, farewell: &Farewell) -> io::Result<()> {
+///
+/// That runs on a task of its own, which holds the socket open until it is done: the connection
+/// ends now (its close event, the server's bookkeeping), whether or not the peer reads.
+fn say_farewell(stream: &Arc<Socket>, hand: InHand, link: &Link<'_>, farewell: &Farewell) -> io::Result<()> {
   let Some((reason, patience)) = farewell.lock().unwrap_or_else(|p| p.into_inner()).take() else {
     return Ok(());
   };
@@ -1114,14 +1117,17 @@ async fn say_farewell(stream: &Socket, hand: InHand, link: &Link<'_>, farewell: 
   };
   drop(hand);
   bytes.extend_from_slice(&reason);
-  let say = async {
-    let mut rest = &bytes[..];
-    while !rest.is_empty() {
-      rest = &rest[write_some(stream, rest).await?..];
-    }
-    stream.shutdown_write()
-  };
-  let _ = tokio::time::timeout(patience, say).await;
+  let stream = stream.clone();
+  tokio::spawn(async move {
+    let say = async {
+      let mut rest = &bytes[..];
+      while !rest.is_empty() {
+        rest = &rest[write_some(&stream, rest).await?..];
+      }
+      stream.shutdown_write()
+    };
+    let _ = tokio::time::timeout(patience, say).await;
+  });
   Ok(())
 }
 
@@ -1211,7 +1217,7 @@ fn account(hand: &mut InHand, n: usize, link: &Link<'_>) {
 }
 
 async fn write_loop(
-  stream: &Socket,
+  stream: &Arc<Socket>,
   link: &Link<'_>,
   dead: &CancellationToken,
   finish: &CancellationToken,
@@ -1224,7 +1230,7 @@ async fn write_loop(
       link.outbox.written();
       tokio::select! {
         biased;
-        _ = dead.cancelled() => return say_farewell(stream, hand, link, farewell).await,
+        _ = dead.cancelled() => return say_farewell(stream, hand, link, farewell),
         _ = link.shutdown.cancelled() => break,
         _ = finish.cancelled() => break,
         _ = link.outbox.ready.notified() => {}
@@ -1234,7 +1240,7 @@ async fn write_loop(
     };
     tokio::select! {
       biased;
-      _ = dead.cancelled() => return say_farewell(stream, hand, link, farewell).await,
+      _ = dead.cancelled() => return say_farewell(stream, hand, link, farewell),
       _ = link.shutdown.cancelled() => break,
       _ = finish.cancelled() => break,
       n = write_some(stream, bytes) => account(&mut hand, n?, link),

@@ -23,6 +23,7 @@ use crate::error::IpcError;
 use crate::inbound::Inbound;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
 
 /// Record kinds. Data frames (messages, requests, replies) reuse their wire kinds, all below 0x80;
 /// the events of the connection's life are 0x80 and up, so the two ranges never meet.
@@ -80,6 +81,12 @@ pub const RECORD_HEADER: usize = 9;
 /// given back, so memory a flood took returns once the flood is over.
 const KEEP_CAPACITY: usize = 256 * 1024;
 
+/// Past this much queued for JS from all connections together, only connections with nothing
+/// queued may add more (see `wait_for_room`): it keeps JS busy for a few slices, and bounds how
+/// long a quiet connection's message waits behind floods (about 1 MiB of 10-byte requests is
+/// 70 ms of JS here).
+const SHARED_QUEUE: usize = 1024 * 1024;
+
 /// Wakes the JS thread. The binding implements it with a threadsafe function; tests with a Notify.
 pub trait Wake: Send + Sync + 'static {
   fn wake(&self);
@@ -87,6 +94,8 @@ pub trait Wake: Send + Sync + 'static {
 
 pub struct EventQueue {
   state: Mutex<State>,
+  /// Notified whenever JS takes records: readers waiting for the shared queue to shrink re-check.
+  room: Notify,
 }
 
 struct State {
@@ -109,6 +118,8 @@ struct State {
   taken_marks: HashMap<u32, (u32, u64)>,
   /// Each connection's account of its input (see `inbound`), by connection id.
   inbounds: HashMap<u32, Arc<Inbound>>,
+  /// Bytes of the large frames in `attachments`.
+  attached_bytes: usize,
   /// Dropped by `finish()`: releasing it is what lets Node exit.
   waker: Option<Box<dyn Wake>>,
 }
@@ -136,8 +147,10 @@ impl EventQueue {
         marks: VecDeque::new(),
         taken_marks: HashMap::new(),
         inbounds: HashMap::new(),
+        attached_bytes: 0,
         waker: Some(waker),
       }),
+      room: Notify::new(),
     })
   }
 
@@ -179,6 +192,7 @@ impl EventQueue {
     self.append(|state| {
       let before = state.buf.len();
       let attached = write(state);
+      state.attached_bytes += attached;
       if let Some(inbound) = state.inbounds.get(&id) {
         inbound.add(state.buf.len() - before + attached);
       }
@@ -255,8 +269,8 @@ impl EventQueue {
   /// fixed size, whoever the records are from), except requests: they stay held until their
   /// reply is queued (`Inbound::replied`).
   pub fn take_into(&self, out: &mut [u8]) -> Taken {
-    let mut state = self.lock();
-    let state = &mut *state;
+    let mut guard = self.lock();
+    let state = &mut *guard;
     state.handed.clear();
     let queued = &state.buf[state.head..];
     let mut len = 0;
@@ -276,6 +290,7 @@ impl EventQueue {
       if kind == kind::ATTACHED {
         let frame = state.attachments.pop_front().expect("an ATTACHED record has its frame");
         bytes += frame.len();
+        state.attached_bytes -= frame.len();
         if matches!(frame[codec::LEN_PREFIX], kind::REQUEST_JSON | kind::REQUEST_BINARY) {
           request = Some(u32::from_be_bytes(frame[5..9].try_into().unwrap()));
         }
@@ -285,10 +300,8 @@ impl EventQueue {
       }
       // Lifecycle records (0x80 and up) were never counted.
       if kind < 0x80 {
-        match (request, state.inbounds.get(&id)) {
-          (Some(request_id), Some(inbound)) => inbound.hold_request(request_id, bytes),
-          (None, Some(inbound)) => inbound.release(bytes),
-          (_, None) => {}
+        if let Some(inbound) = state.inbounds.get(&id) {
+          inbound.taken(bytes, request);
         }
       }
       len += record_len;
@@ -317,7 +330,27 @@ impl EventQueue {
       state.buf.drain(..state.head);
       state.head = 0;
     }
+    drop(guard);
+    self.room.notify_waiters();
     Taken::Records { len, more }
+  }
+
+  /// Bytes waiting for JS, from every connection.
+  fn queued(&self) -> usize {
+    let state = self.lock();
+    state.buf.len() - state.head + state.attached_bytes
+  }
+
+  /// Waits until connection `inbound` may read more: it holds less than its cap, and either
+  /// everything queued for JS (from every connection) is under `SHARED_QUEUE` (or the cap, if
+  /// lower), or nothing of its own is queued. A connection with nothing waiting may always add
+  /// one read, so however many connections flood, a quiet one's message waits behind at most
+  /// that much plus one read per connection, and the queue stays as small.
+  pub async fn wait_for_room(&self, inbound: &Inbound) {
+    let shared = SHARED_QUEUE.min(inbound.cap());
+    inbound
+      .wait_for_room(&self.room, || inbound.queued() == 0 || self.queued() < shared)
+      .await
   }
 
   /// The large frames whose `ATTACHED` records are in the slice `take_into` just wrote, in order.

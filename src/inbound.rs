@@ -18,6 +18,8 @@ pub const DEFAULT_MAX_INBOUND: usize = 4 * 1024 * 1024;
 
 pub struct Inbound {
   held: AtomicUsize,
+  /// The part of `held` still queued for JS (not yet taken).
+  queued: AtomicUsize,
   cap: usize,
   room: Notify,
   /// Requests handed to JS and not yet answered: request id → (how many, bytes). A peer may
@@ -31,6 +33,7 @@ impl Inbound {
   pub fn new(cap: usize) -> Self {
     Inbound {
       held: AtomicUsize::new(0),
+      queued: AtomicUsize::new(0),
       cap: cap.max(1),
       room: Notify::new(),
       requests: Mutex::default(),
@@ -42,9 +45,30 @@ impl Inbound {
     self.held.load(Ordering::Acquire)
   }
 
+  pub fn queued(&self) -> usize {
+    self.queued.load(Ordering::Acquire)
+  }
+
+  pub fn cap(&self) -> usize {
+    self.cap
+  }
+
   /// The reader queued `bytes` for JS.
   pub fn add(&self, bytes: usize) {
+    self.queued.fetch_add(bytes, Ordering::AcqRel);
     self.held.fetch_add(bytes, Ordering::AcqRel);
+  }
+
+  /// JS took `bytes` of what was queued: a request's stay held until its reply (`request`), the
+  /// rest is released.
+  pub fn taken(&self, bytes: usize, request: Option<u32>) {
+    let _ = self
+      .queued
+      .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| Some(q.saturating_sub(bytes)));
+    match request {
+      Some(request_id) => self.hold_request(request_id, bytes),
+      None => self.release(bytes),
+    }
   }
 
   /// JS is done with `bytes`; wakes the reader if that made room.
@@ -62,7 +86,7 @@ impl Inbound {
   }
 
   /// A request of `bytes` was handed to JS: it stays held until its reply is queued.
-  pub fn hold_request(&self, request_id: u32, bytes: usize) {
+  fn hold_request(&self, request_id: u32, bytes: usize) {
     let mut requests = self.requests();
     let entry = requests.entry(request_id).or_insert((0, 0));
     entry.0 += 1;
@@ -109,16 +133,22 @@ impl Inbound {
     self.release(bytes);
   }
 
-  /// Waits until the connection holds less than the cap.
-  pub async fn wait_for_room(&self) {
+  /// Waits until the connection holds less than the cap, and `shared_room()` says the
+  /// connection may add to what all connections have queued (see `EventQueue::wait_for_room`).
+  pub async fn wait_for_room(&self, shared: &Notify, shared_room: impl Fn() -> bool) {
     loop {
-      let notified = self.room.notified();
-      tokio::pin!(notified);
-      notified.as_mut().enable();
-      if self.held() < self.cap {
+      let own = self.room.notified();
+      let all = shared.notified();
+      tokio::pin!(own, all);
+      own.as_mut().enable();
+      all.as_mut().enable();
+      if self.held() < self.cap && shared_room() {
         return;
       }
-      notified.await;
+      tokio::select! {
+        _ = own => {}
+        _ = all => {}
+      }
     }
   }
 
@@ -141,7 +171,8 @@ mod tests {
   fn a_request_stays_held_until_its_reply_is_queued() {
     let inbound = Inbound::new(100);
     inbound.add(40);
-    inbound.hold_request(7, 40);
+    inbound.taken(40, Some(7));
+    assert_eq!(inbound.queued(), 0);
     inbound.replied(&reply(8));
     assert_eq!(inbound.held(), 40, "a reply to another request releases nothing");
     let mut frames = Vec::new();
@@ -157,8 +188,8 @@ mod tests {
   fn a_reused_request_id_is_released_once_per_reply() {
     let inbound = Inbound::new(100);
     inbound.add(30);
-    inbound.hold_request(1, 10);
-    inbound.hold_request(1, 20);
+    inbound.taken(10, Some(1));
+    inbound.taken(20, Some(1));
     inbound.replied(&reply(1));
     assert_eq!(inbound.held(), 15);
     inbound.replied(&reply(1));
@@ -169,9 +200,10 @@ mod tests {
   async fn the_reader_waits_while_the_cap_is_reached_and_resumes_when_js_is_done() {
     let inbound = std::sync::Arc::new(Inbound::new(10));
     inbound.add(12);
+    let shared = std::sync::Arc::new(Notify::new());
     let waiter = tokio::spawn({
-      let inbound = inbound.clone();
-      async move { inbound.wait_for_room().await }
+      let (inbound, shared) = (inbound.clone(), shared.clone());
+      async move { inbound.wait_for_room(&shared, || true).await }
     });
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert!(!waiter.is_finished(), "at the cap the reader waits");

@@ -26,6 +26,7 @@ pub mod socket_file;
 pub mod socket_ipc;
 pub mod tls;
 pub mod transport;
+pub mod trim;
 
 #[cfg(feature = "napi")]
 mod binding;

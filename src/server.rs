@@ -313,7 +313,11 @@ async fn accept_until_shutdown(shared: &Arc<Shared>, listener: Listener) {
       accepted = listener.accept() => match accepted {
         Ok(stream) => {
           let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-          connections.spawn(serve_connection(shared.clone(), stream, id));
+          let shared = shared.clone();
+          connections.spawn(async move {
+            serve_connection(shared, stream, id).await;
+            crate::trim::connection_ended();
+          });
         }
         Err(e) => {
           let e = IpcError::io(e, "accept", &shared.options.endpoint.to_string());
