@@ -26,7 +26,7 @@ const MIB = 1024 * 1024;
 
 // What one client's queued replies may occupy before the server drops it: the server's default maxBufferedBytes.
 const DEFAULT_MAX_BUFFERED_BYTES = 64 * MIB;
-// What one client's unprocessed input may occupy: the inbound cap (maxInboundBytes) the core is to enforce.
+// What one client's unprocessed input may occupy: the server's default maxInboundBytes (the inbound cap).
 const DEFAULT_MAX_INBOUND_BYTES = 4 * MIB;
 // Allocator slack, V8 growth and the core's threads: what a busy server may use beyond those buffers.
 const PEAK_SLACK_BYTES = 64 * MIB;
@@ -49,7 +49,7 @@ const REST_WINDOW_MS = 1000; // "RSS after rest" is also given as the minimum ov
 const SAFETY_SHARE = 0.5;
 const START_MS = 15000; // a child process must be up (and connected) within this
 const ASK_MS = 15000; // a child must answer a command within this (the server's loop may be slow)
-const GOOD_SETTLE_MS = 12000; // the good client waits up to 6 s for its last requests to settle
+const GOOD_SETTLE_MS = 12000; // for the good client's figures: it first waits up to 6 s for its last requests to settle
 const GOOD_PAD_BYTES = 256;
 const DEFAULT_SEED = 1;
 
@@ -115,7 +115,7 @@ Floods a native-socket-ipc server from hostile connections and checks that its m
 event loop stay bounded and that a well-behaved client on the same server is not disturbed.
 Prints one table; exits 1 if any bound was passed (every scenario still runs).
 
-  --short        CI durations (the whole run takes about 1.5 minutes)
+  --short        CI durations (the whole run takes about 70 s; the full one about 3 minutes)
   --only a,b     run only these scenarios:
 ${SCENARIOS.map((s) => `                   ${s.name.padEnd(15)}${s.about}`).join('\n')}
   --json FILE    also write the results (every figure, the bounds, the verdicts) to FILE
@@ -312,6 +312,18 @@ class RssSampler {
     return result;
   }
 
+  /** [ms since `from`, MiB] every `stepMs`, for the JSON: where in the run the memory went. */
+  timeline(from, stepMs = 100) {
+    const points = [];
+    let next = from;
+    for (const [t, rss] of this.samples) {
+      if (t < next) continue;
+      points.push([Math.round(t - from), Math.round((rss / MIB) * 10) / 10]);
+      next = t + stepMs;
+    }
+    return points;
+  }
+
   stop() {
     clearInterval(this.timer);
   }
@@ -348,6 +360,7 @@ async function runScenario(scenario, opts) {
   let sampler = null;
   let firstFlood = null;
   let good = null;
+  let baselineAt = null;
   try {
     const server = start('server', 'server.js', { options: serverOptions });
     await server.next('ready', START_MS);
@@ -360,23 +373,26 @@ async function runScenario(scenario, opts) {
     good.send('start');
     await sleep(IDLE_MS);
     row.baseline = sampler.last();
+    baselineAt = performance.now();
     await server.ask('phase', ASK_MS); // start-up's timer gaps and heap are not what is measured
 
     firstFlood = performance.now();
     for (let r = 0; r < rounds; r++) {
+      const round = {};
+      row.rounds.push(round);
       const specs = scenario.flooders(opts.seed + r);
       const flooders = specs.map((spec, i) => start(`flooder ${i + 1}`, spec.script, spec));
       await Promise.all(flooders.map((f) => f.next('ready', START_MS)));
       const floodStart = performance.now();
       const floodStartEpoch = Date.now();
+      round.floodStartedAtMs = Math.round(floodStart - baselineAt);
       for (const f of flooders) f.send('start');
       await sleep(floodMs);
       const counts = await Promise.all(flooders.map((f) => f.ask('stop', ASK_MS)));
       for (const c of counts) addCounts(row.flooders, c);
       await Promise.all(flooders.map((f) => f.ended(3000)));
       // The rest begins once every flooder process is gone.
-      const round = { floodEndedAtMs: Date.now() - floodStartEpoch };
-      row.rounds.push(round);
+      round.floodEndedAtMs = Date.now() - floodStartEpoch;
       await sleep(restMs);
       round.peak = sampler.over(floodStart, Math.max);
       round.restLast = sampler.last();
@@ -396,7 +412,10 @@ async function runScenario(scenario, opts) {
     // What the bystander saw of the failure is worth having.
     if (good && !good.gone && !row.good) row.good = await good.ask('stop', GOOD_SETTLE_MS).catch(() => undefined);
   } finally {
-    if (sampler) sampler.stop();
+    if (sampler) {
+      sampler.stop();
+      if (baselineAt !== null) row.rssTimeline = sampler.timeline(baselineAt); // [ms after the baseline, MiB]
+    }
     await Promise.all(children.map((c) => c.ended(c.label === 'server' ? 4000 : 1000)));
     fs.rmSync(dir, { recursive: true, force: true });
     tempDirs.delete(dir);
@@ -419,7 +438,7 @@ function judge(row) {
     if (row.peak != null && row.peak > row.bounds.peak) failures.push(`peak RSS ${mib(row.peak)} MiB > ${mib(row.bounds.peak)} MiB`);
     row.rounds.forEach((r, i) => {
       if (r.restMin != null && r.restMin > row.bounds.rest) {
-        failures.push(`RSS after rest${row.rounds.length > 1 ? ` ${i + 1}` : ''} ${mib(r.restMin)} MiB > ${mib(row.bounds.rest)} MiB`);
+        failures.push(`RSS after rest${row.rounds.length > 1 ? ` (round ${i + 1})` : ''} ${mib(r.restMin)} MiB > ${mib(row.bounds.rest)} MiB`);
       }
     });
   }
@@ -440,7 +459,7 @@ function judge(row) {
 // ----- The table -----
 
 const mib = (bytes) => (bytes == null ? '-' : (bytes / MIB).toFixed(0));
-const count = (n) => (n == null ? '-' : n < 10000 ? String(n) : n < 1e7 ? `${(n / 1000).toFixed(1)}k` : `${(n / 1e6).toFixed(1)}M`);
+const count = (n) => (n == null ? '-' : n < 10000 ? String(n) : n < 1e6 ? `${(n / 1000).toFixed(1)}k` : `${(n / 1e6).toFixed(2)}M`);
 const ms = (x) => (x == null ? '-' : x < 10 ? x.toFixed(1) : x.toFixed(0));
 const flag = (text, bad) => (bad ? `${text}!` : text);
 

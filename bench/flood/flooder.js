@@ -4,15 +4,16 @@
 // them, never read the replies, or send bytes that are not the protocol at all.
 // Spec: { socketPath, mode, connections, payloadBytes, seed }. Modes:
 //   reader     REQUEST_JSON 'echo' frames, reads and counts the replies
-//   nonreader  the same, but never reads after the server's hello: the server's replies pile up
-//              until it drops the connection as a slow client; then it reconnects and goes on
+//   nonreader  the same, but stops reading after the server's hello (the socket is paused): the
+//              server's replies pile up until it drops the connection as a slow client; then it
+//              reconnects and goes on
 //   messages   MESSAGE_JSON frames (nothing comes back)
 //   barrage    each connection, at each (re)connect, picks one of the above or 'garbage'
 //              (seeded-random bytes) or 'corrupt' (requests with one random byte changed per
 //              batch), with a random payload size
 // Every connection writes until write() returns false, then waits for 'drain'.
 //
-// Commands: 'start'; 'stop' -> closes every connection, replies with the counts and exits.
+// Commands: 'start'; 'stop' -> ends every connection, replies with the counts and exits.
 
 const net = require('node:net');
 const { spec, onCommand, reply, replyAndExit, bump } = require('./child');
@@ -25,18 +26,19 @@ const TOPIC = 'echo';
 const BATCH_BYTES = 256 * 1024;
 // After this many writes in one turn, yield, so the runner's 'stop' is not held up.
 const WRITES_PER_TURN = 16;
-// Barrage connections wait this long before reconnecting: a flood of data, not of connects.
-const BARRAGE_RECONNECT_MS = 10;
+// Barrage connections, and any whose connect failed, wait this long before connecting again:
+// a flood of data, not of connects.
+const RECONNECT_MS = 10;
 const BARRAGE_SIZES = [10, 100, 1000, 8192];
 const BARRAGE_KINDS = ['reader', 'nonreader', 'messages', 'garbage', 'corrupt'];
 const RANDOM_POOL_BYTES = 1024 * 1024;
-const STOP_FLUSH_MS = 300;
+const STOP_FLUSH_MS = 300; // see 'stop'
 
 const stats = { sent: 0, replies: 0, replyErrors: 0, garbageBytes: 0, connects: 0, drops: 0, helloFailed: 0, errors: {}, behaviours: {} };
 const sockets = new Set();
 let running = false;
 
-/** mulberry32: small and seeded, so a barrage sends the same bytes every run. */
+/** mulberry32: small and seeded, so a barrage makes the same choices and garbage every run (their order depends on timing). */
 function prng(seed) {
   let a = seed >>> 0;
   return () => {
@@ -56,7 +58,7 @@ function jsonOfSize(bytes) {
   return `{"pad":"${'x'.repeat(Math.max(0, bytes - 10))}"}`;
 }
 
-/** One frame with request id 0 (REQUEST_JSON) or a message frame; `idAt` is where the id goes. */
+/** One REQUEST_JSON frame with request id 0 (the id is at byte 5), or one MESSAGE_JSON frame. */
 function frameTemplate(kind, payloadBytes) {
   const topic = Buffer.from(TOPIC);
   const payload = Buffer.from(jsonOfSize(payloadBytes));
@@ -183,10 +185,11 @@ function connect() {
   sock.on('close', () => {
     sockets.delete(sock);
     if (!running) return;
-    if (helloBytes >= SERVER_HELLO_BYTES) stats.drops++;
+    const dropped = helloBytes >= SERVER_HELLO_BYTES;
+    if (dropped) stats.drops++;
     else stats.helloFailed++;
-    if (spec.mode === 'barrage') setTimeout(connect, BARRAGE_RECONNECT_MS);
-    else setImmediate(connect);
+    if (dropped && spec.mode !== 'barrage') setImmediate(connect);
+    else setTimeout(connect, RECONNECT_MS);
   });
 }
 
