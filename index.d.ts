@@ -359,7 +359,11 @@ export type ClientEvents<Messages extends object = AnyMessages> = {
   connect: [];
   /** Right after 'connect', when the connection was an automatic reconnect. */
   reconnect: [];
-  /** An established connection dropped without close(); `reason` when this side dropped it. */
+  /**
+   * An established connection dropped without close(). `reason`: why this side dropped it, or the
+   * reason the server gave for dropping this client (ERR_IPC_SLOW_CLIENT, ERR_IPC_PROTOCOL, …);
+   * undefined when the server closed gracefully.
+   */
   disconnect: [reason?: IpcError];
   /** One attempt to connect failed; the client retries. */
   connectError: [error: IpcError];
