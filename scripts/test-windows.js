@@ -83,6 +83,7 @@ const WINDOWS_TEST_FILES = [
   '__test__/protocol.test.js',
   '__test__/backoff.test.js',
   '__test__/examples.test.js',
+  '__test__/flood.test.js',
 ];
 const TEST_TIMEOUT_MS = 120000;
 const RUN_TIMEOUT_MIN = 60;
