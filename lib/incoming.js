@@ -52,6 +52,48 @@ const MORE = 2 ** 32;
 const TURN_MS = 10;
 const CHECK_EVERY = 32;
 
+// The turn of the event loop, shared by every Server and Client of this thread. Events are
+// counted; every CHECK_EVERY of them the clock is read: the first reading starts the turn's
+// TURN_MS and schedules the immediate that marks its end, a later one past TURN_MS ends delivery
+// for this turn. So a quiet thread never reads the clock nor schedules an immediate.
+const turn = { countdown: CHECK_EVERY, startedAt: -1, over: false, scheduled: false, waiting: [] };
+
+/** One more event emitted: false once this turn's time is up. */
+function tick() {
+  if (--turn.countdown > 0) return !turn.over;
+  turn.countdown = CHECK_EVERY;
+  const now = performance.now();
+  if (turn.startedAt < 0) {
+    turn.startedAt = now;
+    turn.scheduled = true;
+    setImmediate(endOfTurn);
+    return true;
+  }
+  if (now - turn.startedAt < TURN_MS) return true;
+  turn.over = true;
+  return false;
+}
+
+function endOfTurn() {
+  turn.scheduled = false;
+  turn.countdown = CHECK_EVERY;
+  turn.startedAt = -1;
+  turn.over = false;
+  const waiting = turn.waiting;
+  turn.waiting = [];
+  for (const incoming of waiting) {
+    incoming.deferred = false;
+    try {
+      incoming.drain();
+    } catch (err) {
+      // A listener threw: uncaught, as from any EventEmitter, once the others had their turn.
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+}
+
 // The owner (Server or Client) implements these; symbols keep them off the public API.
 const onMessage = Symbol('onMessage');
 const onMessageError = Symbol('onMessageError');
@@ -91,22 +133,8 @@ class Incoming {
     this.attachedAt = 0;
     // A JSON group being emitted; kept here so a throwing listener loses none of it.
     this.group = null;
-    // Events until the clock is read again, and when this turn's time is up.
-    this.countdown = CHECK_EVERY;
-    this.deadline = 0;
-    // Time spent this turn of the event loop; reset by an immediate (the turn's end).
-    this.spent = 0;
-    this.immediate = false;
-    // Delivery stopped for this turn and goes on in the immediate.
+    // Delivery stopped for this turn and goes on in the next (see `turn`).
     this.deferred = false;
-    this.onImmediate = () => {
-      this.immediate = false;
-      this.spent = 0;
-      if (this.deferred) {
-        this.deferred = false;
-        this.drain();
-      }
-    };
   }
 
   /** Called on each wake-up from the core, and again in the next turn if time ran out. */
@@ -114,27 +142,15 @@ class Incoming {
     // A wake-up means records are waiting (also when it comes while delivery waits for its turn).
     this.more = true;
     if (this.deferred) return;
-    if (this.spent >= TURN_MS) {
-      this.defer();
-      return;
-    }
-    const start = performance.now();
-    this.deadline = start + TURN_MS - this.spent;
-    this.countdown = CHECK_EVERY;
     let finished = false;
-    try {
-      finished = this.deliver();
-    } catch (err) {
-      // A listener threw: it propagates as from any EventEmitter, and the rest of the slice is
-      // delivered on the next tick rather than lost.
-      process.nextTick(() => this.drain());
-      throw err;
-    } finally {
-      this.spent += performance.now() - start;
-      if (!this.immediate && this.spent >= 1) {
-        // Busy: learn where this turn ends, so that the next one starts with a full budget.
-        this.immediate = true;
-        setImmediate(this.onImmediate);
+    if (!turn.over) {
+      try {
+        finished = this.deliver();
+      } catch (err) {
+        // A listener threw: it propagates as from any EventEmitter, and the rest of the slice is
+        // delivered on the next tick rather than lost.
+        process.nextTick(() => this.drain());
+        throw err;
       }
     }
     if (!finished) this.defer();
@@ -143,9 +159,10 @@ class Incoming {
   /** Goes on in the next turn of the event loop. */
   defer() {
     this.deferred = true;
-    if (!this.immediate) {
-      this.immediate = true;
-      setImmediate(this.onImmediate);
+    turn.waiting.push(this);
+    if (!turn.scheduled) {
+      turn.scheduled = true;
+      setImmediate(endOfTurn);
     }
   }
 
@@ -160,7 +177,7 @@ class Incoming {
       if (this.afterBatch !== null) this.afterBatch();
       this.releaseSlice();
       if (!this.more) return true;
-      if (performance.now() >= this.deadline) return false;
+      if (turn.over) return false;
     }
   }
 
@@ -191,13 +208,6 @@ class Incoming {
     this.buf = null;
     this.len = 0;
     this.pos = 0;
-  }
-
-  /** One more event emitted: false once this turn's time is up. */
-  tick() {
-    if (--this.countdown > 0) return true;
-    this.countdown = CHECK_EVERY;
-    return performance.now() < this.deadline;
   }
 
   /** Emits the slice's records from `pos` on; false if time ran out first. */
@@ -237,7 +247,7 @@ class Incoming {
       } else {
         handler[onEvent](kind, id, buf.subarray(start, end));
       }
-      if (!this.tick() && this.pos < len) return false;
+      if (!tick() && this.pos < len) return false;
     }
     return true;
   }
@@ -382,7 +392,7 @@ class Incoming {
     const { buf, id, values } = g;
     const handler = this.handler;
     while (g.index < g.count) {
-      if (g.index > 0 && !this.tick()) return false;
+      if (g.index > 0 && !tick()) return false;
       const i = g.index++;
       const entry = g.entry;
       g.entry += GROUP_ENTRY;

@@ -22,6 +22,7 @@ use crate::socket_ipc;
 use crate::error::IpcError;
 use crate::inbound::Inbound;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
@@ -94,8 +95,11 @@ pub trait Wake: Send + Sync + 'static {
 
 pub struct EventQueue {
   state: Mutex<State>,
-  /// Notified whenever JS takes records: readers waiting for the shared queue to shrink re-check.
+  /// Notified whenever JS takes records while readers wait for the shared queue to shrink.
   room: Notify,
+  readers_waiting: AtomicUsize,
+  /// Connections tracked: with one, there is nobody to share the queue with.
+  connections: AtomicUsize,
 }
 
 struct State {
@@ -151,6 +155,8 @@ impl EventQueue {
         waker: Some(waker),
       }),
       room: Notify::new(),
+      readers_waiting: AtomicUsize::new(0),
+      connections: AtomicUsize::new(0),
     })
   }
 
@@ -161,12 +167,16 @@ impl EventQueue {
 
   /// Counts connection `id`'s data records against `inbound` from now on.
   pub fn track(&self, id: u32, inbound: Arc<Inbound>) {
-    self.lock().inbounds.insert(id, inbound);
+    let mut state = self.lock();
+    state.inbounds.insert(id, inbound);
+    self.connections.store(state.inbounds.len(), Ordering::Release);
   }
 
   /// Connection `id` is gone for good; its records still queued are delivered uncounted.
   pub fn untrack(&self, id: u32) {
-    self.lock().inbounds.remove(&id);
+    let mut state = self.lock();
+    state.inbounds.remove(&id);
+    self.connections.store(state.inbounds.len(), Ordering::Release);
   }
 
   /// Appends under the lock and wakes JS if no wake-up is pending. After `finish()` it is a no-op.
@@ -331,7 +341,9 @@ impl EventQueue {
       state.head = 0;
     }
     drop(guard);
-    self.room.notify_waiters();
+    if self.readers_waiting.load(Ordering::SeqCst) > 0 {
+      self.room.notify_waiters();
+    }
     Taken::Records { len, more }
   }
 
@@ -343,14 +355,24 @@ impl EventQueue {
 
   /// Waits until connection `inbound` may read more: it holds less than its cap, and either
   /// everything queued for JS (from every connection) is under `SHARED_QUEUE` (or the cap, if
-  /// lower), or nothing of its own is queued. A connection with nothing waiting may always add
+  /// lower; a lone connection has the whole cap), or nothing of its own is queued. A connection with nothing waiting may always add
   /// one read, so however many connections flood, a quiet one's message waits behind at most
   /// that much plus one read per connection, and the queue stays as small.
   pub async fn wait_for_room(&self, inbound: &Inbound) {
-    let shared = SHARED_QUEUE.min(inbound.cap());
+    let shared = match self.connections.load(Ordering::Acquire) {
+      0 | 1 => inbound.cap(),
+      _ => SHARED_QUEUE.min(inbound.cap()),
+    };
+    let room = || inbound.queued() == 0 || self.queued() < shared;
+    // The common case, JS keeping up, without registering as a waiter.
+    if inbound.held() < inbound.cap() && room() {
+      return;
+    }
+    self.readers_waiting.fetch_add(1, Ordering::SeqCst);
     inbound
-      .wait_for_room(&self.room, || inbound.queued() == 0 || self.queued() < shared)
-      .await
+      .wait_for_room(&self.room, room)
+      .await;
+    self.readers_waiting.fetch_sub(1, Ordering::SeqCst);
   }
 
   /// The large frames whose `ATTACHED` records are in the slice `take_into` just wrote, in order.

@@ -80,7 +80,10 @@ impl Inbound {
       .held
       .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| Some(held.saturating_sub(bytes)))
       .expect("the closure always returns Some");
-    if before >= self.cap && before.saturating_sub(bytes) < self.cap {
+    // A reader stopped at the cap goes on once JS has taken it down to half (see
+    // `wait_for_room`): one wake-up per half a cap, not one per slice JS takes.
+    let low = self.cap / 2;
+    if before > low && before.saturating_sub(bytes) <= low {
       self.room.notify_waiters();
     }
   }
@@ -133,16 +136,23 @@ impl Inbound {
     self.release(bytes);
   }
 
-  /// Waits until the connection holds less than the cap, and `shared_room()` says the
-  /// connection may add to what all connections have queued (see `EventQueue::wait_for_room`).
+  /// Waits until the connection holds less than the cap (once it reached the cap: until it holds
+  /// at most half), and `shared_room()` says the connection may add to what all connections have
+  /// queued (see `EventQueue::wait_for_room`).
   pub async fn wait_for_room(&self, shared: &Notify, shared_room: impl Fn() -> bool) {
+    // Checked first without registering as a waiter: that is the common case, and cheaper.
+    if self.held() < self.cap && shared_room() {
+      return;
+    }
+    // Stopped: at the cap, the reader waits until JS has taken the connection down to half of it.
+    let limit = if self.held() >= self.cap { self.cap / 2 + 1 } else { self.cap };
     loop {
       let own = self.room.notified();
       let all = shared.notified();
       tokio::pin!(own, all);
       own.as_mut().enable();
       all.as_mut().enable();
-      if self.held() < self.cap && shared_room() {
+      if self.held() < limit && shared_room() {
         return;
       }
       tokio::select! {
@@ -197,7 +207,7 @@ mod tests {
   }
 
   #[tokio::test]
-  async fn the_reader_waits_while_the_cap_is_reached_and_resumes_when_js_is_done() {
+  async fn a_reader_stopped_at_the_cap_resumes_once_js_took_it_down_to_half() {
     let inbound = std::sync::Arc::new(Inbound::new(10));
     inbound.add(12);
     let shared = std::sync::Arc::new(Notify::new());
@@ -208,9 +218,12 @@ mod tests {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert!(!waiter.is_finished(), "at the cap the reader waits");
     inbound.release(5);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(!waiter.is_finished(), "below the cap but above half of it: still waiting");
+    inbound.release(2);
     tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
       .await
-      .expect("released below the cap: the reader goes on")
+      .expect("down to half the cap: the reader goes on")
       .unwrap();
   }
 }
