@@ -159,8 +159,8 @@ struct Taken {
   lead: usize,
 }
 
-/// A coalescing buffer larger than this is not kept for reuse once written, so the memory a
-/// burst took goes back.
+/// A coalescing buffer larger than this is not kept for reuse once the traffic that filled it has
+/// passed (see `Outbox::take`), so the memory a burst took goes back.
 const KEEP_BUF: usize = 1024 * 1024;
 
 /// What became of an append.
@@ -363,10 +363,12 @@ impl Outbox {
   /// so its allocation is reused; direct writes pause until `written()`.
   fn take(&self, mut spare: Vec<u8>) -> Taken {
     spare.clear();
-    if spare.capacity() > KEEP_BUF {
+    let mut state = self.lock();
+    // A large spare is kept while the traffic is as large (reallocating it for every batch
+    // would cost a stream a tenth of its throughput), and given back once it is not.
+    if spare.capacity() > KEEP_BUF && spare.capacity() > 4 * state.buf.len() {
       spare = Vec::new();
     }
-    let mut state = self.lock();
     state.writing = true;
     Taken {
       lead: std::mem::take(&mut state.tail_of_partial),

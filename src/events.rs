@@ -79,7 +79,8 @@ pub type Mark = (u32, u32, u64);
 pub const RECORD_HEADER: usize = 9;
 
 /// Below this, a drained queue keeps its buffer for the next records; above it the buffer is
-/// given back, so memory a flood took returns once the flood is over.
+/// given back once a spell of traffic no longer fills it, so memory a flood took returns once
+/// the flood is over.
 const KEEP_CAPACITY: usize = 256 * 1024;
 
 /// Past this much queued for JS from all connections together, only connections with nothing
@@ -124,6 +125,8 @@ struct State {
   inbounds: HashMap<u32, Arc<Inbound>>,
   /// Bytes of the large frames in `attachments`.
   attached_bytes: usize,
+  /// The most that was queued at a take since JS last took everything (see `KEEP_CAPACITY`).
+  peak: usize,
   /// Dropped by `finish()`: releasing it is what lets Node exit.
   waker: Option<Box<dyn Wake>>,
 }
@@ -152,6 +155,7 @@ impl EventQueue {
         taken_marks: HashMap::new(),
         inbounds: HashMap::new(),
         attached_bytes: 0,
+        peak: 0,
         waker: Some(waker),
       }),
       room: Notify::new(),
@@ -282,6 +286,7 @@ impl EventQueue {
     let mut guard = self.lock();
     let state = &mut *guard;
     state.handed.clear();
+    state.peak = state.peak.max(state.buf.len() - state.head);
     let queued = &state.buf[state.head..];
     let mut len = 0;
     while let Some(header) = queued.get(len..len + RECORD_HEADER) {
@@ -331,9 +336,12 @@ impl EventQueue {
     if !more {
       state.buf.clear();
       state.head = 0;
-      if state.buf.capacity() > KEEP_CAPACITY {
+      // Given back once a busy spell used less than a quarter of it: a flood is over. During a
+      // flood it is kept (reallocating it for every spell costs a stream a tenth of its speed).
+      if state.buf.capacity() > KEEP_CAPACITY && 4 * state.peak < state.buf.capacity() {
         state.buf = Vec::new();
       }
+      state.peak = 0;
       state.scheduled = false;
     } else if state.head >= state.buf.len() - state.head {
       // Most of the buffer is taken: move the rest to the front (it is the smaller part).
@@ -809,7 +817,10 @@ mod tests {
     assert!(q.lock().buf.capacity() > KEEP_CAPACITY);
     let mut out = vec![0; 256 * 1024];
     while let Taken::Records { more: true, .. } = q.take_into(&mut out) {}
-    assert_eq!(q.lock().buf.capacity(), 0);
+    assert!(q.lock().buf.capacity() > KEEP_CAPACITY, "kept right after the spell that filled it");
+    q.push(kind::MESSAGE_BINARY, 1, &body);
+    q.take_into(&mut out);
+    assert_eq!(q.lock().buf.capacity(), 0, "given back after a spell that used little of it");
   }
 
   #[test]
