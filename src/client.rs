@@ -118,6 +118,7 @@ async fn run(shared: Arc<Shared>) {
           says_why: false,
         };
         let end = connection::run(conn, link).await;
+        crate::trim::connection_ended();
         if matches!(end, Ended::Shutdown) {
           break;
         }

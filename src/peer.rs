@@ -225,6 +225,7 @@ async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
     says_why: false,
   };
   let end = connection::run(conn, link).await;
+  crate::trim::connection_ended();
   if !matches!(end, Ended::Shutdown) {
     connection::report_end(&shared.events, kind::DISCONNECT, 0, &end);
   }

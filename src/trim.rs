@@ -5,8 +5,9 @@
 //! threads and freed in another order, so after the flood most of that memory sits free in the
 //! middle of the heaps, and RSS stays near its peak (measured with 200 hostile connections:
 //! 155 MiB at rest instead of 95, baseline 47). `malloc_trim` returns those free pages. It runs
-//! once connections have stopped ending for a moment, on a blocking thread, so it costs the
-//! JS thread nothing and a steady server never runs it.
+//! once connections have stopped ending for a moment (in a server, or in a process that closed
+//! many clients), on a blocking thread, so it costs the JS thread nothing and a process whose
+//! connections stay up never runs it.
 //!
 //! musl, macOS and Windows return freed memory by themselves; there it does nothing.
 
@@ -15,7 +16,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long no connection must have ended before the memory is given back.
-const QUIET: Duration = Duration::from_millis(500);
+const QUIET: Duration = Duration::from_millis(100);
 
 static SCHEDULED: AtomicBool = AtomicBool::new(false);
 static LAST_END_MS: AtomicU64 = AtomicU64::new(0);
@@ -25,7 +26,8 @@ fn now_ms() -> u64 {
   START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-/// A connection ended: once none has ended for `QUIET`, free memory goes back to the OS.
+/// A connection ended (a server's, a client's or a peer's): once none has ended for `QUIET`, free
+/// memory goes back to the OS.
 pub fn connection_ended() {
   if !cfg!(all(target_os = "linux", target_env = "gnu")) {
     return;
