@@ -65,13 +65,19 @@ function tick() {
   const now = performance.now();
   if (turn.startedAt < 0) {
     turn.startedAt = now;
-    turn.scheduled = true;
-    setImmediate(endOfTurn);
+    watchForEndOfTurn();
     return true;
   }
   if (now - turn.startedAt < TURN_MS) return true;
   turn.over = true;
   return false;
+}
+
+/** The immediate that marks where this turn ends, scheduled once per turn. */
+function watchForEndOfTurn() {
+  if (turn.scheduled) return;
+  turn.scheduled = true;
+  setImmediate(endOfTurn);
 }
 
 function endOfTurn() {
@@ -160,10 +166,7 @@ class Incoming {
   defer() {
     this.deferred = true;
     turn.waiting.push(this);
-    if (!turn.scheduled) {
-      turn.scheduled = true;
-      setImmediate(endOfTurn);
-    }
+    watchForEndOfTurn();
   }
 
   /**
