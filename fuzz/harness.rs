@@ -326,7 +326,7 @@ pub fn stream(data: &[u8]) {
 
   let events = EventQueue::new(Box::new(NoWake));
   let outbox = Outbox::default();
-  let inbound = Inbound::new(DEFAULT_MAX_INBOUND);
+  let inbound = std::sync::Arc::new(Inbound::new(DEFAULT_MAX_INBOUND));
   let shutdown = CancellationToken::new();
   let end = run(async {
     let (server_end, mut client_end) = UnixStream::pair().expect("socketpair");
@@ -412,7 +412,7 @@ pub fn socket_ipc(data: &[u8]) {
 
   let events = EventQueue::new(Box::new(NoWake));
   let outbox = Outbox::new(Default::default(), None, Wire::SocketIpc);
-  let inbound = Inbound::new(DEFAULT_MAX_INBOUND);
+  let inbound = std::sync::Arc::new(Inbound::new(DEFAULT_MAX_INBOUND));
   let shutdown = CancellationToken::new();
   let end = run(async {
     let (server_end, mut client_end) = UnixStream::pair().expect("socketpair");

@@ -10,6 +10,18 @@ use crate::client::{Client, ClientOptions};
 use crate::connection::{Appended, Heartbeat, Limits};
 use crate::error::IpcError;
 use crate::events::{EventQueue, Taken, Wake};
+#[cfg(unix)]
+use crate::loop_owner::LoopOwner;
+
+/// Elsewhere the core reads every connection (see `loop_reads`).
+#[cfg(not(unix))]
+struct LoopOwner;
+
+#[cfg(not(unix))]
+impl LoopOwner {
+  fn service(self: &Arc<Self>) {}
+  fn close(&self) {}
+}
 use crate::handshake::{ClientSecurity, ServerSecurity};
 use crate::peer::{Peer, PeerOptions, PeerSecurity};
 use crate::reconnect::{Delay, RetryPolicy};
@@ -36,7 +48,8 @@ impl Wake for TsfnWake {
   }
 }
 
-fn event_queue(on_events: Function<u32, ()>) -> Result<(Arc<EventQueue>, Weak<WakeFn>)> {
+fn event_queue(env: &Env, on_events: Function<u32, ()>) -> Result<(Arc<EventQueue>, Weak<WakeFn>, Option<Arc<LoopOwner>>)> {
+  let on_events_value = on_events.raw();
   let tsfn = Arc::new(
     on_events
       .build_threadsafe_function::<u32>()
@@ -44,7 +57,15 @@ fn event_queue(on_events: Function<u32, ()>) -> Result<(Arc<EventQueue>, Weak<Wa
       .build()?,
   );
   let weak = Arc::downgrade(&tsfn);
-  Ok((EventQueue::new(Box::new(TsfnWake(tsfn))), weak))
+  let events = EventQueue::new(Box::new(TsfnWake(tsfn)));
+  #[cfg(unix)]
+  let owner = LoopOwner::new(env.raw(), on_events_value, &events);
+  #[cfg(not(unix))]
+  let owner = {
+    let _ = (env, on_events_value);
+    None
+  };
+  Ok((events, weak, owner))
 }
 
 /// Like `net.Server#ref/unref`: whether the running object keeps the event loop alive.
@@ -157,12 +178,20 @@ impl TeardownHook {
 /// here, on the JS thread while the environment still exists. Left to the background tasks, the
 /// last release could run while Node frees the environment (a use-after-free, seen as SIGABRT
 /// when workers were terminated in a loop).
-fn teardown_hook(env: &Env, events: Arc<EventQueue>, abandon: impl FnOnce() + Send + 'static) -> Result<TeardownHook> {
+fn teardown_hook(
+  env: &Env,
+  events: Arc<EventQueue>,
+  owner: Option<Arc<LoopOwner>>,
+  abandon: impl FnOnce() + Send + 'static,
+) -> Result<TeardownHook> {
   TeardownHook::register(
     env,
     Box::new(move || {
       abandon();
       events.finish();
+      if let Some(owner) = owner {
+        owner.close();
+      }
     }),
   )
 }
@@ -178,6 +207,8 @@ struct Running {
   events: Arc<EventQueue>,
   wake: Weak<WakeFn>,
   teardown: Option<TeardownHook>,
+  /// Reads connections on this thread's event loop, where it can (see `loop_reads`).
+  loop_owner: Option<Arc<LoopOwner>>,
 }
 
 impl Running {
@@ -185,6 +216,9 @@ impl Running {
   /// bytes written, plus `MORE` when records are still waiting; or, when the next record alone
   /// does not fit, minus the size it needs.
   fn take_events(&self, slice: &mut [u8]) -> i64 {
+    if let Some(owner) = &self.loop_owner {
+      owner.service();
+    }
     match self.events.take_into(slice) {
       Taken::Records { len, more } => len as i64 + if more { MORE } else { 0 },
       Taken::NeedRoom(size) => -(size as i64),
@@ -199,6 +233,9 @@ impl Running {
   fn closed(&mut self) {
     if let Some(hook) = self.teardown.take() {
       hook.unregister();
+    }
+    if let Some(owner) = &self.loop_owner {
+      owner.close();
     }
   }
 }
@@ -386,7 +423,7 @@ impl NativeServer {
   #[napi(constructor)]
   pub fn new(env: Env, config: NativeServerConfig, on_events: Function<u32, ()>) -> Result<Self> {
     let security = server_security(&config.tls, &config.secret)?;
-    let (events, wake) = event_queue(on_events)?;
+    let (events, wake, loop_owner) = event_queue(&env, on_events)?;
     let ids = (config.allow_uids.is_some() || config.allow_gids.is_some())
       .then(|| (config.allow_uids.unwrap_or_default(), config.allow_gids.unwrap_or_default()));
     let options = ServerOptions {
@@ -410,7 +447,7 @@ impl NativeServer {
       wire: wire(config.socket_ipc),
     };
     let server = within_runtime_if_available(|| Server::listen(options, security, events.clone()));
-    let teardown = teardown_hook(&env, events.clone(), {
+    let teardown = teardown_hook(&env, events.clone(), loop_owner.clone(), {
       let server = server.clone();
       move || server.abandon()
     })?;
@@ -420,6 +457,7 @@ impl NativeServer {
         events,
         wake,
         teardown: Some(teardown),
+        loop_owner,
       },
     })
   }
@@ -626,9 +664,9 @@ pub struct NativeClient {
 impl NativeClient {
   #[napi(constructor)]
   pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
-    let (events, wake) = event_queue(on_events)?;
+    let (events, wake, loop_owner) = event_queue(&env, on_events)?;
     let client = Connector::start(config, events.clone())?;
-    let teardown = teardown_hook(&env, events.clone(), {
+    let teardown = teardown_hook(&env, events.clone(), loop_owner.clone(), {
       let client = client.clone();
       move || client.abandon()
     })?;
@@ -638,6 +676,7 @@ impl NativeClient {
         events,
         wake,
         teardown: Some(teardown),
+        loop_owner,
       },
     })
   }

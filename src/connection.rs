@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use crate::handshake::{Conn, FIRST_READ};
 use crate::inbound::Inbound;
+use crate::loop_reads::LoopReads;
 use crate::session::{Session, SessionId};
 use crate::socket_ipc::{self, Splitter, Wire};
 use crate::transport::Socket;
@@ -646,10 +647,10 @@ pub struct Heartbeat {
 pub struct Link<'a> {
   /// Tags every event of this connection (the client id on a server, 0 on a client).
   pub id: u32,
-  pub events: &'a EventQueue,
+  pub events: &'a Arc<EventQueue>,
   pub outbox: &'a Outbox,
   /// The account of what this connection's input holds; the reader stops at its cap.
-  pub inbound: &'a Inbound,
+  pub inbound: &'a Arc<Inbound>,
   pub max_message_size: usize,
   pub shutdown: &'a CancellationToken,
   /// `None`: no pings of our own (PINGs from the peer are still answered).
@@ -671,14 +672,19 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   // Shared by the reader, the writer and the outbox's direct writes; all use readiness-based
   // `try_read`/`try_write`, which take `&self`.
   let tls_failure = conn.tls_failure;
-  let stream = Arc::new(conn.stream);
   let session = link.peer_received.is_some();
+  let life = Arc::new(Liveness::new());
+  let mut buf = Some(conn.buf);
+  let Ok(stream) = loop_capable(conn.stream, &link, tls_failure.is_none()) else {
+    return Ended::PeerClosed;
+  };
+  let stream = Arc::new(stream);
+  let reads = loop_reads_for(&stream, &link, &mut buf, &life);
   link.outbox.attach(stream.clone(), link.peer_received);
   // Ends the other half early when one half finds the connection dead.
   let dead = CancellationToken::new();
   // The peer said goodbye: flush (our last ACK) and half-close.
   let finish = CancellationToken::new();
-  let life = Liveness::new();
   let farewell: Farewell = Mutex::new(None);
   // Set before `dead` is cancelled, so the writer finds it (see `say_farewell`).
   let tell = |end: &Ended| {
@@ -689,7 +695,10 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
     }
   };
   let reading = async {
-    let end = read_loop(&stream, conn.buf, &link, &dead, &life, session).await;
+    let end = match &reads {
+      Some(reads) => read_with_loop(reads, &stream, &link, &dead, &life).await,
+      None => read_loop(&stream, buf.take().unwrap_or_default(), &link, &dead, &life, session, None, None).await,
+    };
     if matches!(end, Ended::Goodbye) {
       // Our last ACK tells the leaving side that its listeners here saw everything it sent.
       let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, link.outbox.wait_for(|s| s.acked_out >= s.received)).await;
@@ -722,6 +731,11 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
     verdict
   };
   let (end, (), silent) = tokio::join!(reading, writing, beating);
+  if let (Some(reads), Some(host)) = (&reads, link.events.loop_host()) {
+    if reads.finish() {
+      host.retire(reads.clone());
+    }
+  }
   link.inbound.forget_requests();
   if let Some(episode) = link.outbox.detach() {
     link.events.push(events_kind::DRAIN, link.id, &episode.to_be_bytes());
@@ -738,7 +752,7 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
 }
 
 /// When the reader last heard from the peer, in ms since the connection started.
-struct Liveness {
+pub struct Liveness {
   start: Instant,
   heard_at: AtomicU64,
   /// The reader is not reading because JS has not caught up: our slowness, not the peer's.
@@ -758,7 +772,7 @@ impl Liveness {
     self.start.elapsed().as_millis() as u64
   }
 
-  fn heard(&self) {
+  pub(crate) fn heard(&self) {
     self.heard_at.store(self.now(), Ordering::Relaxed);
   }
 }
@@ -807,20 +821,20 @@ async fn watch_for_silence(
 
 /// What the reader found in the frames it parsed, besides data for JS.
 #[derive(Default)]
-struct Parsed {
+pub(crate) struct Parsed {
   /// Bytes of complete, valid frames at the front of the buffer.
-  complete: usize,
-  data: usize,
-  pings: usize,
+  pub(crate) complete: usize,
+  pub(crate) data: usize,
+  pub(crate) pings: usize,
   /// The highest `ACK` among them.
-  ack: Option<u64>,
-  goodbye: bool,
+  pub(crate) ack: Option<u64>,
+  pub(crate) goodbye: bool,
   /// The peer's `CLOSE_REASON`: it is dropping the connection.
-  dropped: Option<IpcError>,
-  failure: Option<codec::FrameError>,
+  pub(crate) dropped: Option<IpcError>,
+  pub(crate) failure: Option<codec::FrameError>,
 }
 
-fn parse(buf: &[u8], max_message_size: usize, session: bool) -> Parsed {
+pub(crate) fn parse(buf: &[u8], max_message_size: usize, session: bool) -> Parsed {
   let mut found = Parsed::default();
   loop {
     match codec::next_frame(&buf[found.complete..], max_message_size) {
@@ -882,6 +896,71 @@ fn apply_ack(link: &Link<'_>, delivered: u64) -> Result<(), Ended> {
   }
 }
 
+/// The socket as the event loop can read it, when this connection may be read there: a plain
+/// (not TLS) Unix-domain or TCP socket, outside an at-least-once session, whose owner runs on a
+/// JS thread that offers its loop. Other sockets as they are.
+fn loop_capable(stream: Socket, link: &Link<'_>, plain: bool) -> io::Result<Socket> {
+  #[cfg(unix)]
+  if plain && link.peer_received.is_none() && link.events.loop_host().is_some() {
+    return stream.into_polled();
+  }
+  let _ = (link, plain);
+  Ok(stream)
+}
+
+/// Hands a polled socket's reads to the JS thread's loop (see `loop_reads`).
+fn loop_reads_for(stream: &Arc<Socket>, link: &Link<'_>, buf: &mut Option<BytesMut>, life: &Arc<Liveness>) -> Option<Arc<LoopReads>> {
+  #[cfg(unix)]
+  if let (Some(polled), Some(host)) = (stream.as_polled(), link.events.loop_host()) {
+    polled.set_loop_reads(true);
+    let reads = LoopReads::new(
+      link.id,
+      stream.clone(),
+      buf.take().unwrap_or_default(),
+      link.wire,
+      link.events.clone(),
+      link.inbound.clone(),
+      link.max_message_size,
+      link.frame_timeout,
+      life.clone(),
+    );
+    host.adopt(reads.clone());
+    return Some(reads);
+  }
+  let _ = (stream, link, buf, life);
+  None
+}
+
+/// Reading while the event loop does it: answers the PINGs it read, and reads from where it
+/// stopped if it hands over (see `loop_reads`).
+async fn read_with_loop(reads: &LoopReads, stream: &Socket, link: &Link<'_>, dead: &CancellationToken, life: &Liveness) -> Ended {
+  let ended = |peer_gone: Ended| if link.shutdown.is_cancelled() { Ended::Shutdown } else { peer_gone };
+  let answer = |pings: usize| link.outbox.append_with(|out| (0..pings).for_each(|_| codec::encode_control(out, kind::PONG)));
+  let handed = tokio::select! {
+    biased;
+    _ = link.shutdown.cancelled() => return Ended::Shutdown,
+    _ = dead.cancelled() => return ended(Ended::PeerClosed),
+    _ = link.outbox.evicted.cancelled() => return too_slow(link),
+    end = reads.wait_for_handover(answer) => end,
+  };
+  match handed {
+    Some(end @ (Ended::PeerClosed | Ended::Dropped(_))) => ended(end),
+    Some(end) => end,
+    None => {
+      let (buf, splitter, since) = reads.take_state();
+      #[cfg(unix)]
+      if let Some(polled) = stream.as_polled() {
+        polled.set_loop_reads(false);
+      }
+      let frame_started = since.map(tokio::time::Instant::from_std);
+      read_loop(stream, buf, link, dead, life, false, splitter, frame_started).await
+    }
+  }
+}
+
+/// Reads until the connection ends. `splitter` and `frame_started` carry on from the event
+/// loop's reads when the core takes over from it (see `loop_reads`).
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
   stream: &Socket,
   mut buf: BytesMut,
@@ -889,16 +968,19 @@ async fn read_loop(
   dead: &CancellationToken,
   life: &Liveness,
   session: bool,
+  mut splitter: Option<Splitter>,
+  // When the partial frame at the end of `buf` began to arrive.
+  mut frame_started: Option<tokio::time::Instant>,
 ) -> Ended {
   // Grows (up to READ_CHUNK) each time a read fills all the room it was given.
   let mut read_size = FIRST_READ;
-  // When the partial frame at the end of `buf` began to arrive.
-  let mut frame_started: Option<tokio::time::Instant> = None;
   // A closing session keeps reading, for the acknowledgements of what it sent.
   let stop_on_shutdown = !session;
   let ended = |peer_gone: Ended| if link.shutdown.is_cancelled() { Ended::Shutdown } else { peer_gone };
   // The socket-ipc wire is split at its delimiters instead of parsed as frames.
-  let mut splitter = (link.wire == Wire::SocketIpc).then(Splitter::default);
+  if link.wire == Wire::SocketIpc && splitter.is_none() {
+    splitter = Some(Splitter::default());
+  }
   loop {
     // Everything intact before a bad frame is still delivered.
     let found = match &mut splitter {
@@ -1053,7 +1135,7 @@ fn frame_timed_out(link: &Link<'_>) -> IpcError {
 }
 
 /// Frames at least this large are handed to JS whole (see `EventQueue::push_attached`).
-const ATTACH_FROM: usize = 64 * 1024;
+pub(crate) const ATTACH_FROM: usize = 64 * 1024;
 
 /// Reads the rest of a `size`-byte frame whose beginning is in `buf`, and nothing past it.
 #[allow(clippy::too_many_arguments)]
@@ -1230,6 +1312,7 @@ async fn write_loop(
   loop {
     let Some(bytes) = hand.next() else {
       link.outbox.written();
+      stream.writer_idle();
       tokio::select! {
         biased;
         _ = dead.cancelled() => return say_farewell(stream, hand, link, farewell),

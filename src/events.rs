@@ -89,6 +89,24 @@ const KEEP_CAPACITY: usize = 256 * 1024;
 /// 70 ms of JS here).
 const SHARED_QUEUE: usize = 1024 * 1024;
 
+thread_local! {
+  /// Set on the JS thread while a loop read queues records it hands to JS itself (`deliver_now`).
+  static DELIVERING_NOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+  /// A wake-up was held back while `DELIVERING_NOW`.
+  static HELD_BACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `read` (on the JS thread) without waking JS for the records it queues. Returns its
+/// result, and whether a wake-up was held back: the caller must then hand the records to JS
+/// itself, in the same callback.
+pub fn deliver_now<R>(read: impl FnOnce() -> R) -> (R, bool) {
+  DELIVERING_NOW.with(|now| now.set(true));
+  HELD_BACK.with(|held| held.set(false));
+  let result = read();
+  DELIVERING_NOW.with(|now| now.set(false));
+  (result, HELD_BACK.with(|held| held.replace(false)))
+}
+
 /// Wakes the JS thread. The binding implements it with a threadsafe function; tests with a Notify.
 pub trait Wake: Send + Sync + 'static {
   fn wake(&self);
@@ -101,6 +119,7 @@ pub struct EventQueue {
   readers_waiting: AtomicUsize,
   /// Connections tracked: with one, there is nobody to share the queue with.
   connections: AtomicUsize,
+  loop_host: std::sync::OnceLock<Arc<dyn crate::loop_reads::LoopHost>>,
 }
 
 struct State {
@@ -161,7 +180,17 @@ impl EventQueue {
       room: Notify::new(),
       readers_waiting: AtomicUsize::new(0),
       connections: AtomicUsize::new(0),
+      loop_host: std::sync::OnceLock::new(),
     })
+  }
+
+  /// The JS thread's event loop may read this queue's connections (see `loop_reads`).
+  pub fn set_loop_host(&self, host: Arc<dyn crate::loop_reads::LoopHost>) {
+    let _ = self.loop_host.set(host);
+  }
+
+  pub fn loop_host(&self) -> Option<&Arc<dyn crate::loop_reads::LoopHost>> {
+    self.loop_host.get()
   }
 
   fn lock(&self) -> MutexGuard<'_, State> {
@@ -192,6 +221,21 @@ impl EventQueue {
     let before = state.buf.len();
     write(&mut state);
     state.appended += (state.buf.len() - before) as u64;
+    if !state.scheduled {
+      state.scheduled = true;
+      // On the JS thread in a loop read, the caller hands the records to JS itself.
+      if DELIVERING_NOW.with(|now| now.get()) {
+        HELD_BACK.with(|held| held.set(true));
+      } else if let Some(waker) = &state.waker {
+        waker.wake();
+      }
+    }
+  }
+
+  /// Wakes JS even with nothing to take (it then also starts watching the sockets its event
+  /// loop reads, see `loop_reads`).
+  pub fn nudge(&self) {
+    let mut state = self.lock();
     if !state.scheduled {
       state.scheduled = true;
       if let Some(waker) = &state.waker {
@@ -367,10 +411,7 @@ impl EventQueue {
   /// one read, so however many connections flood, a quiet one's message waits behind at most
   /// that much plus one read per connection, and the queue stays as small.
   pub async fn wait_for_room(&self, inbound: &Inbound) {
-    let shared = match self.connections.load(Ordering::Acquire) {
-      0 | 1 => inbound.cap(),
-      _ => SHARED_QUEUE.min(inbound.cap()),
-    };
+    let shared = self.shared_room(inbound);
     let room = || inbound.queued() == 0 || self.queued() < shared;
     // The common case, JS keeping up, without registering as a waiter.
     if inbound.held() < inbound.cap() && room() {
@@ -381,6 +422,18 @@ impl EventQueue {
       .wait_for_room(&self.room, room)
       .await;
     self.readers_waiting.fetch_sub(1, Ordering::SeqCst);
+  }
+
+  fn shared_room(&self, inbound: &Inbound) -> usize {
+    match self.connections.load(Ordering::Acquire) {
+      0 | 1 => inbound.cap(),
+      _ => SHARED_QUEUE.min(inbound.cap()),
+    }
+  }
+
+  /// Whether connection `inbound` may read more now (what `wait_for_room` waits for).
+  pub fn room_for(&self, inbound: &Inbound) -> bool {
+    inbound.held() < inbound.cap() && (inbound.queued() == 0 || self.queued() < self.shared_room(inbound))
   }
 
   /// The large frames whose `ATTACHED` records are in the slice `take_into` just wrote, in order.

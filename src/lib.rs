@@ -16,9 +16,12 @@ pub mod error;
 pub mod events;
 pub mod handshake;
 pub mod inbound;
+pub mod loop_reads;
 #[cfg(windows)]
 pub mod named_pipe;
 pub mod peer;
+#[cfg(unix)]
+pub mod polled;
 pub mod reconnect;
 pub mod server;
 pub mod session;
@@ -27,6 +30,10 @@ pub mod socket_ipc;
 pub mod tls;
 pub mod transport;
 pub mod trim;
+#[cfg(unix)]
+pub mod uv;
 
 #[cfg(feature = "napi")]
 mod binding;
+#[cfg(all(feature = "napi", unix))]
+mod loop_owner;

@@ -168,6 +168,9 @@ pub enum Socket {
   #[cfg(windows)]
   PipeClient(NamedPipeClient),
   Tcp(TcpStream),
+  /// A Unix or TCP socket the JS thread's event loop may read (see `polled`).
+  #[cfg(unix)]
+  Polled(crate::polled::Polled),
 }
 
 macro_rules! each {
@@ -180,25 +183,70 @@ macro_rules! each {
       #[cfg(windows)]
       Socket::PipeClient($s) => $body,
       Socket::Tcp($s) => $body,
+      #[cfg(unix)]
+      Socket::Polled(_) => unreachable!("a polled socket never goes under TLS or an async read/write"),
     }
   };
 }
 
 impl Socket {
   pub async fn readable(&self) -> io::Result<()> {
+    #[cfg(unix)]
+    if let Socket::Polled(s) = self {
+      return s.readable().await;
+    }
     each!(self, s => s.readable().await)
   }
 
   pub async fn writable(&self) -> io::Result<()> {
+    #[cfg(unix)]
+    if let Socket::Polled(s) = self {
+      return s.writable().await;
+    }
     each!(self, s => s.writable().await)
   }
 
   pub fn try_read_buf<B: BufMut>(&self, buf: &mut B) -> io::Result<usize> {
+    #[cfg(unix)]
+    if let Socket::Polled(s) = self {
+      return s.try_read_buf(buf);
+    }
     each!(self, s => s.try_read_buf(buf))
   }
 
   pub fn try_write(&self, bytes: &[u8]) -> io::Result<usize> {
+    #[cfg(unix)]
+    if let Socket::Polled(s) = self {
+      return s.try_write(bytes);
+    }
     each!(self, s => s.try_write(bytes))
+  }
+
+  /// The writer has nothing left to write: a socket the event loop reads stops being watched.
+  pub fn writer_idle(&self) {
+    #[cfg(unix)]
+    if let Socket::Polled(s) = self {
+      s.let_go();
+    }
+  }
+
+  /// A Unix-domain or TCP socket as one the event loop may read (see `polled`); others as they are.
+  #[cfg(unix)]
+  pub fn into_polled(self) -> io::Result<Socket> {
+    use crate::polled::{Polled, Stream};
+    match self {
+      Socket::Unix(s) => Ok(Socket::Polled(Polled::new(Stream::Unix(s.into_std()?)))),
+      Socket::Tcp(s) => Ok(Socket::Polled(Polled::new(Stream::Tcp(s.into_std()?)))),
+      other => Ok(other),
+    }
+  }
+
+  #[cfg(unix)]
+  pub fn as_polled(&self) -> Option<&crate::polled::Polled> {
+    match self {
+      Socket::Polled(s) => Some(s),
+      _ => None,
+    }
   }
 
   /// Half-close: the peer reads EOF after what was written. A named pipe has no half-close:
@@ -210,6 +258,8 @@ impl Socket {
       #[cfg(windows)]
       Socket::PipeServer(_) | Socket::PipeClient(_) => Ok(()),
       Socket::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
+      #[cfg(unix)]
+      Socket::Polled(s) => s.shutdown(std::net::Shutdown::Write),
     }
   }
 
@@ -225,6 +275,8 @@ impl Socket {
       #[cfg(windows)]
       Socket::PipeClient(s) => named_pipe::has_input(s),
       Socket::Tcp(s) => socket2::SockRef::from(s).peek(&mut byte).is_ok(),
+      #[cfg(unix)]
+      Socket::Polled(s) => s.has_input(),
     }
   }
 
@@ -239,6 +291,8 @@ impl Socket {
       #[cfg(windows)]
       Socket::PipeClient(_) => Ok(()),
       Socket::Tcp(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Both),
+      #[cfg(unix)]
+      Socket::Polled(s) => s.shutdown(std::net::Shutdown::Both),
     }
   }
 
@@ -251,6 +305,9 @@ impl Socket {
       #[cfg(windows)]
       Socket::PipeClient(s) => named_pipe::server_pid(s).map_or(PeerInfo::Unknown, |pid| PeerInfo::PipeProcess { pid }),
       Socket::Tcp(s) => s.peer_addr().map_or(PeerInfo::Unknown, PeerInfo::Remote),
+      // Asked only during the handshake, before a socket becomes polled.
+      #[cfg(unix)]
+      Socket::Polled(_) => PeerInfo::Unknown,
     }
   }
 }

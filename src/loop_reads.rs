@@ -1,0 +1,394 @@
+//! Reads a connection on the JS thread's own event loop, so a message costs one wake-up of one
+//! thread, as in `node:net`, instead of waking a core thread that then wakes the JS thread.
+//!
+//! The binding watches the socket with a libuv poll handle on the JS thread; when input is
+//! waiting, `read_ready` reads it, frames it and queues the records, and the binding hands them
+//! to JavaScript at once, in the same callback. Everything else about the connection (writing,
+//! heartbeats, the end) stays with the core's task in `connection::run`.
+//!
+//! The core reads instead, as it always did, when the loop cannot: the input holds
+//! `maxInboundBytes` (the core waits for room), a frame of `ATTACH_FROM` bytes or more is coming
+//! (it reads it into memory of its own), or the JS thread has not turned its loop for about
+//! 100 ms (a long listener, a blocking call). So a process whose event loop is blocked still
+//! answers pings. The core keeps such a connection to the end.
+//!
+//! Only on the main thread of Node or Electron on Unix, for Unix-domain and plain TCP sockets
+//! outside at-least-once sessions. TLS, Windows named pipes, sessions, worker threads and hosts
+//! without libuv are read by the core as before.
+
+use crate::codec;
+use crate::connection::{parse, Ended, Liveness, ATTACH_FROM};
+use crate::error::IpcError;
+use crate::events::EventQueue;
+use crate::inbound::Inbound;
+use crate::socket_ipc::{Splitter, Wire};
+use crate::transport::Socket;
+use bytes::{Buf, BytesMut};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// What the binding provides: a way to ask the JS thread to start (or stop) watching a socket.
+pub trait LoopHost: Send + Sync {
+  /// Start reading `reads` on the event loop (the JS thread then calls `LoopReads::start`).
+  fn adopt(&self, reads: Arc<LoopReads>);
+  /// The connection is over: the JS thread stops watching and lets go of the socket.
+  fn retire(&self, reads: Arc<LoopReads>);
+}
+
+/// Who reads the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+  /// Waiting for the JS thread to start watching.
+  Pending,
+  /// The event loop reads.
+  Loop,
+  /// The core reads (for good).
+  Core,
+  /// The connection is over; `end` says why, if the loop found out.
+  Over,
+}
+
+/// The reading state, handed whole from the loop to the core.
+pub struct ReadState {
+  pub mode: Mode,
+  pub buf: BytesMut,
+  pub splitter: Option<Splitter>,
+  /// When the partial frame at the end of `buf` began to arrive (`frameTimeout`).
+  pub partial_since: Option<Instant>,
+  pub end: Option<Ended>,
+  /// PINGs read that the core has not answered yet.
+  pub pings: usize,
+  /// The JS thread holds a poll handle for this connection.
+  pub watched: bool,
+}
+
+pub struct LoopReads {
+  pub id: u32,
+  socket: Arc<Socket>,
+  events: Arc<EventQueue>,
+  inbound: Arc<Inbound>,
+  max_message_size: usize,
+  frame_timeout: Option<Duration>,
+  life: Arc<Liveness>,
+  state: Mutex<ReadState>,
+  /// Wakes the core's task: the mode changed, or PINGs want an answer.
+  pub handover: Notify,
+}
+
+/// At most this much is read in one callback, so other sockets and timers get their turn.
+const BUDGET: usize = 256 * 1024;
+/// Each read asks for this much room (grown to BUDGET while reads fill it).
+const FIRST_READ: usize = 16 * 1024;
+
+/// Whether the JS thread's loop is turning (see `watchdog`), fed by the binding's libuv hooks.
+static TURNS: AtomicU64 = AtomicU64::new(0);
+static WAITING_FOR_IO: AtomicBool = AtomicBool::new(false);
+
+/// The loop is about to wait for I/O.
+pub fn before_poll() {
+  WAITING_FOR_IO.store(true, Ordering::Release);
+}
+
+/// The loop stopped waiting: one more turn.
+pub fn after_poll() {
+  WAITING_FOR_IO.store(false, Ordering::Release);
+  TURNS.fetch_add(1, Ordering::AcqRel);
+}
+
+impl LoopReads {
+  #[allow(clippy::too_many_arguments)]
+  pub fn new(
+    id: u32,
+    socket: Arc<Socket>,
+    buf: BytesMut,
+    wire: Wire,
+    events: Arc<EventQueue>,
+    inbound: Arc<Inbound>,
+    max_message_size: usize,
+    frame_timeout: Option<Duration>,
+    life: Arc<Liveness>,
+  ) -> Arc<Self> {
+    let reads = Arc::new(LoopReads {
+      id,
+      socket,
+      events,
+      inbound,
+      max_message_size,
+      frame_timeout,
+      life,
+      state: Mutex::new(ReadState {
+        mode: Mode::Pending,
+        buf,
+        splitter: (wire == Wire::SocketIpc).then(Splitter::default),
+        partial_since: None,
+        end: None,
+        pings: 0,
+        watched: false,
+      }),
+      handover: Notify::new(),
+    });
+    watch(&reads);
+    reads
+  }
+
+  pub fn lock(&self) -> MutexGuard<'_, ReadState> {
+    self.state.lock().unwrap_or_else(|p| p.into_inner())
+  }
+
+  #[cfg(unix)]
+  pub fn fd(&self) -> i32 {
+    self.socket.as_polled().map_or(-1, |p| p.fd())
+  }
+
+  /// The JS thread now watches the socket: from here on it reads. False if the core took over
+  /// in the meantime (nothing to watch).
+  pub fn start(self: &Arc<Self>) -> bool {
+    let mut state = self.lock();
+    if state.mode != Mode::Pending {
+      return false;
+    }
+    state.mode = Mode::Loop;
+    state.watched = true;
+    true
+  }
+
+  /// The JS thread closed its poll handle.
+  pub fn unwatched(&self) {
+    self.lock().watched = false;
+  }
+
+  /// The JS thread: input is waiting (or may be: bytes read with the hello are parsed first).
+  /// Reads, frames and queues it for JS; returns whether the loop keeps watching.
+  pub fn read_ready(&self) -> bool {
+    let mut state = self.lock();
+    if state.mode != Mode::Loop {
+      return false;
+    }
+    let state = &mut *state;
+    let mut budget = BUDGET;
+    let mut read_size = FIRST_READ;
+    let keep = loop {
+      match self.consume(state) {
+        Ok(_) => {}
+        Err(end) => break self.over(state, end),
+      }
+      if self.needs_core(state) {
+        state.mode = Mode::Core;
+        self.handover.notify_one();
+        break false;
+      }
+      if budget == 0 {
+        break true;
+      }
+      state.buf.reserve(read_size);
+      let room = state.buf.capacity() - state.buf.len();
+      match self.socket.try_read_buf(&mut state.buf) {
+        Ok(0) if state.buf.is_empty() => break self.over(state, Ended::PeerClosed),
+        Ok(0) => {
+          let e = IpcError::Protocol(format!(
+            "the peer closed the connection in the middle of a frame ({} bytes of it had arrived)",
+            state.buf.len()
+          ));
+          break self.over(state, Ended::Cut(e));
+        }
+        Ok(n) => {
+          self.life.heard();
+          budget = budget.saturating_sub(n);
+          if n == room {
+            read_size = (read_size * 4).min(BUDGET);
+          } else {
+            match self.consume(state) {
+              Ok(_) => {}
+              Err(end) => break self.over(state, end),
+            }
+            // Short read: the socket is drained; libuv calls again when more arrives.
+            break if self.needs_core(state) {
+              state.mode = Mode::Core;
+              self.handover.notify_one();
+              false
+            } else {
+              true
+            };
+          }
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+        Err(_) => break self.over(state, Ended::PeerClosed),
+      }
+    };
+    if keep {
+      state.partial_since = match (state.buf.is_empty(), state.partial_since) {
+        (true, _) => None,
+        (false, None) => Some(Instant::now()),
+        (false, since) => since,
+      };
+    }
+    if !keep {
+      state.watched = false;
+    }
+    keep
+  }
+
+  /// Queues the whole frames (or socket-ipc messages) at the front of `buf` for JS; true if
+  /// there were any.
+  fn consume(&self, state: &mut ReadState) -> Result<bool, Ended> {
+    if let Some(splitter) = &mut state.splitter {
+      let split = splitter.split(&state.buf, self.max_message_size);
+      if split.complete > 0 {
+        self.events.push_texts(self.id, &state.buf[..split.complete]);
+        state.buf.advance(split.complete);
+      }
+      return match split.failure {
+        Some(e) => Err(Ended::Failed(e)),
+        None => Ok(split.complete > 0),
+      };
+    }
+    let found = parse(&state.buf, self.max_message_size, false);
+    if found.complete > 0 {
+      self.events.push_frames(self.id, &state.buf[..found.complete], None);
+      state.buf.advance(found.complete);
+    }
+    if found.pings > 0 {
+      state.pings += found.pings;
+      self.handover.notify_one();
+    }
+    if let Some(e) = found.failure {
+      return Err(Ended::Failed(e.into()));
+    }
+    if let Some(e) = found.dropped {
+      return Err(Ended::Dropped(e));
+    }
+    Ok(found.complete > 0)
+  }
+
+  /// The core must read from here on: the input is at its cap, or a large frame is coming.
+  fn needs_core(&self, state: &ReadState) -> bool {
+    if !self.events.room_for(&self.inbound) {
+      return true;
+    }
+    state.splitter.is_none()
+      && matches!(codec::peek_frame_size(&state.buf, self.max_message_size), Ok(Some(size)) if size >= ATTACH_FROM && state.buf.len() < size)
+  }
+
+  fn over(&self, state: &mut ReadState, end: Ended) -> bool {
+    state.mode = Mode::Over;
+    state.end = Some(end);
+    self.handover.notify_one();
+    false
+  }
+
+  /// The watchdog's look at a connection the loop reads; false once it needs no more looks.
+  fn check(&self, stalled: bool, now: Instant) -> bool {
+    let mut state = self.lock();
+    match state.mode {
+      Mode::Pending | Mode::Loop if stalled => {
+        state.mode = Mode::Core;
+        self.handover.notify_one();
+        false
+      }
+      Mode::Loop => {
+        if let (Some(since), Some(limit)) = (state.partial_since, self.frame_timeout) {
+          if now.duration_since(since) >= limit {
+            self.over(&mut state, Ended::Cut(IpcError::FrameTimeout(limit.as_millis())));
+            return false;
+          }
+        }
+        true
+      }
+      Mode::Pending => true,
+      Mode::Core | Mode::Over => false,
+    }
+  }
+
+  /// The core's side, while the loop reads: answers PINGs, and returns when the loop handed
+  /// reading over (`Ok(None)`: the caller reads from here on, with `take_state`) or found the end.
+  pub async fn wait_for_handover(&self, answer_pings: impl Fn(usize)) -> Option<Ended> {
+    loop {
+      let notified = self.handover.notified();
+      tokio::pin!(notified);
+      notified.as_mut().enable();
+      let (pings, mode) = {
+        let mut state = self.lock();
+        (std::mem::take(&mut state.pings), state.mode)
+      };
+      if pings > 0 {
+        answer_pings(pings);
+      }
+      match mode {
+        Mode::Over => return Some(self.lock().end.take().unwrap_or(Ended::PeerClosed)),
+        Mode::Core => return None,
+        Mode::Pending | Mode::Loop => {}
+      }
+      // The JS thread should start watching within a turn of its loop; if it does not (it is
+      // busy), the core reads.
+      let pending = mode == Mode::Pending;
+      tokio::select! {
+        _ = &mut notified => {}
+        _ = tokio::time::sleep(STALL), if pending => {
+          let mut state = self.lock();
+          if state.mode == Mode::Pending {
+            state.mode = Mode::Core;
+          }
+        }
+      }
+    }
+  }
+
+  /// The core reads from here on: the state the loop left.
+  pub fn take_state(&self) -> (BytesMut, Option<Splitter>, Option<Instant>) {
+    let mut state = self.lock();
+    state.mode = Mode::Core;
+    (std::mem::take(&mut state.buf), state.splitter.take(), state.partial_since)
+  }
+
+  /// The core ended the connection: the loop reads no more, and lets go of the socket.
+  pub fn finish(&self) -> bool {
+    let mut state = self.lock();
+    state.mode = Mode::Over;
+    state.watched
+  }
+}
+
+/// How long the JS thread may go without a turn of its loop before the core reads for it.
+const STALL: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(50);
+
+/// The connections the loop reads, and whether the watchdog runs.
+static WATCHED: Mutex<(Vec<Weak<LoopReads>>, bool)> = Mutex::new((Vec::new(), false));
+
+/// Called in the runtime (the watchdog is a task of it).
+fn watch(reads: &Arc<LoopReads>) {
+  let mut watched = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+  watched.0.push(Arc::downgrade(reads));
+  if !watched.1 {
+    watched.1 = true;
+    drop(watched);
+    tokio::spawn(watchdog());
+  }
+}
+
+/// Every TICK while connections are read by the loop: a loop that has neither waited for I/O
+/// nor finished a turn for STALL is stalled, and the core reads its connections; and a partial
+/// frame older than `frameTimeout` ends its connection.
+async fn watchdog() {
+  let mut last = TURNS.load(Ordering::Acquire);
+  let mut busy_since: Option<Instant> = None;
+  loop {
+    tokio::time::sleep(TICK).await;
+    let now = Instant::now();
+    let turns = TURNS.load(Ordering::Acquire);
+    let turning = turns != last || WAITING_FOR_IO.load(Ordering::Acquire);
+    last = turns;
+    busy_since = if turning { None } else { Some(busy_since.unwrap_or(now)) };
+    let stalled = busy_since.is_some_and(|since| now.duration_since(since) + TICK >= STALL);
+    let mut watched = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
+    watched.0.retain(|w| w.upgrade().is_some_and(|reads| reads.check(stalled, now)));
+    if watched.0.is_empty() {
+      watched.1 = false;
+      return;
+    }
+  }
+}
