@@ -243,6 +243,69 @@ test("with heartbeatInterval: 0 on both sides a SIGSTOPped server is not detecte
   assert.deepEqual(child.log.filter((m) => m.event === 'connection' || m.event === 'connectionClose').map((m) => m.event), ['connection']);
 });
 
+// ----- a blocked event loop still answers pings -----
+
+/** Keeps this process's JS thread busy for `ms`: no timers, no I/O callbacks, no listeners. */
+function blockEventLoop(ms) {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+test("a Client whose event loop is blocked for 1.5 s still answers its server's pings (interval 100 ms, timeout 300 ms): no disconnect on either side, and messages sent meanwhile arrive in order", T, async (t) => {
+  const { child, socketFile } = await startServerChild(t, { heartbeatInterval: 100, heartbeatTimeout: 300 });
+  const track = autoClose(t);
+  const client = track(new Client({ socketFile, heartbeatInterval: 0 }));
+  const events = record(client);
+  const connection = childMessage(child, (m) => m.event === 'connection', 10000);
+  client.connect();
+  await waitFor(client, 'connect');
+  const { clientId } = await connection;
+  // The first messages arrive while the loop reads (the way every idle connection starts).
+  const first = waitFor(client, 'message.echo');
+  child.send({ cmd: 'send', topic: 'echo', message: 0, clientId });
+  await first;
+
+  const childEvents = [];
+  child.on('message', (m) => childEvents.push(m));
+  for (let i = 1; i <= 3; i++) child.send({ cmd: 'send', topic: 'echo', message: i, clientId });
+  blockEventLoop(1500);
+  const got = collect(client, 'message.echo', 3, 5000);
+  assert.deepEqual((await got).map(([m]) => m), [1, 2, 3]);
+  await sleep(300);
+  assert.deepEqual(only(events, 'disconnect', 'error'), [], 'the client was not dropped');
+  assert.deepEqual(childEvents.filter((m) => m.event === 'connectionClose' || m.event === 'error'), [], 'the server dropped nobody');
+
+  const after = waitFor(client, 'message.echo');
+  child.send({ cmd: 'send', topic: 'echo', message: 'after', clientId });
+  assert.deepEqual(await after, ['after']);
+});
+
+test("a Server whose event loop is blocked for 1.5 s inside a 'message' listener still answers its client's pings (interval 100 ms, timeout 300 ms): the client stays connected and later messages arrive", T, async (t) => {
+  const track = autoClose(t);
+  const server = await startServer(t, track, { heartbeatInterval: 0 });
+  const events = record(server);
+  const connection = waitFor(server, 'connection', 10000);
+  const child = spawnFixture(t, 'heartbeat-client.js', [server.socketFile, JSON.stringify({ heartbeatInterval: 100, heartbeatTimeout: 300 })]);
+  contAtEnd(t, child);
+  logChild(child);
+  await connection;
+  await logged(child, (m) => m.event === 'connect');
+  const childEvents = [];
+  child.on('message', (m) => childEvents.push(m));
+
+  const blocked = waitFor(server, 'message.block');
+  server.once('message.block', () => blockEventLoop(1500));
+  child.send({ cmd: 'send', topic: 'block', message: 1 });
+  await blocked;
+  const later = collect(server, 'message.later', 2, 5000);
+  child.send({ cmd: 'send', topic: 'later', message: 1 });
+  child.send({ cmd: 'send', topic: 'later', message: 2 });
+  assert.deepEqual((await later).map(([m]) => m), [1, 2]);
+  await sleep(300);
+  assert.deepEqual(childEvents.filter((m) => m.event === 'disconnect' || m.event === 'error'), [], 'the client was not dropped');
+  assert.deepEqual(only(events, 'connectionClose', 'error'), [], 'the server dropped nobody');
+});
+
 test("a busy connection (a message every 20 ms for 1 s, heartbeatInterval 100 on both sides) is never dropped and every message arrives in order", T, async (t) => {
   const track = autoClose(t);
   const server = await startServer(t, track, { heartbeatInterval: 100 });

@@ -697,7 +697,9 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   let reading = async {
     let end = match &reads {
       Some(reads) => read_with_loop(reads, &stream, &link, &dead, &life).await,
-      None => read_loop(&stream, buf.take().unwrap_or_default(), &link, &dead, &life, session, None, None).await,
+      None => match read_loop(&stream, buf.take().unwrap_or_default(), &link, &dead, &life, session, None, None, None).await {
+        ReadEnd::Ended(end) | ReadEnd::Quiet(_, _, end) => end,
+      },
     };
     if matches!(end, Ended::Goodbye) {
       // Our last ACK tells the leaving side that its listeners here saw everything it sent.
@@ -773,7 +775,7 @@ impl Liveness {
   }
 
   pub(crate) fn heard(&self) {
-    self.heard_at.store(self.now(), Ordering::Relaxed);
+    self.heard_at.store(self.now(), Ordering::SeqCst);
   }
 }
 
@@ -795,11 +797,13 @@ async fn watch_for_silence(
       life.heard_at.store(now, Ordering::Relaxed);
     }
     // Bytes already waiting mean the peer spoke: if this process was paused (SIGSTOP, a
-    // suspended laptop) the timer fires before the reader has had its turn.
-    if now - life.heard_at.load(Ordering::Relaxed) >= timeout && stream.has_input() {
-      life.heard_at.store(now, Ordering::Relaxed);
+    // suspended laptop) the timer fires before the reader has had its turn. The reader may be
+    // on the JS thread, draining the socket right now: it marks the peer heard before it reads,
+    // so once the socket looks empty, a second look at `heard_at` sees that mark.
+    if now - life.heard_at.load(Ordering::SeqCst) >= timeout && stream.has_input() {
+      life.heard_at.store(now, Ordering::SeqCst);
     }
-    let heard_at = life.heard_at.load(Ordering::Relaxed);
+    let heard_at = life.heard_at.load(Ordering::SeqCst);
     if now - heard_at >= timeout {
       return Some(Ended::Unresponsive(IpcError::HeartbeatTimeout(
         heartbeat.timeout.as_millis(),
@@ -931,31 +935,55 @@ fn loop_reads_for(stream: &Arc<Socket>, link: &Link<'_>, buf: &mut Option<BytesM
   None
 }
 
-/// Reading while the event loop does it: answers the PINGs it read, and reads from where it
-/// stopped if it hands over (see `loop_reads`).
-async fn read_with_loop(reads: &LoopReads, stream: &Socket, link: &Link<'_>, dead: &CancellationToken, life: &Liveness) -> Ended {
+/// Reading while the event loop does it: answers the PINGs it read, reads from where it
+/// stopped if it hands over, and gives reading back once the connection is quiet and the loop
+/// turns again (see `loop_reads`).
+async fn read_with_loop(reads: &Arc<LoopReads>, stream: &Socket, link: &Link<'_>, dead: &CancellationToken, life: &Liveness) -> Ended {
   let ended = |peer_gone: Ended| if link.shutdown.is_cancelled() { Ended::Shutdown } else { peer_gone };
   let answer = |pings: usize| link.outbox.append_with(|out| (0..pings).for_each(|_| codec::encode_control(out, kind::PONG)));
-  let handed = tokio::select! {
-    biased;
-    _ = link.shutdown.cancelled() => return Ended::Shutdown,
-    _ = dead.cancelled() => return ended(Ended::PeerClosed),
-    _ = link.outbox.evicted.cancelled() => return too_slow(link),
-    end = reads.wait_for_handover(answer) => end,
-  };
-  match handed {
-    Some(end @ (Ended::PeerClosed | Ended::Dropped(_))) => ended(end),
-    Some(end) => end,
-    None => {
-      let (buf, splitter, since) = reads.take_state();
-      #[cfg(unix)]
-      if let Some(polled) = stream.as_polled() {
-        polled.set_loop_reads(false);
+  loop {
+    let handed = tokio::select! {
+      biased;
+      _ = link.shutdown.cancelled() => return Ended::Shutdown,
+      _ = dead.cancelled() => return ended(Ended::PeerClosed),
+      _ = link.outbox.evicted.cancelled() => return too_slow(link),
+      end = reads.wait_for_handover(&answer) => end,
+    };
+    match handed {
+      Some(end @ (Ended::PeerClosed | Ended::Dropped(_))) => return ended(end),
+      Some(end) => return end,
+      None => {}
+    }
+    let (buf, splitter, since) = reads.take_state();
+    set_loop_reads(stream, false);
+    let frame_started = since.map(tokio::time::Instant::from_std);
+    match read_loop(stream, buf, link, dead, life, false, splitter, frame_started, Some(reads)).await {
+      ReadEnd::Ended(end) => return end,
+      ReadEnd::Quiet(buf, splitter, _) => {
+        set_loop_reads(stream, true);
+        reads.give_back(buf, splitter);
+        if let Some(host) = link.events.loop_host() {
+          host.adopt(reads.clone());
+        }
       }
-      let frame_started = since.map(tokio::time::Instant::from_std);
-      read_loop(stream, buf, link, dead, life, false, splitter, frame_started).await
     }
   }
+}
+
+fn set_loop_reads(stream: &Socket, on: bool) {
+  #[cfg(unix)]
+  if let Some(polled) = stream.as_polled() {
+    polled.set_loop_reads(on);
+  }
+  let _ = (stream, on);
+}
+
+/// How the core's reading stopped.
+enum ReadEnd {
+  Ended(Ended),
+  /// The connection is quiet and the event loop turns again: it reads from here on (the
+  /// buffer holds no partial frame). The `Ended` is never used.
+  Quiet(BytesMut, Option<Splitter>, Ended),
 }
 
 /// Reads until the connection ends. `splitter` and `frame_started` carry on from the event
@@ -963,15 +991,38 @@ async fn read_with_loop(reads: &LoopReads, stream: &Socket, link: &Link<'_>, dea
 #[allow(clippy::too_many_arguments)]
 async fn read_loop(
   stream: &Socket,
-  mut buf: BytesMut,
+  buf: BytesMut,
   link: &Link<'_>,
   dead: &CancellationToken,
   life: &Liveness,
   session: bool,
-  mut splitter: Option<Splitter>,
+  splitter: Option<Splitter>,
   // When the partial frame at the end of `buf` began to arrive.
+  frame_started: Option<tokio::time::Instant>,
+  // The event loop's reads, which this takes over from and may give back to.
+  reads: Option<&LoopReads>,
+) -> ReadEnd {
+  let mut carry = Some((buf, splitter));
+  let end = read_frames(stream, &mut carry, link, dead, life, session, frame_started, reads).await;
+  // The buffer comes back only when reading goes back to the event loop.
+  match carry {
+    Some((buf, splitter)) => ReadEnd::Quiet(buf, splitter, end),
+    None => ReadEnd::Ended(end),
+  }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_frames(
+  stream: &Socket,
+  carry: &mut Option<(BytesMut, Option<Splitter>)>,
+  link: &Link<'_>,
+  dead: &CancellationToken,
+  life: &Liveness,
+  session: bool,
   mut frame_started: Option<tokio::time::Instant>,
+  reads: Option<&LoopReads>,
 ) -> Ended {
+  let (mut buf, mut splitter) = carry.take().expect("read_loop passes the buffer");
   // Grows (up to READ_CHUNK) each time a read fills all the room it was given.
   let mut read_size = FIRST_READ;
   // A closing session keeps reading, for the acknowledgements of what it sent.
@@ -1046,6 +1097,13 @@ async fn read_loop(
       frame_started = None;
     } else if frame_started.is_none() {
       frame_started = Some(tokio::time::Instant::now());
+    }
+    // Quiet, at a frame boundary, and the event loop turns again: it reads from here on.
+    if let Some(reads) = reads {
+      if buf.is_empty() && reads.may_take_back(link.events, link.inbound) && !stream.has_input() {
+        *carry = Some((buf, splitter));
+        return Ended::Shutdown;
+      }
     }
     let pause_began = tokio::time::Instant::now();
     life.paused.store(true, Ordering::Relaxed);

@@ -112,36 +112,46 @@ impl LoopOwner {
       if *self.closed.lock().unwrap_or_else(|p| p.into_inner()) || !reads.start() {
         continue;
       }
-      let watch = Box::into_raw(Box::new(Watch { owner: self.clone(), reads: reads.clone() }));
-      match self.uv.poll_readable(self.lp, reads.fd() as c_int, watch.cast(), on_readable) {
-        Some(handle) => {
-          self.handles.lock().unwrap_or_else(|p| p.into_inner()).push(Handle(handle));
-          // Bytes that came with the hello are framed now; this runs inside takeEvents, which
-          // takes whatever it queues.
-          let (keep, _) = deliver_now(|| reads.read_ready());
-          if !keep {
-            self.close_handle(handle);
+      // Given back after a takeover, the connection may still have its handle: libuv allows
+      // one poll handle per socket.
+      let handle = match self.handle_of(&reads) {
+        Some(handle) => handle,
+        None => {
+          let watch = Box::into_raw(Box::new(Watch { owner: self.clone(), reads: reads.clone() }));
+          match self.uv.poll_readable(self.lp, reads.fd() as c_int, watch.cast(), on_readable) {
+            Some(handle) => {
+              self.handles.lock().unwrap_or_else(|p| p.into_inner()).push(Handle(handle));
+              handle
+            }
+            None => {
+              // No poll handle: the core reads (the pending timer hands it over).
+              drop(unsafe { Box::from_raw(watch) });
+              reads.unwatched();
+              continue;
+            }
           }
         }
-        None => {
-          // No poll handle: the core reads (the watchdog or the pending timer hands it over).
-          drop(unsafe { Box::from_raw(watch) });
-          reads.unwatched();
-        }
+      };
+      // Bytes that came with the hello (or that the core had read) are framed now; this runs
+      // inside takeEvents, which takes whatever it queues.
+      let (keep, _) = deliver_now(|| reads.read_ready());
+      if !keep {
+        self.close_handle(handle);
       }
     }
   }
 
+  fn handle_of(&self, reads: &Arc<LoopReads>) -> Option<*mut uv::Handle> {
+    let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+    handles
+      .iter()
+      .find(|h| unsafe { Arc::ptr_eq(&(*(Uv::data(h.0) as *const Watch)).reads, reads) })
+      .map(|h| h.0)
+  }
+
   /// Stops watching `reads`' socket, if a handle still watches it.
   fn unwatch_reads(&self, reads: &Arc<LoopReads>) {
-    let found = {
-      let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-      handles
-        .iter()
-        .find(|h| unsafe { Arc::ptr_eq(&(*(Uv::data(h.0) as *const Watch)).reads, reads) })
-        .map(|h| h.0)
-    };
-    if let Some(handle) = found {
+    if let Some(handle) = self.handle_of(reads) {
       self.close_handle(handle);
     }
   }
@@ -236,10 +246,8 @@ unsafe extern "C" fn on_readable(handle: *mut uv::Handle, _status: c_int, _event
   }
 }
 
-unsafe extern "C" fn before_poll(_: *mut uv::Handle) {
-  loop_reads::before_poll();
-}
+unsafe extern "C" fn before_poll(_: *mut uv::Handle) {}
 
 unsafe extern "C" fn after_poll(_: *mut uv::Handle) {
-  loop_reads::after_poll();
+  loop_reads::turned();
 }

@@ -8,9 +8,9 @@
 //!
 //! The core reads instead, as it always did, when the loop cannot: the input holds
 //! `maxInboundBytes` (the core waits for room), a frame of `ATTACH_FROM` bytes or more is coming
-//! (it reads it into memory of its own), or the JS thread has not turned its loop for about
-//! 100 ms (a long listener, a blocking call). So a process whose event loop is blocked still
-//! answers pings. The core keeps such a connection to the end.
+//! (it reads it into memory of its own), or input has waited unread while the JS thread did not
+//! turn its loop for 50–100 ms (a long listener, a blocking call). So a process whose event loop
+//! is blocked still answers pings. The core keeps such a connection to the end.
 //!
 //! Only on the main thread of Node or Electron on Unix, for Unix-domain and plain TCP sockets
 //! outside at-least-once sessions. TLS, Windows named pipes, sessions, worker threads and hosts
@@ -25,7 +25,7 @@ use crate::socket_ipc::{Splitter, Wire};
 use crate::transport::Socket;
 use bytes::{Buf, BytesMut};
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -61,6 +61,8 @@ pub struct ReadState {
   pub end: Option<Ended>,
   /// PINGs read that the core has not answered yet.
   pub pings: usize,
+  /// The loop's turn count when the core took over: it gives reading back once the loop turns.
+  pub taken_at_turn: u64,
   /// The JS thread holds a poll handle for this connection.
   pub watched: bool,
 }
@@ -83,18 +85,11 @@ const BUDGET: usize = 256 * 1024;
 /// Each read asks for this much room (grown to BUDGET while reads fill it).
 const FIRST_READ: usize = 16 * 1024;
 
-/// Whether the JS thread's loop is turning (see `watchdog`), fed by the binding's libuv hooks.
+/// Turns of the JS thread's loop (see `watchdog`), counted by the binding's libuv check hook.
 static TURNS: AtomicU64 = AtomicU64::new(0);
-static WAITING_FOR_IO: AtomicBool = AtomicBool::new(false);
 
-/// The loop is about to wait for I/O.
-pub fn before_poll() {
-  WAITING_FOR_IO.store(true, Ordering::Release);
-}
-
-/// The loop stopped waiting: one more turn.
-pub fn after_poll() {
-  WAITING_FOR_IO.store(false, Ordering::Release);
+/// The loop finished the I/O part of a turn.
+pub fn turned() {
   TURNS.fetch_add(1, Ordering::AcqRel);
 }
 
@@ -126,6 +121,7 @@ impl LoopReads {
         partial_since: None,
         end: None,
         pings: 0,
+        taken_at_turn: 0,
         watched: false,
       }),
       handover: Notify::new(),
@@ -168,6 +164,9 @@ impl LoopReads {
       return false;
     }
     let state = &mut *state;
+    // Before reading (see `watch_for_silence`): a heartbeat check that finds the socket drained
+    // must find the peer heard.
+    self.life.heard();
     let mut budget = BUDGET;
     let mut read_size = FIRST_READ;
     let keep = loop {
@@ -281,6 +280,7 @@ impl LoopReads {
   }
 
   /// The watchdog's look at a connection the loop reads; false once it needs no more looks.
+  /// `stalled`: input has waited unread while the loop did not turn.
   fn check(&self, stalled: bool, now: Instant) -> bool {
     let mut state = self.lock();
     match state.mode {
@@ -341,7 +341,25 @@ impl LoopReads {
   pub fn take_state(&self) -> (BytesMut, Option<Splitter>, Option<Instant>) {
     let mut state = self.lock();
     state.mode = Mode::Core;
+    state.taken_at_turn = TURNS.load(Ordering::Acquire);
     (std::mem::take(&mut state.buf), state.splitter.take(), state.partial_since)
+  }
+
+  /// Whether the core may give reading back: the loop has turned since the core took over, and
+  /// the connection's input has room (the caller checks that the socket is quiet).
+  pub fn may_take_back(&self, events: &EventQueue, inbound: &Inbound) -> bool {
+    TURNS.load(Ordering::Acquire) != self.lock().taken_at_turn && events.room_for(inbound) && inbound.queued() == 0
+  }
+
+  /// The core gives reading back (see `may_take_back`); the JS thread starts watching again.
+  pub fn give_back(self: &Arc<Self>, buf: BytesMut, splitter: Option<Splitter>) {
+    let mut state = self.lock();
+    state.mode = Mode::Pending;
+    state.buf = buf;
+    state.splitter = splitter;
+    state.partial_since = None;
+    drop(state);
+    watch(self);
   }
 
   /// The core ended the connection: the loop reads no more, and lets go of the socket.
@@ -352,8 +370,9 @@ impl LoopReads {
   }
 }
 
-/// How long the JS thread may go without a turn of its loop before the core reads for it.
-const STALL: Duration = Duration::from_millis(100);
+/// How long the JS thread may go without a turn of its loop, input waiting, before the core
+/// reads for it (the input must also still wait a tick later).
+const STALL: Duration = Duration::from_millis(50);
 const TICK: Duration = Duration::from_millis(50);
 
 /// The connections the loop reads, and whether the watchdog runs.
@@ -370,25 +389,58 @@ fn watch(reads: &Arc<LoopReads>) {
   }
 }
 
-/// Every TICK while connections are read by the loop: a loop that has neither waited for I/O
-/// nor finished a turn for STALL is stalled, and the core reads its connections; and a partial
-/// frame older than `frameTimeout` ends its connection.
+/// Every TICK while connections are read by the loop. A loop that has not turned for STALL is
+/// either waiting for I/O or stuck; which one, its sockets tell: input that waits unread on two
+/// looks in a row, the loop not turning in between, is not being read, and the core reads that
+/// connection from then on. (An idle loop wakes for input within microseconds.) One poll(2)
+/// over the connections' sockets per tick, and only while the loop does not turn.
+/// A partial frame older than `frameTimeout` ends its connection.
 async fn watchdog() {
   let mut last = TURNS.load(Ordering::Acquire);
-  let mut busy_since: Option<Instant> = None;
+  let mut still_since = Instant::now();
+  // Connections (by address) whose input waited at the last look, the loop not having turned since.
+  let mut waiting: Vec<usize> = Vec::new();
   loop {
     tokio::time::sleep(TICK).await;
     let now = Instant::now();
     let turns = TURNS.load(Ordering::Acquire);
-    let turning = turns != last || WAITING_FOR_IO.load(Ordering::Acquire);
-    last = turns;
-    busy_since = if turning { None } else { Some(busy_since.unwrap_or(now)) };
-    let stalled = busy_since.is_some_and(|since| now.duration_since(since) + TICK >= STALL);
+    if turns != last {
+      last = turns;
+      still_since = now;
+      waiting.clear();
+    }
     let mut watched = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
-    watched.0.retain(|w| w.upgrade().is_some_and(|reads| reads.check(stalled, now)));
+    let live: Vec<Arc<LoopReads>> = watched.0.iter().filter_map(Weak::upgrade).collect();
+    let unread = if now.duration_since(still_since) >= STALL { with_input(&live) } else { Vec::new() };
+    let stalled: Vec<usize> = unread.iter().copied().filter(|r| waiting.contains(r)).collect();
+    waiting = unread;
+    let keep: Vec<bool> = live.iter().map(|reads| reads.check(stalled.contains(&(Arc::as_ptr(reads) as usize)), now)).collect();
+    let mut keep = keep.into_iter();
+    watched.0.retain(|w| w.strong_count() > 0 && keep.next().unwrap_or(false));
     if watched.0.is_empty() {
       watched.1 = false;
       return;
     }
   }
+}
+
+/// The connections whose sockets have input (or an EOF, or an error) waiting, by one poll(2).
+#[cfg(unix)]
+fn with_input(live: &[Arc<LoopReads>]) -> Vec<usize> {
+  use crate::polled::libc_poll::{poll, PollFd, POLLERR, POLLHUP, POLLIN};
+  let mut fds: Vec<PollFd> = live.iter().map(|r| PollFd { fd: r.fd(), events: POLLIN, revents: 0 }).collect();
+  if fds.is_empty() || unsafe { poll(fds.as_mut_ptr(), fds.len() as _, 0) } <= 0 {
+    return Vec::new();
+  }
+  live
+    .iter()
+    .zip(&fds)
+    .filter(|(_, fd)| fd.revents & (POLLIN | POLLHUP | POLLERR) != 0)
+    .map(|(r, _)| Arc::as_ptr(r) as usize)
+    .collect()
+}
+
+#[cfg(not(unix))]
+fn with_input(_: &[Arc<LoopReads>]) -> Vec<usize> {
+  Vec::new()
 }

@@ -151,10 +151,12 @@ fn ready(fd: RawFd, events: i16) -> bool {
 }
 
 /// The few poll(2) definitions needed (the same on Linux and macOS).
-mod libc_poll {
+pub(crate) mod libc_poll {
   use std::ffi::c_int;
   pub const POLLIN: i16 = 0x1;
   pub const POLLOUT: i16 = 0x4;
+  pub const POLLERR: i16 = 0x8;
+  pub const POLLHUP: i16 = 0x10;
   #[repr(C)]
   pub struct PollFd {
     pub fd: c_int,
