@@ -347,6 +347,7 @@ pub fn stream(data: &[u8]) {
         peer_received: None,
         wire: Default::default(),
         says_why: true,
+        loop_host: None,
       };
       let end = connection::run(conn, link).await;
       connection::report_end(&events, events::kind::CONNECTION_CLOSE, 1, &end);
@@ -429,6 +430,7 @@ pub fn socket_ipc(data: &[u8]) {
         peer_received: None,
         wire: Wire::SocketIpc,
         says_why: true,
+        loop_host: None,
       };
       let end = connection::run(Conn::plain(Socket::Unix(server_end)), link).await;
       connection::report_end(&events, events::kind::CONNECTION_CLOSE, 1, &end);

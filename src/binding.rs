@@ -10,8 +10,20 @@ use crate::client::{Client, ClientOptions};
 use crate::connection::{Appended, Heartbeat, Limits};
 use crate::error::IpcError;
 use crate::events::{EventQueue, Taken, Wake};
+use crate::loop_reads::LoopHost;
 #[cfg(unix)]
 use crate::loop_owner::LoopOwner;
+
+/// The owner as the core sees it.
+#[cfg(unix)]
+fn loop_host(owner: &Option<Arc<LoopOwner>>) -> Option<Arc<dyn LoopHost>> {
+  owner.clone().map(|owner| owner as Arc<dyn LoopHost>)
+}
+
+#[cfg(not(unix))]
+fn loop_host(_: &Option<Arc<LoopOwner>>) -> Option<Arc<dyn LoopHost>> {
+  None
+}
 
 /// Elsewhere the core reads every connection (see `loop_reads`).
 #[cfg(not(unix))]
@@ -445,6 +457,7 @@ impl NativeServer {
       at_least_once: config.at_least_once,
       session_timeout: millis(config.session_timeout),
       wire: wire(config.socket_ipc),
+      loop_host: loop_host(&loop_owner),
     };
     let server = within_runtime_if_available(|| Server::listen(options, security, events.clone()));
     let teardown = teardown_hook(&env, events.clone(), loop_owner.clone(), {
@@ -572,7 +585,7 @@ enum Connector {
 }
 
 impl Connector {
-  fn start(config: NativeClientConfig, events: Arc<EventQueue>) -> Result<Self> {
+  fn start(config: NativeClientConfig, events: Arc<EventQueue>, loop_host: Option<Arc<dyn LoopHost>>) -> Result<Self> {
     let (retry, heartbeat) = (
       config.retry(),
       heartbeat(config.heartbeat_interval, config.heartbeat_timeout),
@@ -594,6 +607,7 @@ impl Connector {
         limits,
         at_least_once: config.at_least_once,
         wire: wire(config.socket_ipc),
+        loop_host,
       };
       return Ok(within_runtime_if_available(|| {
         Connector::Client(Client::connect(options, client_security, events))
@@ -613,6 +627,7 @@ impl Connector {
       retry,
       heartbeat,
       limits,
+      loop_host,
     };
     Ok(within_runtime_if_available(|| Connector::Peer(Peer::connect(options, security, events))))
   }
@@ -665,7 +680,7 @@ impl NativeClient {
   #[napi(constructor)]
   pub fn new(env: Env, config: NativeClientConfig, on_events: Function<u32, ()>) -> Result<Self> {
     let (events, wake, loop_owner) = event_queue(&env, on_events)?;
-    let client = Connector::start(config, events.clone())?;
+    let client = Connector::start(config, events.clone(), loop_host(&loop_owner))?;
     let teardown = teardown_hook(&env, events.clone(), loop_owner.clone(), {
       let client = client.clone();
       move || client.abandon()

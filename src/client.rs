@@ -5,6 +5,7 @@ use crate::connection::{self, Appended, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
 use crate::inbound::Inbound;
+use crate::loop_reads::LoopHost;
 use crate::handshake::{connect_once, ClientSecurity, Conn, HelloOptions};
 use crate::session::{self, delivery_name, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
@@ -27,6 +28,8 @@ pub struct ClientOptions {
   pub at_least_once: bool,
   /// `protocol: 'socket-ipc'`: no hello, and the messages of `@crussell52/socket-ipc`.
   pub wire: Wire,
+  /// The JS thread's event loop may read the connections (see `loop_reads`).
+  pub loop_host: Option<Arc<dyn LoopHost>>,
 }
 
 /// A handle to a running client; clones share it.
@@ -116,6 +119,7 @@ async fn run(shared: Arc<Shared>) {
           peer_received,
           wire: options.wire,
           says_why: false,
+          loop_host: options.loop_host.as_ref(),
         };
         let end = connection::run(conn, link).await;
         crate::trim::connection_ended();

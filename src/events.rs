@@ -119,7 +119,6 @@ pub struct EventQueue {
   readers_waiting: AtomicUsize,
   /// Connections tracked: with one, there is nobody to share the queue with.
   connections: AtomicUsize,
-  loop_host: std::sync::OnceLock<Arc<dyn crate::loop_reads::LoopHost>>,
 }
 
 struct State {
@@ -180,18 +179,9 @@ impl EventQueue {
       room: Notify::new(),
       readers_waiting: AtomicUsize::new(0),
       connections: AtomicUsize::new(0),
-      loop_host: std::sync::OnceLock::new(),
     })
   }
 
-  /// The JS thread's event loop may read this queue's connections (see `loop_reads`).
-  pub fn set_loop_host(&self, host: Arc<dyn crate::loop_reads::LoopHost>) {
-    let _ = self.loop_host.set(host);
-  }
-
-  pub fn loop_host(&self) -> Option<&Arc<dyn crate::loop_reads::LoopHost>> {
-    self.loop_host.get()
-  }
 
   fn lock(&self) -> MutexGuard<'_, State> {
     // A poisoned lock only means a producer panicked mid-append; the buffer is still usable.

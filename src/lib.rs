@@ -12,17 +12,23 @@ pub mod auth;
 pub mod client;
 pub mod codec;
 pub mod connection;
+pub mod ended;
 pub mod error;
 pub mod events;
 pub mod handshake;
+pub mod heartbeat;
 pub mod inbound;
+pub mod link;
 pub mod loop_reads;
 #[cfg(windows)]
 pub mod named_pipe;
+pub mod outbox;
 pub mod peer;
 #[cfg(unix)]
 pub mod polled;
+pub mod reader;
 pub mod reconnect;
+pub mod scan;
 pub mod server;
 pub mod session;
 pub mod socket_file;
@@ -32,6 +38,7 @@ pub mod transport;
 pub mod trim;
 #[cfg(unix)]
 pub mod uv;
+pub mod writer;
 
 #[cfg(feature = "napi")]
 mod binding;

@@ -10,6 +10,7 @@ use napi::sys;
 use std::ffi::c_int;
 use std::sync::{Arc, Mutex, Once, Weak};
 
+/// (Debug shows nothing: the fields are raw N-API and libuv pointers.)
 pub struct LoopOwner {
   uv: &'static Uv,
   lp: *mut uv::Loop,
@@ -30,6 +31,12 @@ pub struct LoopOwner {
 // `adopted` and `retired`.
 unsafe impl Send for LoopOwner {}
 unsafe impl Sync for LoopOwner {}
+
+impl std::fmt::Debug for LoopOwner {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    f.write_str("LoopOwner")
+  }
+}
 
 struct Handle(*mut uv::Handle);
 unsafe impl Send for Handle {}
@@ -96,7 +103,6 @@ impl LoopOwner {
       handles: Mutex::default(),
       closed: Mutex::new(false),
     });
-    events.set_loop_host(owner.clone());
     Some(owner)
   }
 

@@ -17,7 +17,9 @@
 //! without libuv are read by the core as before.
 
 use crate::codec;
-use crate::connection::{parse, Ended, Liveness, ATTACH_FROM};
+use crate::ended::Ended;
+use crate::heartbeat::Liveness;
+use crate::scan::{parse, ATTACH_FROM};
 use crate::error::IpcError;
 use crate::events::EventQueue;
 use crate::inbound::Inbound;
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// What the binding provides: a way to ask the JS thread to start (or stop) watching a socket.
-pub trait LoopHost: Send + Sync {
+pub trait LoopHost: Send + Sync + std::fmt::Debug {
   /// Start reading `reads` on the event loop (the JS thread then calls `LoopReads::start`).
   fn adopt(&self, reads: Arc<LoopReads>);
   /// The connection is over: the JS thread stops watching and lets go of the socket.

@@ -10,6 +10,7 @@ use crate::connection::{self, Appended, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
 use crate::inbound::Inbound;
+use crate::loop_reads::LoopHost;
 use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, HelloOptions, Refusal, ServerSecurity};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
 use crate::socket_file::SocketFile;
@@ -35,6 +36,8 @@ pub struct PeerOptions {
   /// partner in the server role went away.
   pub retry: RetryPolicy,
   pub limits: Limits,
+  /// The JS thread's event loop may read the connections (see `loop_reads`).
+  pub loop_host: Option<Arc<dyn LoopHost>>,
 }
 
 /// The role a peer took, as carried by the `ROLE` event.
@@ -223,6 +226,7 @@ async fn partner_with(shared: &Shared, conn: Conn) -> Ended {
     peer_received: None,
     wire: Wire::Native,
     says_why: false,
+    loop_host: shared.options.loop_host.as_ref(),
   };
   let end = connection::run(conn, link).await;
   crate::trim::connection_ended();

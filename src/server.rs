@@ -7,6 +7,7 @@ use crate::connection::{self, Ended, Heartbeat, Limits, Link, Outbox};
 use crate::error::IpcError;
 use crate::events::{kind, EventQueue};
 use crate::inbound::Inbound;
+use crate::loop_reads::LoopHost;
 use crate::handshake::{bounded, Conn, HandshakeFailure, HelloOptions, Refusal, ServerSecurity};
 use crate::session::{self, delivery_name, SessionId, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::socket_ipc::Wire;
@@ -51,6 +52,8 @@ pub struct ServerOptions {
   pub session_timeout: Duration,
   /// `protocol: 'socket-ipc'`: no hello, and the messages of `@crussell52/socket-ipc`.
   pub wire: Wire,
+  /// The JS thread's event loop may read the connections (see `loop_reads`).
+  pub loop_host: Option<Arc<dyn LoopHost>>,
 }
 
 /// Who may connect, checked after the secret and before `CONNECTION`.
@@ -429,6 +432,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
     peer_received: joined.peer_received,
     wire: shared.options.wire,
     says_why: true,
+    loop_host: shared.options.loop_host.as_ref(),
   };
   let end = connection::run(conn, link).await;
   // A session waiting for its client does not hold a connection's place.

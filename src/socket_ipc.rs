@@ -36,7 +36,7 @@ impl Wire {
   /// Messages in bytes queued for this wire.
   pub fn count(self, queued: &[u8]) -> usize {
     match self {
-      Wire::Native => crate::connection::count_messages(queued),
+      Wire::Native => crate::codec::count_messages(queued),
       Wire::SocketIpc => count(queued),
     }
   }
@@ -45,7 +45,7 @@ impl Wire {
   /// stopped in.
   pub fn remainder(self, queued: &[u8], written: usize) -> usize {
     match self {
-      Wire::Native => crate::connection::frame_remainder(queued, written),
+      Wire::Native => crate::codec::frame_remainder(queued, written),
       Wire::SocketIpc => remainder(queued, written),
     }
   }

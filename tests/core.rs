@@ -1019,6 +1019,7 @@ fn peer_options(path: &str) -> PeerOptions {
       max_retries: None,
     },
     limits: Default::default(),
+    loop_host: None,
   }
 }
 

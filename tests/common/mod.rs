@@ -215,6 +215,7 @@ pub fn server_options(path: &str) -> ServerOptions {
     at_least_once: false,
     session_timeout: Duration::from_secs(10),
     wire: Wire::Native,
+    loop_host: None,
   }
 }
 
@@ -233,6 +234,7 @@ pub fn client_options(path: &str) -> ClientOptions {
     limits: Limits::default(),
     at_least_once: false,
     wire: Wire::Native,
+    loop_host: None,
   }
 }
 
