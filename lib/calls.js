@@ -5,10 +5,10 @@
 // they keep their order relative to messages and cost one boundary crossing per tick.
 
 const { ipcError, typeError, rangeError } = require('./errors');
+const {
+  REPLY_STATUS: { HANDLER_FAILED, NO_HANDLER },
+} = require('./kinds');
 
-// REPLY_ERROR statuses.
-const HANDLER_FAILED = 1;
-const NO_HANDLER = 2;
 const MAX_TIMEOUT = 2 ** 31 - 1;
 // A handler's error message is cut to this, so a long one cannot make the reply too large.
 const MAX_REMOTE_MESSAGE = 4096;

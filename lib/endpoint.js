@@ -8,6 +8,7 @@ const { describe } = require('./address');
 const { ipcError, fromNative, fromNativeThrow } = require('./errors');
 const { sensitiveOf } = require('./options');
 const { topicOf } = require('./outgoing');
+const { BROADCAST } = require('./kinds');
 const { Incoming, onRequest, onReply, onReplyError, onMessageError } = require('./incoming');
 const { messageIterator } = require('./iterate');
 const debug = require('./debug');
@@ -31,9 +32,6 @@ const kFailure = Symbol('failure');
 const kEmitClose = Symbol('emitClose');
 const kCloseEmitted = Symbol('closeEmitted');
 const kCloseWaiters = Symbol('closeWaiters');
-
-// Target meaning "every client" on a server, and "the other side" on a client or peer.
-const BROADCAST = 0;
 
 // 'message.<topic>' names, built once per topic (bounded, so hostile topics cannot grow it).
 const topicEvents = new Map();

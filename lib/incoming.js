@@ -10,33 +10,19 @@ const { ipcError, fromNative } = require('./errors');
 const {
   KIND_JSON,
   KIND_BINARY,
+  KIND_JSON_GROUP,
+  KIND_ATTACHED,
+  KIND_TEXT,
+  KIND_TEXT_GROUP,
   KIND_REQUEST_JSON,
   KIND_REQUEST_BINARY,
   KIND_REPLY_BINARY,
   KIND_REPLY_ERROR,
-} = require('./outgoing');
-
-const RECORD_HEADER = 9;
-
-// Lifecycle records (src/events.rs); data records below 0x80 use their wire frame kinds.
-const EVENT = {
-  LISTENING: 0x81,
-  CONNECTION: 0x82,
-  CONNECTION_CLOSE: 0x83,
-  CONNECT: 0x84,
-  DISCONNECT: 0x85,
-  MESSAGE_ERROR: 0x86,
-  ERROR: 0x87,
-  CONNECT_ERROR: 0x88,
-  CLOSE: 0x89,
-  ROLE: 0x8a,
-  AUTH_ERROR: 0x8b,
-  ADMIT: 0x8c,
-  DRAIN: 0x8d,
-  SLOW_CLIENT: 0x8e,
-  CLIENT_DISCONNECT: 0x8f,
-  CLIENT_RECONNECT: 0x90,
-};
+  EVENT,
+  RECORD_HEADER,
+  GROUP_ENTRY,
+  MORE,
+} = require('./kinds');
 
 // Records are copied from the core into a slice buffer of this size, reused slice after slice,
 // so nothing the core hands over waits for a garbage collection to be freed.
@@ -44,8 +30,6 @@ const SLICE_BYTES = 256 * 1024;
 // Slice buffers not in use, shared by every Server and Client of this thread (they take turns).
 const spareSlices = [];
 const SPARE_SLICES = 4;
-// Added to takeEvents()'s result when records are still waiting (src/binding.rs, MORE).
-const MORE = 2 ** 32;
 // How long the JS thread delivers events before it lets the event loop turn (timers, I/O, other
 // sockets run in between), as Node's streams hand over one chunk per 'data'; the clock is read
 // once per CHECK_EVERY events.
@@ -107,13 +91,6 @@ const onEvent = Symbol('onEvent');
 const onRequest = Symbol('onRequest');
 const onReply = Symbol('onReply');
 const onReplyError = Symbol('onReplyError');
-
-const KIND_JSON_GROUP = 0x12;
-const KIND_ATTACHED = 0x13;
-// protocol 'socket-ipc' (src/socket_ipc.rs): one message's JSON text, or a run of them.
-const KIND_TEXT = 0x14;
-const KIND_TEXT_GROUP = 0x15;
-const GROUP_ENTRY = 7;
 
 class Incoming {
   /**

@@ -4,24 +4,21 @@
 // costs once per tick, not once per message.
 
 const { typeError, rangeError } = require('./errors');
+const {
+  KIND_JSON,
+  KIND_BINARY,
+  KIND_REQUEST_JSON,
+  KIND_REQUEST_BINARY,
+  KIND_REPLY_JSON,
+  KIND_REPLY_BINARY,
+  KIND_REPLY_ERROR,
+  KIND_TEXT,
+  TEXT_DELIMITER,
+  MAX_TOPIC_BYTES,
+  FRAME_START,
+  REQUEST_ID,
+} = require('./kinds');
 
-// Frame kinds (PROTOCOL.md). Each JSON kind's binary twin is the next value.
-const KIND_JSON = 0x10;
-const KIND_BINARY = 0x11;
-const KIND_REQUEST_JSON = 0x20;
-const KIND_REQUEST_BINARY = 0x21;
-const KIND_REPLY_JSON = 0x22;
-const KIND_REPLY_BINARY = 0x23;
-const KIND_REPLY_ERROR = 0x24;
-// protocol 'socket-ipc': body = JSON.stringify({ topic, message }) + '\0\0', the bytes that go
-// on that wire (src/socket_ipc.rs); never a native wire kind.
-const KIND_TEXT = 0x14;
-const TEXT_DELIMITER = '\0\0';
-const MAX_TOPIC_BYTES = 0xffff;
-// len (4) + kind (1)
-const FRAME_START = 5;
-// Requests and replies carry a u32 request id right after the kind.
-const REQUEST_ID = 4;
 const NO_ID = -1;
 const INITIAL_CAPACITY = 64 * 1024;
 // A binary payload this large is handed to the core on its own (see appendLarge).
@@ -285,16 +282,4 @@ function tooLarge(size, max) {
   );
 }
 
-module.exports = {
-  Outgoing,
-  topicOf,
-  KIND_JSON,
-  KIND_BINARY,
-  KIND_REQUEST_JSON,
-  KIND_REQUEST_BINARY,
-  KIND_REPLY_JSON,
-  KIND_REPLY_BINARY,
-  KIND_REPLY_ERROR,
-  KIND_TEXT,
-  MAX_TOPIC_BYTES,
-};
+module.exports = { Outgoing, topicOf };

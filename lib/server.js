@@ -8,6 +8,8 @@ const { serverOptions } = require('./options');
 const { Outgoing, topicOf } = require('./outgoing');
 const { Calls, disconnectedError } = require('./calls');
 const { EVENT, onMessage, onMessageError, onEvent } = require('./incoming');
+// A record target of BROADCAST_UP_TO + n reaches the clients with ids up to n.
+const { BROADCAST_UP_TO } = require('./kinds');
 const {
   Endpoint,
   topicEvent,
@@ -35,8 +37,6 @@ const kListened = Symbol('listened');
 const kAddress = Symbol('address');
 // The highest client id announced by 'connection' so far: a broadcast reaches only those.
 const kLastAnnounced = Symbol('lastAnnounced');
-// A record target of BROADCAST_UP_TO + n reaches the clients with ids up to n (src/server.rs).
-const BROADCAST_UP_TO = 0x80000000;
 // clientId -> what the allow function threw, until its refusal is reported.
 const kAllowThrew = Symbol('allowThrew');
 const kOnNativeError = Symbol('onNativeError');
