@@ -87,6 +87,7 @@ class OneConnection extends Endpoint {
       (target, head, payload) => this[kNative] !== null && settle(this[kNative].sendLarge(head, payload)),
       this[kOptions].highWaterMark,
       this[kOptions].protocol === 'socket-ipc',
+      (texts, runs) => this[kNative] !== null && settle(this[kNative].sendTexts(texts, texts.length, runs)),
     );
     // At-least-once: a request survives reconnects (it is re-sent), so its reply may come on a
     // later connection.

@@ -30,6 +30,9 @@ const KEEP_AT_MOST = 4 * 1024 * 1024;
 // Encoded topics shared by every sender in the process (bounded, so varied topics cannot grow it).
 const TOPIC_CACHE_SIZE = 1024;
 const topicCache = new Map();
+// Runs of JSON messages by target and topic (see Outgoing#texts): 3 numbers each.
+const RUNS_INITIAL = 3 * 64;
+const RUNS_KEEP = 3 * 4096;
 
 function encodeError(message, cause) {
   return typeError('ERR_IPC_ENCODE', `message cannot be sent: ${message}`, cause ? { cause } : undefined);
@@ -54,8 +57,10 @@ class Outgoing {
    * @param {number} highWaterMark  a batch this large goes to the core at once, so the core's
    *   view of each connection's buffer (what send() returns) is never a whole mark behind
    * @param {boolean} socketIpc  messages are encoded for @crussell52/socket-ipc's wire
+   * @param {((texts: string, runs: Uint32Array) => boolean) | null} deliverTexts  hands a batch of
+   *   JSON messages to the core as text (see `appendText`); false keeps it for later
    */
-  constructor(targeted, maxMessageSize, deliver, deliverLarge, highWaterMark = FLUSH_AT, socketIpc = false) {
+  constructor(targeted, maxMessageSize, deliver, deliverLarge, highWaterMark = FLUSH_AT, socketIpc = false, deliverTexts = null) {
     this.socketIpc = socketIpc;
     this.prefix = targeted ? 4 : 0;
     this.maxMessageSize = maxMessageSize;
@@ -67,12 +72,106 @@ class Outgoing {
     this.scheduled = false;
     this.lastTopic = undefined;
     this.lastTopicBytes = undefined;
+    // JSON messages not yet framed: `texts` holds, per run, the topic then each message's JSON
+    // followed by '\n' (JSON.stringify never writes a raw newline); `runs` holds (target, topic
+    // bytes, count) per run. The core frames them in one call: one UTF-8 conversion per batch
+    // instead of a Buffer write per message. Only one of `texts` and `buf` holds anything at a
+    // time, so the order of messages is the order of sends.
+    this.deliverTexts = deliverTexts;
+    this.texts = '';
+    this.textCount = 0;
+    this.runs = new Uint32Array(RUNS_INITIAL);
+    this.runsLen = 0;
+    this.runTopics = [];
+    this.runTarget = -1;
+    this.runTopic = undefined;
   }
 
   /** Encodes one message; throws (and queues nothing) if it cannot be encoded or is too large. */
   append(target, topic, message) {
     if (this.socketIpc) this.text(target, topic, message);
-    else this.frame(target, KIND_JSON, NO_ID, topic, message);
+    else if (this.deliverTexts === null || this.len > 0 || message === undefined || ArrayBuffer.isView(message)) {
+      this.frame(target, KIND_JSON, NO_ID, topic, message);
+    } else this.appendText(target, topic, message);
+  }
+
+  /** A JSON message as text, for the core to frame (see `texts`). */
+  appendText(target, topic, message) {
+    let text;
+    try {
+      text = JSON.stringify(message);
+    } catch (err) {
+      throw encodeError(err.message, err);
+    }
+    if (text === undefined) throw encodeError(`${typeof message} is not representable as JSON`);
+    const topicBytes = this.encodeTopic(topic).length;
+    // kind + topic length + topic + payload; a UTF-16 unit is 1 to 3 bytes of UTF-8.
+    const max = this.maxMessageSize;
+    const fixed = 3 + topicBytes;
+    if (fixed + text.length > max) throw tooLarge(fixed + text.length, max);
+    if (fixed + text.length * 3 > max) {
+      const size = fixed + Buffer.byteLength(text);
+      if (size > max) throw tooLarge(size, max);
+    }
+    if (target !== this.runTarget || topic !== this.runTopic || this.textCount === 0) {
+      if (this.runsLen + 3 > this.runs.length) {
+        const grown = new Uint32Array(this.runs.length * 2);
+        grown.set(this.runs);
+        this.runs = grown;
+      }
+      this.runs[this.runsLen] = target;
+      this.runs[this.runsLen + 1] = topicBytes;
+      this.runs[this.runsLen + 2] = 0;
+      this.runsLen += 3;
+      this.runTopics.push(topic);
+      this.runTarget = target;
+      this.runTopic = topic;
+      this.texts += topic;
+    }
+    this.runs[this.runsLen - 1]++;
+    this.texts += text + '\n';
+    this.textCount++;
+    if (this.texts.length >= this.flushAt) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(flushAtEndOfTick, this);
+    }
+  }
+
+  /** Hands the JSON messages gathered as text to the core; false if it cannot take them now. */
+  flushTexts() {
+    if (this.textCount === 0) return true;
+    if (!this.deliverTexts(this.texts, this.runs.subarray(0, this.runsLen))) return false;
+    this.forgetTexts();
+    if (this.runs.length > RUNS_KEEP) this.runs = new Uint32Array(RUNS_INITIAL);
+    return true;
+  }
+
+  forgetTexts() {
+    this.texts = '';
+    this.textCount = 0;
+    this.runsLen = 0;
+    this.runTopics = [];
+    this.runTopic = undefined;
+  }
+
+  /**
+   * The texts the core could not take yet become frames in `buf`, behind which later sends of
+   * any kind queue (the rare path: a client before its first connect).
+   */
+  textsToFrames() {
+    const { texts, runs, runsLen, runTopics } = this;
+    this.forgetTexts();
+    let at = 0;
+    for (let r = 0; r < runsLen; r += 3) {
+      const topic = runTopics[r / 3];
+      at += topic.length;
+      for (let i = 0; i < runs[r + 2]; i++) {
+        const end = texts.indexOf('\n', at);
+        this.frame(runs[r], KIND_JSON, NO_ID, topic, JSON.parse(texts.slice(at, end)));
+        at = end + 1;
+      }
+    }
   }
 
   /**
@@ -136,6 +235,7 @@ class Outgoing {
    * `len | kind | [request id] | [topic_len | topic] | payload`; `topic` null means no topic.
    */
   frame(target, jsonKind, id, topic, message) {
+    if (this.textCount > 0 && !this.flushTexts()) this.textsToFrames();
     let text;
     let bytes;
     if (ArrayBuffer.isView(message)) {
@@ -251,6 +351,7 @@ class Outgoing {
 
   /** Hands everything encoded so far to the core (which copies it), then reuses the buffer. */
   flush() {
+    if (this.textCount > 0 && !this.flushTexts()) this.textsToFrames();
     if (this.len === 0 || !this.deliver(this.buf.subarray(0, this.len))) return;
     this.len = 0;
     if (this.buf.length > KEEP_AT_MOST) this.buf = Buffer.allocUnsafe(INITIAL_CAPACITY);
@@ -259,7 +360,8 @@ class Outgoing {
   /** Forgets what was not delivered; returns how many messages that was (requests are rejected
    * by their own promises, and replies answer requests that are failing anyway). */
   discard() {
-    let count = 0;
+    let count = this.textCount;
+    this.forgetTexts();
     for (let pos = 0; pos < this.len; pos += this.prefix + 4 + this.buf.readUInt32BE(pos + this.prefix)) {
       const kind = this.buf[pos + this.prefix + 4];
       if (kind === KIND_JSON || kind === KIND_BINARY || kind === KIND_TEXT) count++;

@@ -67,6 +67,7 @@ class Server extends Endpoint {
       (target, head, payload) => this[kNative] === null || noteOver(this[kNative].sendLarge(target, head, payload)),
       this[kOptions].highWaterMark,
       this[kOptions].protocol === 'socket-ipc',
+      (texts, runs) => this[kNative] === null || noteOver(this[kNative].sendTexts(texts, texts.length, runs)),
     );
     // A client id is never reused, so it names its connection.
     this[kCalls] = new Calls(

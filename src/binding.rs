@@ -42,6 +42,7 @@ use crate::socket_ipc::Wire;
 use crate::tls::{TlsClient, TlsOptions, TlsServer};
 use crate::transport::{Endpoint, Family};
 use napi::bindgen_prelude::*;
+use napi::{JsString, JsValue};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use std::ffi::c_void;
@@ -134,6 +135,44 @@ fn delay(min: f64, max: f64, factor: Option<f64>) -> Delay {
       max: millis(max),
     },
   }
+}
+
+/// Frames a text batch of `chars` UTF-16 units, using buffers reused batch after batch, and
+/// hands the frames to `send`. The text is converted to UTF-8 in one pass, into room for the
+/// worst case (3 bytes a unit), instead of a pass to measure it and another to copy it.
+fn with_framed_texts<R>(env: &Env, texts: JsString, chars: u32, runs: &[u32], targeted: bool, send: impl FnOnce(&[u8]) -> R) -> Result<R> {
+  thread_local! {
+    static TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static FRAMES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+  }
+  TEXT.with(|text| {
+    FRAMES.with(|frames| {
+      let (mut text, mut frames) = (text.borrow_mut(), frames.borrow_mut());
+      let room = chars as usize * 3 + 1;
+      text.clear();
+      text.reserve(room);
+      let mut written = 0usize;
+      let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(env.raw(), texts.raw(), text.as_mut_ptr().cast(), room, &mut written)
+      };
+      if status != napi::sys::Status::napi_ok {
+        return Err(Error::new(Status::from(status), "the text batch is not a string"));
+      }
+      // SAFETY: N-API wrote `written` bytes (and a NUL after them) into the reserved room.
+      unsafe { text.set_len(written) };
+      frames.clear();
+      crate::json_batch::frame_texts(&text, runs, targeted, &mut frames)
+        .map_err(|why| Error::new(Status::InvalidArg, format!("malformed text batch: {why}")))?;
+      let result = send(&frames);
+      // Buffers that grew for one huge batch are not kept.
+      for buf in [&mut *text, &mut *frames] {
+        if buf.capacity() > 4 * 1024 * 1024 {
+          *buf = Vec::new();
+        }
+      }
+      Ok(result)
+    })
+  })
 }
 
 // ===== Teardown hook =====
@@ -494,6 +533,12 @@ impl NativeServer {
     flatten(self.server.send(&records))
   }
 
+  /// Queues JSON messages handed over as text (see `json_batch`), as `send` does.
+  #[napi]
+  pub fn send_texts(&self, env: Env, texts: JsString, chars: u32, runs: Uint32ArraySlice) -> Result<Vec<u32>> {
+    with_framed_texts(&env, texts, chars, &runs, true, |records| flatten(self.server.send(records)))
+  }
+
   /// Queues one large message as its own piece: `head` (length, kind, topic) then `payload`.
   #[napi]
   pub fn send_large(&self, target: u32, head: BufferSlice, payload: BufferSlice) -> Vec<u32> {
@@ -712,6 +757,12 @@ impl NativeClient {
   #[napi]
   pub fn send(&self, frames: BufferSlice) -> NativeSendOutcome {
     self.client.send(&frames).into()
+  }
+
+  /// Queues JSON messages handed over as text (see `json_batch`).
+  #[napi]
+  pub fn send_texts(&self, env: Env, texts: JsString, chars: u32, runs: Uint32ArraySlice) -> Result<NativeSendOutcome> {
+    with_framed_texts(&env, texts, chars, &runs, false, |frames| self.client.send(frames).into())
   }
 
   /// Queues one large message as its own piece.

@@ -18,6 +18,7 @@ pub mod events;
 pub mod handshake;
 pub mod heartbeat;
 pub mod inbound;
+pub mod json_batch;
 pub mod link;
 pub mod loop_reads;
 #[cfg(windows)]
