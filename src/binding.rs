@@ -61,7 +61,10 @@ impl Wake for TsfnWake {
   }
 }
 
-fn event_queue(env: &Env, on_events: Function<u32, ()>) -> Result<(Arc<EventQueue>, Weak<WakeFn>, Option<Arc<LoopOwner>>)> {
+/// What `event_queue` makes: the queue, its waker, and the loop's reader when there is one.
+type Queue = (Arc<EventQueue>, Weak<WakeFn>, Option<Arc<LoopOwner>>);
+
+fn event_queue(env: &Env, on_events: Function<u32, ()>) -> Result<Queue> {
   let on_events_value = on_events.raw();
   let tsfn = Arc::new(
     on_events

@@ -393,6 +393,32 @@ pub fn parse_hello(frame: &Frame<'_>) -> Option<Hello> {
   }
 }
 
+/// After `written` bytes of `frames` went out, how many more complete the frame they stopped in.
+pub fn frame_remainder(frames: &[u8], written: usize) -> usize {
+  let mut pos = 0;
+  while pos + LEN_PREFIX <= frames.len() {
+    let end = pos + LEN_PREFIX + u32::from_be_bytes(frames[pos..pos + 4].try_into().unwrap()) as usize;
+    if end > written {
+      return end - written;
+    }
+    pos = end;
+  }
+  0
+}
+
+/// Counts the message frames (not control frames) in a run of complete frames.
+pub fn count_messages(mut frames: &[u8]) -> usize {
+  let mut n = 0;
+  while frames.len() > LEN_PREFIX {
+    let len = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
+    if matches!(frames[4], kind::MESSAGE_JSON | kind::MESSAGE_BINARY) {
+      n += 1;
+    }
+    frames = frames.get(LEN_PREFIX + len..).unwrap_or_default();
+  }
+  n
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;
@@ -587,30 +613,4 @@ mod tests {
     assert_eq!(pos, wire.len());
     assert_eq!(kinds, [kind::MESSAGE_JSON, kind::MESSAGE_BINARY, kind::PONG]);
   }
-}
-
-/// After `written` bytes of `frames` went out, how many more complete the frame they stopped in.
-pub fn frame_remainder(frames: &[u8], written: usize) -> usize {
-  let mut pos = 0;
-  while pos + LEN_PREFIX <= frames.len() {
-    let end = pos + LEN_PREFIX + u32::from_be_bytes(frames[pos..pos + 4].try_into().unwrap()) as usize;
-    if end > written {
-      return end - written;
-    }
-    pos = end;
-  }
-  0
-}
-
-/// Counts the message frames (not control frames) in a run of complete frames.
-pub fn count_messages(mut frames: &[u8]) -> usize {
-  let mut n = 0;
-  while frames.len() > LEN_PREFIX {
-    let len = u32::from_be_bytes(frames[..4].try_into().unwrap()) as usize;
-    if matches!(frames[4], kind::MESSAGE_JSON | kind::MESSAGE_BINARY) {
-      n += 1;
-    }
-    frames = frames.get(LEN_PREFIX + len..).unwrap_or_default();
-  }
-  n
 }

@@ -9,7 +9,7 @@ use crate::codec::{kind, LEN_PREFIX};
 /// Appends the messages as wire frames (`MESSAGE_JSON`, PROTOCOL.md), each preceded by its u32
 /// target when `targeted` (a server's batch). Returns how many, or what is malformed.
 pub fn frame_texts(texts: &[u8], runs: &[u32], targeted: bool, out: &mut Vec<u8>) -> Result<usize, &'static str> {
-  if runs.len() % 3 != 0 {
+  if !runs.len().is_multiple_of(3) {
     return Err("runs are (target, topic bytes, count) triples");
   }
   let mut rest = texts;

@@ -8,7 +8,7 @@ use crate::loop_reads::{self, LoopHost, LoopReads};
 use crate::uv::{self, Uv};
 use napi::sys;
 use std::ffi::c_int;
-use std::sync::{Arc, Mutex, Once, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// (Debug shows nothing: the fields are raw N-API and libuv pointers.)
 pub struct LoopOwner {
@@ -67,12 +67,10 @@ impl LoopOwner {
     if !ok || lp.is_null() || lp as *mut uv::Loop != uv.default_loop() {
       return None;
     }
-    static TURNS: Once = Once::new();
-    static mut WATCHING_TURNS: bool = false;
-    TURNS.call_once(|| unsafe {
-      WATCHING_TURNS = uv.watch_turns(lp as *mut uv::Loop, before_poll, after_poll);
-    });
-    if !unsafe { WATCHING_TURNS } {
+    // The loop's turns are counted from the first owner on (see `loop_reads::watchdog`).
+    static TURNS: OnceLock<bool> = OnceLock::new();
+    let watching = *TURNS.get_or_init(|| unsafe { uv.watch_turns(lp as *mut uv::Loop, before_poll, after_poll) });
+    if !watching {
       return None;
     }
     let mut on_events_ref = std::ptr::null_mut();
@@ -124,7 +122,7 @@ impl LoopOwner {
         Some(handle) => handle,
         None => {
           let watch = Box::into_raw(Box::new(Watch { owner: self.clone(), reads: reads.clone() }));
-          match self.uv.poll_readable(self.lp, reads.fd() as c_int, watch.cast(), on_readable) {
+          match unsafe { self.uv.poll_readable(self.lp, reads.fd() as c_int, watch.cast(), on_readable) } {
             Some(handle) => {
               self.handles.lock().unwrap_or_else(|p| p.into_inner()).push(Handle(handle));
               handle

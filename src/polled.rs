@@ -29,12 +29,16 @@ impl AsRawFd for Fd {
   }
 }
 
+/// tokio's registration of the fd: the one in use, and a weak one to a registration a waiting
+/// future may still hold.
+type Registration = (Option<Arc<AsyncFd<Fd>>>, Weak<AsyncFd<Fd>>);
+
 #[derive(Debug)]
 pub struct Polled {
   stream: Stream,
   /// The registration in use, and a weak one so that a future still holding it is reused
   /// instead of registering the fd twice (which epoll refuses).
-  reg: Mutex<(Option<Arc<AsyncFd<Fd>>>, Weak<AsyncFd<Fd>>)>,
+  reg: Mutex<Registration>,
   /// The event loop reads this socket: tokio lets go of it whenever nobody waits.
   loop_reads: AtomicBool,
 }

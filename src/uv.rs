@@ -55,9 +55,9 @@ fn find(name: &CStr) -> Option<*mut c_void> {
 }
 
 macro_rules! symbol {
-  ($name:literal) => {
-    // SAFETY: the symbol is libuv's function of that name, whose C signature the field states.
-    unsafe { std::mem::transmute::<*mut c_void, _>(find($name)?) }
+  ($name:literal as $ty:ty) => {
+    // SAFETY: the symbol is libuv's function of that name, whose C signature `$ty` states.
+    unsafe { std::mem::transmute::<*mut c_void, $ty>(find($name)?) }
   };
 }
 
@@ -70,17 +70,17 @@ impl Uv {
 
   fn load() -> Option<Uv> {
     Some(Uv {
-      default_loop: symbol!(c"uv_default_loop"),
-      handle_size: symbol!(c"uv_handle_size"),
-      poll_init: symbol!(c"uv_poll_init"),
-      poll_start: symbol!(c"uv_poll_start"),
-      poll_stop: symbol!(c"uv_poll_stop"),
-      prepare_init: symbol!(c"uv_prepare_init"),
-      prepare_start: symbol!(c"uv_prepare_start"),
-      check_init: symbol!(c"uv_check_init"),
-      check_start: symbol!(c"uv_check_start"),
-      close: symbol!(c"uv_close"),
-      unref: symbol!(c"uv_unref"),
+      default_loop: symbol!(c"uv_default_loop" as unsafe extern "C" fn() -> *mut Loop),
+      handle_size: symbol!(c"uv_handle_size" as unsafe extern "C" fn(c_int) -> usize),
+      poll_init: symbol!(c"uv_poll_init" as unsafe extern "C" fn(*mut Loop, *mut Handle, c_int) -> c_int),
+      poll_start: symbol!(c"uv_poll_start" as unsafe extern "C" fn(*mut Handle, c_int, PollCb) -> c_int),
+      poll_stop: symbol!(c"uv_poll_stop" as unsafe extern "C" fn(*mut Handle) -> c_int),
+      prepare_init: symbol!(c"uv_prepare_init" as unsafe extern "C" fn(*mut Loop, *mut Handle) -> c_int),
+      prepare_start: symbol!(c"uv_prepare_start" as unsafe extern "C" fn(*mut Handle, HookCb) -> c_int),
+      check_init: symbol!(c"uv_check_init" as unsafe extern "C" fn(*mut Loop, *mut Handle) -> c_int),
+      check_start: symbol!(c"uv_check_start" as unsafe extern "C" fn(*mut Handle, HookCb) -> c_int),
+      close: symbol!(c"uv_close" as unsafe extern "C" fn(*mut Handle, Option<CloseCb>)),
+      unref: symbol!(c"uv_unref" as unsafe extern "C" fn(*mut Handle)),
     })
   }
 
@@ -116,7 +116,10 @@ impl Uv {
 
   /// Starts watching `fd` for input; `on_ready` runs on the loop's thread. The handle does not
   /// keep the loop alive (the owner's threadsafe function decides that, as before).
-  pub fn poll_readable(&self, lp: *mut Loop, fd: c_int, data: *mut c_void, on_ready: PollCb) -> Option<*mut Handle> {
+  ///
+  /// # Safety
+  /// `lp` is the running loop of the calling thread.
+  pub unsafe fn poll_readable(&self, lp: *mut Loop, fd: c_int, data: *mut c_void, on_ready: PollCb) -> Option<*mut Handle> {
     let handle = self.alloc_handle(UV_POLL, data);
     unsafe {
       if (self.poll_init)(lp, handle, fd) != 0 {
@@ -145,7 +148,10 @@ impl Uv {
 
   /// Runs `before_poll` each time the loop is about to wait for I/O and `after_poll` each time
   /// it stops waiting. The handles last as long as the process and keep no loop alive.
-  pub fn watch_turns(&self, lp: *mut Loop, before_poll: HookCb, after_poll: HookCb) -> bool {
+  ///
+  /// # Safety
+  /// `lp` is the running loop of the calling thread.
+  pub unsafe fn watch_turns(&self, lp: *mut Loop, before_poll: HookCb, after_poll: HookCb) -> bool {
     let prepare = self.alloc_handle(UV_PREPARE, std::ptr::null_mut());
     let check = self.alloc_handle(UV_CHECK, std::ptr::null_mut());
     unsafe {
