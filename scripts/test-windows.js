@@ -84,6 +84,8 @@ const WINDOWS_TEST_FILES = [
   '__test__/backoff.test.js',
   '__test__/examples.test.js',
   '__test__/flood.test.js',
+  '__test__/send-batch.test.js',
+  '__test__/kinds.test.js',
 ];
 const TEST_TIMEOUT_MS = 120000;
 const RUN_TIMEOUT_MIN = 60;

@@ -4,6 +4,10 @@
 //! A native object exists only while its server listens or its client runs: the constructor
 //! starts it. Each owns one threadsafe function, held only by its event queue, so a running
 //! object keeps Node alive and a finished one (its queue finished) lets Node exit.
+//!
+//! About 800 lines: every `#[napi]` item lives here, by design (one module is the whole N-API
+//! surface), and their option structs with them. The loop's reader, also Node-facing, is
+//! `loop_owner`.
 
 use crate::auth::Secret;
 use crate::client::{Client, ClientOptions};

@@ -16,6 +16,9 @@
 //! message records exist: `JSON_GROUP`, a run of JSON messages parsed as one array
 //! (`encode_messages`), and `ATTACHED`, a large frame handed over whole (`push_attached`).
 //! Connections on the socket-ipc wire send `TEXT` and `TEXT_GROUP` records (`push_texts`).
+//!
+//! Longer than most files (about 880 lines, a third of them tests): the queue and the record
+//! format it writes are one thing, what JS reads, and are kept together so the format has one home.
 
 use crate::codec;
 use crate::socket_ipc;

@@ -1,6 +1,9 @@
 //! Frames waiting to be written to one connection, and what it may hold (`Limits`): the
 //! coalescing buffer JS batches go into, large frames as pieces of their own, direct writes from
 //! the calling thread when the connection is idle, and an at-least-once session's kept frames.
+//!
+//! About 620 lines, 130 of them tests: the outbox's state (buffer, pieces, direct writes, the
+//! session's kept frames) changes under one lock, so its operations stay in one place.
 
 use crate::codec::{self, kind};
 use crate::error::IpcError;
