@@ -50,4 +50,18 @@ function fromNativeThrow(err) {
   return err;
 }
 
-module.exports = { ipcError, typeError, rangeError, fromNative, fromNativeThrow };
+/** A message send() cannot encode (JSON.stringify threw, or the value has no JSON form). */
+function encodeError(message, cause) {
+  return typeError('ERR_IPC_ENCODE', `message cannot be sent: ${message}`, cause ? { cause } : undefined);
+}
+
+/** A message that encodes to more than maxMessageSize. */
+function tooLarge(size, max) {
+  return rangeError(
+    'ERR_IPC_MESSAGE_TOO_LARGE',
+    `message encodes to ${size} bytes, over maxMessageSize (${max}); raise maxMessageSize on both ends or send less`,
+    { size, maxMessageSize: max },
+  );
+}
+
+module.exports = { ipcError, typeError, rangeError, fromNative, fromNativeThrow, encodeError, tooLarge };

@@ -7,6 +7,7 @@
 // Record layout (big-endian, see src/events.rs): kind u8 | id u32 | len u32 | body[len].
 
 const { ipcError, fromNative } = require('./errors');
+const socketIpc = require('./socket-ipc-wire');
 const {
   KIND_JSON,
   KIND_BINARY,
@@ -118,6 +119,11 @@ class Incoming {
     this.group = null;
     // Delivery stopped for this turn and goes on in the next (see `turn`).
     this.deferred = false;
+    // Where socket-ipc messages go (lib/socket-ipc-wire.js).
+    this.textSink = {
+      message: (message, topic, id) => handler[onMessage](message, topic, id),
+      error: (err, id) => handler[onMessageError](err, id),
+    };
   }
 
   /** Called on each wake-up from the core, and again in the next turn if time ran out. */
@@ -217,9 +223,9 @@ class Incoming {
         if (frame[4] === KIND_JSON || frame[4] === KIND_BINARY) this.emitMessage(frame[4], frame, 5, frame.length, id, true);
         else this.emitCall(frame[4], frame, 5, frame.length, id, true);
       } else if (kind === KIND_TEXT) {
-        this.emitText(buf.toString('utf8', start, end), id);
+        socketIpc.emitText(this.textSink, buf.toString('utf8', start, end), id);
       } else if (kind === KIND_TEXT_GROUP) {
-        this.emitTexts(buf, start, end, id);
+        socketIpc.emitTexts(this.textSink, buf, start, end, id);
       } else if (kind < 0x80) {
         this.emitCall(kind, buf, start, end, id, false);
       } else if (kind === EVENT.MESSAGE_ERROR) {
@@ -253,60 +259,6 @@ class Incoming {
       }
     }
     handler[onMessage](message, topic, id);
-  }
-
-  /**
-   * A run of socket-ipc messages: `count u32 | count × text_len u32 | [t1,t2,…]`. Each text
-   * stands alone as an array element (the core checked), so one JSON.parse reads them all; if it
-   * fails, each is parsed on its own so only the bad ones become 'messageError'.
-   */
-  emitTexts(buf, start, end, id) {
-    const count = buf.readUInt32BE(start);
-    const arrayAt = start + 4 + count * 4;
-    let values = null;
-    try {
-      values = JSON.parse(buf.toString('utf8', arrayAt, end));
-      if (values.length !== count) values = null;
-    } catch {
-      // Some text is not valid JSON: fall back to one parse per message.
-    }
-    let textAt = arrayAt + 1;
-    for (let i = 0; i < count; i++) {
-      const textLen = buf.readUInt32BE(start + 4 + i * 4);
-      if (values !== null) this.emitWrapper(values[i], id);
-      else this.emitText(buf.toString('utf8', textAt, textAt + textLen), id);
-      textAt += textLen + 1;
-    }
-  }
-
-  /** One socket-ipc message: the JSON text of `{ topic, message }`. */
-  emitText(text, id) {
-    let wrapper;
-    try {
-      wrapper = JSON.parse(text);
-    } catch (err) {
-      this.handler[onMessageError](
-        ipcError('ERR_IPC_DECODE', `socket-ipc message is not valid JSON: ${err.message}`, { cause: err }),
-        id,
-      );
-      return;
-    }
-    this.emitWrapper(wrapper, id);
-  }
-
-  /** `{ topic, message }` as socket-ipc sends it; a missing or empty topic is 'none', as ours. */
-  emitWrapper(wrapper, id) {
-    const topic = wrapper !== null && typeof wrapper === 'object' && !Array.isArray(wrapper) ? wrapper.topic : 0;
-    if (topic === undefined || topic === null || topic === '') {
-      this.handler[onMessage](wrapper.message, 'none', id);
-    } else if (typeof topic === 'string') {
-      this.handler[onMessage](wrapper.message, topic, id);
-    } else {
-      this.handler[onMessageError](
-        ipcError('ERR_IPC_DECODE', 'socket-ipc message is not an object { topic, message } with a string topic'),
-        id,
-      );
-    }
   }
 
   /**

@@ -3,7 +3,8 @@
 // every send() in one tick of the event loop goes across in a single call, so crossing into Rust
 // costs once per tick, not once per message.
 
-const { typeError, rangeError } = require('./errors');
+const { typeError, rangeError, encodeError, tooLarge } = require('./errors');
+const socketIpc = require('./socket-ipc-wire');
 const {
   KIND_JSON,
   KIND_BINARY,
@@ -13,7 +14,6 @@ const {
   KIND_REPLY_BINARY,
   KIND_REPLY_ERROR,
   KIND_TEXT,
-  TEXT_DELIMITER,
   MAX_TOPIC_BYTES,
   FRAME_START,
   REQUEST_ID,
@@ -33,10 +33,6 @@ const topicCache = new Map();
 // Runs of JSON messages by target and topic (see Outgoing#texts): 3 numbers each.
 const RUNS_INITIAL = 3 * 64;
 const RUNS_KEEP = 3 * 4096;
-
-function encodeError(message, cause) {
-  return typeError('ERR_IPC_ENCODE', `message cannot be sent: ${message}`, cause ? { cause } : undefined);
-}
 
 /** Normalises a topic: empty or missing becomes 'none' (as socket-ipc documents). */
 function topicOf(topic) {
@@ -89,7 +85,7 @@ class Outgoing {
 
   /** Encodes one message; throws (and queues nothing) if it cannot be encoded or is too large. */
   append(target, topic, message) {
-    if (this.socketIpc) this.text(target, topic, message);
+    if (this.socketIpc) socketIpc.appendMessage(this, target, topic, message);
     else if (this.deliverTexts === null || this.len > 0 || message === undefined || ArrayBuffer.isView(message)) {
       this.frame(target, KIND_JSON, NO_ID, topic, message);
     } else this.appendText(target, topic, message);
@@ -172,35 +168,6 @@ class Outgoing {
         at = end + 1;
       }
     }
-  }
-
-  /**
-   * Encodes one message as @crussell52/socket-ipc does: the JSON of `{ topic, message }` (so a
-   * Buffer is `{ type: 'Buffer', data: [...] }`), which the core sends followed by two NULs.
-   */
-  text(target, topic, message) {
-    let text;
-    try {
-      text = JSON.stringify({ topic, message });
-    } catch (err) {
-      throw encodeError(err.message, err);
-    }
-    const max = this.maxMessageSize;
-    if (text.length > max) throw tooLarge(text.length, max);
-    const start = this.len;
-    this.reserve(this.prefix + FRAME_START + text.length * 3 + TEXT_DELIMITER.length);
-    const buf = this.buf;
-    const at = start + this.prefix;
-    const textEnd = at + FRAME_START + buf.write(text, at + FRAME_START);
-    if (textEnd - (at + FRAME_START) > max) throw tooLarge(textEnd - (at + FRAME_START), max);
-    buf[textEnd] = 0;
-    buf[textEnd + 1] = 0;
-    const end = textEnd + TEXT_DELIMITER.length;
-    if (this.prefix) buf.writeUInt32BE(target, start);
-    buf.writeUInt32BE(end - (at + 4), at);
-    buf[at + 4] = KIND_TEXT;
-    this.len = end;
-    this.scheduleFlush();
   }
 
   /** Encodes one request (`id` matches its reply); throws as `append`. */
@@ -374,14 +341,6 @@ class Outgoing {
 function flushAtEndOfTick(outgoing) {
   outgoing.scheduled = false;
   outgoing.flush();
-}
-
-function tooLarge(size, max) {
-  return rangeError(
-    'ERR_IPC_MESSAGE_TOO_LARGE',
-    `message encodes to ${size} bytes, over maxMessageSize (${max}); raise maxMessageSize on both ends or send less`,
-    { size, maxMessageSize: max },
-  );
 }
 
 module.exports = { Outgoing, topicOf };
