@@ -42,7 +42,7 @@ use crate::handshake::{ClientSecurity, ServerSecurity};
 use crate::peer::{Peer, PeerOptions, PeerSecurity};
 use crate::reconnect::{Delay, RetryPolicy};
 use crate::server::{Allow, Server, ServerOptions};
-use crate::socket_ipc::Wire;
+use crate::wire::Wire;
 use crate::tls::{TlsClient, TlsOptions, TlsServer};
 use crate::transport::{Endpoint, Family};
 use napi::bindgen_prelude::*;

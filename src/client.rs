@@ -9,7 +9,7 @@ use crate::loop_reads::LoopHost;
 use crate::handshake::{connect_once, ClientSecurity, Conn, HelloOptions};
 use crate::session::{self, delivery_name, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
-use crate::socket_ipc::Wire;
+use crate::wire::Wire;
 use crate::transport::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,8 @@ use crate::handshake::Conn;
 use crate::heartbeat::{watch_for_silence, Liveness};
 use crate::loop_reads::LoopReads;
 use crate::reader::{read_loop, read_with_loop, ReadEnd};
-use crate::socket_ipc::Wire;
+use crate::wire::Reading;
+use crate::wire::Wire;
 use crate::transport::Socket;
 use crate::writer::{write_loop, Farewell};
 use bytes::BytesMut;
@@ -52,7 +53,7 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
   let reading = async {
     let end = match &reads {
       Some(reads) => read_with_loop(reads, &stream, &link, &dead, &life).await,
-      None => match read_loop(&stream, buf.take().unwrap_or_default(), &link, &dead, &life, session, None, None, None).await {
+      None => match read_loop(&stream, buf.take().unwrap_or_default(), &link, &dead, &life, session, Reading::new(link.wire), None, None).await {
         ReadEnd::Ended(end) | ReadEnd::Quiet(_, _, end) => end,
       },
     };

@@ -37,6 +37,7 @@ pub mod socket_ipc;
 pub mod tls;
 pub mod transport;
 pub mod trim;
+pub mod wire;
 #[cfg(unix)]
 pub mod uv;
 pub mod writer;

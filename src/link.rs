@@ -6,7 +6,7 @@ use crate::heartbeat::Heartbeat;
 use crate::inbound::Inbound;
 use crate::loop_reads::LoopHost;
 use crate::outbox::Outbox;
-use crate::socket_ipc::Wire;
+use crate::wire::Wire;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

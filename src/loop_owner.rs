@@ -8,6 +8,7 @@ use crate::loop_reads::{self, LoopHost, LoopReads};
 use crate::uv::{self, Uv};
 use napi::sys;
 use std::ffi::c_int;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// (Debug shows nothing: the fields are raw N-API and libuv pointers.)
@@ -22,8 +23,8 @@ pub struct LoopOwner {
   /// Connections handed over by the core, to start or stop watching on the next turn.
   adopted: Mutex<Vec<Arc<LoopReads>>>,
   retired: Mutex<Vec<Arc<LoopReads>>>,
-  /// The poll handles in use (a handle's data is its `Watch`).
-  handles: Mutex<Vec<Handle>>,
+  /// The poll handles in use, by connection (`LoopReads` address); a handle's data is its `Watch`.
+  handles: Mutex<HashMap<usize, Handle>>,
   closed: Mutex<bool>,
 }
 
@@ -124,7 +125,7 @@ impl LoopOwner {
           let watch = Box::into_raw(Box::new(Watch { owner: self.clone(), reads: reads.clone() }));
           match unsafe { self.uv.poll_readable(self.lp, reads.fd() as c_int, watch.cast(), on_readable) } {
             Some(handle) => {
-              self.handles.lock().unwrap_or_else(|p| p.into_inner()).push(Handle(handle));
+              self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(key(&reads), Handle(handle));
               handle
             }
             None => {
@@ -146,11 +147,7 @@ impl LoopOwner {
   }
 
   fn handle_of(&self, reads: &Arc<LoopReads>) -> Option<*mut uv::Handle> {
-    let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-    handles
-      .iter()
-      .find(|h| unsafe { Arc::ptr_eq(&(*(Uv::data(h.0) as *const Watch)).reads, reads) })
-      .map(|h| h.0)
+    self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(&key(reads)).map(|h| h.0)
   }
 
   /// Stops watching `reads`' socket, if a handle still watches it.
@@ -162,8 +159,8 @@ impl LoopOwner {
 
   /// Closes a poll handle and frees its `Watch` (its callback never runs again).
   fn close_handle(&self, handle: *mut uv::Handle) {
-    self.handles.lock().unwrap_or_else(|p| p.into_inner()).retain(|h| h.0 != handle);
     let watch = unsafe { Box::from_raw(Uv::data(handle) as *mut Watch) };
+    self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(&watch.reads));
     watch.reads.unwatched();
     unsafe { self.uv.close_poll(handle) };
   }
@@ -206,7 +203,7 @@ impl LoopOwner {
       }
       *closed = true;
     }
-    let handles: Vec<*mut uv::Handle> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|h| h.0).collect();
+    let handles: Vec<*mut uv::Handle> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().map(|h| h.0).collect();
     for handle in handles {
       self.close_handle(handle);
     }
@@ -235,6 +232,10 @@ impl LoopHost for LoopOwner {
     self.retired.lock().unwrap_or_else(|p| p.into_inner()).push(reads);
     self.wake_js();
   }
+}
+
+fn key(reads: &Arc<LoopReads>) -> usize {
+  Arc::as_ptr(reads) as usize
 }
 
 unsafe extern "C" fn on_readable(handle: *mut uv::Handle, _status: c_int, _events: c_int) {

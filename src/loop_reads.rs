@@ -21,15 +21,16 @@
 //! outside at-least-once sessions. TLS, Windows named pipes, sessions, worker threads and hosts
 //! without libuv are read by the core as before.
 
-use crate::codec;
 use crate::ended::Ended;
 use crate::heartbeat::Liveness;
-use crate::scan::{parse, ATTACH_FROM};
+use crate::scan::ATTACH_FROM;
 use crate::error::IpcError;
 use crate::events::EventQueue;
 use crate::inbound::Inbound;
-use crate::socket_ipc::{Splitter, Wire};
+use crate::wire::{Reading, Wire};
+use crate::handshake::FIRST_READ;
 use crate::transport::Socket;
+use std::collections::HashSet;
 use bytes::{Buf, BytesMut};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,7 +63,7 @@ pub enum Mode {
 pub struct ReadState {
   pub mode: Mode,
   pub buf: BytesMut,
-  pub splitter: Option<Splitter>,
+  pub reading: Reading,
   /// When the partial frame at the end of `buf` began to arrive (`frameTimeout`).
   pub partial_since: Option<Instant>,
   pub end: Option<Ended>,
@@ -72,6 +73,8 @@ pub struct ReadState {
   pub taken_at_turn: u64,
   /// The JS thread holds a poll handle for this connection.
   pub watched: bool,
+  /// The room the next read asks for.
+  read_size: usize,
 }
 
 pub struct LoopReads {
@@ -89,8 +92,8 @@ pub struct LoopReads {
 
 /// At most this much is read in one callback, so other sockets and timers get their turn.
 const BUDGET: usize = 256 * 1024;
-/// Each read asks for this much room (grown to BUDGET while reads fill it).
-const FIRST_READ: usize = 16 * 1024;
+/// Reads start as small as the core's (an idle connection holds 1 KiB), and ask for four times
+/// more each time a read fills the room it had, up to `BUDGET`.
 /// This much input at once is a stream: the core reads it from then on, until it is quiet.
 const STREAM: usize = 64 * 1024;
 
@@ -126,12 +129,13 @@ impl LoopReads {
       state: Mutex::new(ReadState {
         mode: Mode::Pending,
         buf,
-        splitter: (wire == Wire::SocketIpc).then(Splitter::default),
+        reading: Reading::new(wire),
         partial_since: None,
         end: None,
         pings: 0,
         taken_at_turn: 0,
         watched: false,
+        read_size: FIRST_READ,
       }),
       handover: Notify::new(),
     });
@@ -177,10 +181,9 @@ impl LoopReads {
     // must find the peer heard.
     self.life.heard();
     let mut budget = BUDGET;
-    let mut read_size = FIRST_READ;
     let keep = loop {
       match self.consume(state) {
-        Ok(_) => {}
+        Ok(()) => {}
         Err(end) => break self.over(state, end),
       }
       if self.needs_core(state) || BUDGET - budget >= STREAM {
@@ -191,7 +194,7 @@ impl LoopReads {
       if budget == 0 {
         break true;
       }
-      state.buf.reserve(read_size);
+      state.buf.reserve(state.read_size);
       let room = state.buf.capacity() - state.buf.len();
       match self.socket.try_read_buf(&mut state.buf) {
         Ok(0) if state.buf.is_empty() => break self.over(state, Ended::PeerClosed),
@@ -206,10 +209,10 @@ impl LoopReads {
           self.life.heard();
           budget = budget.saturating_sub(n);
           if n == room {
-            read_size = (read_size * 4).min(BUDGET);
+            state.read_size = (state.read_size * 4).min(BUDGET);
           } else {
             match self.consume(state) {
-              Ok(_) => {}
+              Ok(()) => {}
               Err(end) => break self.over(state, end),
             }
             // Short read: the socket is drained; libuv calls again when more arrives.
@@ -240,23 +243,11 @@ impl LoopReads {
     keep
   }
 
-  /// Queues the whole frames (or socket-ipc messages) at the front of `buf` for JS; true if
-  /// there were any.
-  fn consume(&self, state: &mut ReadState) -> Result<bool, Ended> {
-    if let Some(splitter) = &mut state.splitter {
-      let split = splitter.split(&state.buf, self.max_message_size);
-      if split.complete > 0 {
-        self.events.push_texts(self.id, &state.buf[..split.complete]);
-        state.buf.advance(split.complete);
-      }
-      return match split.failure {
-        Some(e) => Err(Ended::Failed(e)),
-        None => Ok(split.complete > 0),
-      };
-    }
-    let found = parse(&state.buf, self.max_message_size, false);
+  /// Queues the whole messages at the front of `buf` for JS (see `wire::Reading`).
+  fn consume(&self, state: &mut ReadState) -> Result<(), Ended> {
+    let found = state.reading.scan(&state.buf, self.max_message_size, false);
     if found.complete > 0 {
-      self.events.push_frames(self.id, &state.buf[..found.complete], None);
+      state.reading.queue(&self.events, self.id, &state.buf[..found.complete], None);
       state.buf.advance(found.complete);
     }
     if found.pings > 0 {
@@ -264,12 +255,12 @@ impl LoopReads {
       self.handover.notify_one();
     }
     if let Some(e) = found.failure {
-      return Err(Ended::Failed(e.into()));
+      return Err(Ended::Failed(e));
     }
     if let Some(e) = found.dropped {
       return Err(Ended::Dropped(e));
     }
-    Ok(found.complete > 0)
+    Ok(())
   }
 
   /// The core must read from here on: the input is at its cap, or a large frame is coming.
@@ -277,8 +268,7 @@ impl LoopReads {
     if !self.events.room_for(&self.inbound) {
       return true;
     }
-    state.splitter.is_none()
-      && matches!(codec::peek_frame_size(&state.buf, self.max_message_size), Ok(Some(size)) if size >= ATTACH_FROM && state.buf.len() < size)
+    matches!(state.reading.frame_size(&state.buf, self.max_message_size), Some(size) if size >= ATTACH_FROM && state.buf.len() < size)
   }
 
   fn over(&self, state: &mut ReadState, end: Ended) -> bool {
@@ -347,11 +337,12 @@ impl LoopReads {
   }
 
   /// The core reads from here on: the state the loop left.
-  pub fn take_state(&self) -> (BytesMut, Option<Splitter>, Option<Instant>) {
+  pub fn take_state(&self) -> (BytesMut, Reading, Option<Instant>) {
     let mut state = self.lock();
     state.mode = Mode::Core;
     state.taken_at_turn = TURNS.load(Ordering::Acquire);
-    (std::mem::take(&mut state.buf), state.splitter.take(), state.partial_since)
+    let reading = std::mem::replace(&mut state.reading, Reading::Native);
+    (std::mem::take(&mut state.buf), reading, state.partial_since)
   }
 
   /// Whether the core may give reading back: the loop has turned since the core took over, and
@@ -361,11 +352,11 @@ impl LoopReads {
   }
 
   /// The core gives reading back (see `may_take_back`); the JS thread starts watching again.
-  pub fn give_back(self: &Arc<Self>, buf: BytesMut, splitter: Option<Splitter>) {
+  pub fn give_back(self: &Arc<Self>, buf: BytesMut, reading: Reading) {
     let mut state = self.lock();
     state.mode = Mode::Pending;
     state.buf = buf;
-    state.splitter = splitter;
+    state.reading = reading;
     state.partial_since = None;
     drop(state);
     watch(self);
@@ -408,7 +399,7 @@ async fn watchdog() {
   let mut last = TURNS.load(Ordering::Acquire);
   let mut still_since = Instant::now();
   // Connections (by address) whose input waited at the last look, the loop not having turned since.
-  let mut waiting: Vec<usize> = Vec::new();
+  let mut waiting: HashSet<usize> = HashSet::new();
   loop {
     tokio::time::sleep(TICK).await;
     let now = Instant::now();
@@ -421,8 +412,8 @@ async fn watchdog() {
     let mut watched = WATCHED.lock().unwrap_or_else(|p| p.into_inner());
     let live: Vec<Arc<LoopReads>> = watched.0.iter().filter_map(Weak::upgrade).collect();
     let unread = if now.duration_since(still_since) >= STALL { with_input(&live) } else { Vec::new() };
-    let stalled: Vec<usize> = unread.iter().copied().filter(|r| waiting.contains(r)).collect();
-    waiting = unread;
+    let stalled: HashSet<usize> = unread.iter().copied().filter(|r| waiting.contains(r)).collect();
+    waiting = unread.into_iter().collect();
     let keep: Vec<bool> = live.iter().map(|reads| reads.check(stalled.contains(&(Arc::as_ptr(reads) as usize)), now)).collect();
     let mut keep = keep.into_iter();
     watched.0.retain(|w| w.strong_count() > 0 && keep.next().unwrap_or(false));

@@ -8,7 +8,7 @@
 use crate::codec::{self, kind};
 use crate::error::IpcError;
 use crate::session::{Session, SessionId};
-use crate::socket_ipc::{self, Wire};
+use crate::wire::Wire;
 use crate::transport::Socket;
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
@@ -256,12 +256,7 @@ impl Outbox {
 
   /// Queues frames (JS batches hold data frames only).
   pub fn append(&self, frames: &[u8]) -> Appended {
-    if self.wire == Wire::SocketIpc {
-      let mut wire = Vec::with_capacity(frames.len());
-      socket_ipc::unwrap(frames, &mut wire);
-      return self.append_wire(&wire);
-    }
-    self.append_wire(frames)
+    self.append_wire(&self.wire.outgoing(frames))
   }
 
   /// Queues bytes as they go on the wire.
@@ -300,13 +295,9 @@ impl Outbox {
 
   /// Queues one large frame as a piece of its own.
   pub fn append_piece(&self, frame: Bytes) -> Appended {
-    let frame = match self.wire {
-      Wire::Native => frame,
-      Wire::SocketIpc => {
-        let mut wire = Vec::with_capacity(frame.len());
-        socket_ipc::unwrap(&frame, &mut wire);
-        Bytes::from(wire)
-      }
+    let frame = match self.wire.outgoing(&frame) {
+      std::borrow::Cow::Borrowed(_) => frame,
+      std::borrow::Cow::Owned(wire) => Bytes::from(wire),
     };
     let mut state = self.lock();
     if let Some(refused) = self.refusal(&mut state, &frame) {

@@ -14,7 +14,7 @@ use crate::loop_reads::LoopHost;
 use crate::handshake::{bounded, connect_once, ClientSecurity, Conn, HelloOptions, Refusal, ServerSecurity};
 use crate::reconnect::{Jitter, Retries, RetryPolicy};
 use crate::socket_file::SocketFile;
-use crate::socket_ipc::Wire;
+use crate::wire::Wire;
 use crate::transport::{self, Endpoint, Listener, Socket};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -10,8 +10,8 @@ use crate::handshake::FIRST_READ;
 use crate::heartbeat::Liveness;
 use crate::link::Link;
 use crate::loop_reads::LoopReads;
-use crate::scan::{parse, Parsed, ATTACH_FROM};
-use crate::socket_ipc::{Splitter, Wire};
+use crate::scan::ATTACH_FROM;
+use crate::wire::Reading;
 use crate::transport::Socket;
 use bytes::{Buf, BufMut, BytesMut};
 use std::io;
@@ -22,15 +22,15 @@ use tokio_util::sync::CancellationToken;
 /// The most asked of the kernel per read; also the largest batch a single read produces.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Hands complete frames to JS. In a session they are counted, and the count rides along so JS
+/// Hands complete messages to JS. In a session they are counted, and the count rides along so JS
 /// acknowledges them once its listeners ran; while we close, what arrives is not delivered (the
 /// other side keeps it, unacknowledged, for whoever it talks to next).
-pub(crate) fn deliver(link: &Link<'_>, frames: &[u8], data: usize) {
+fn deliver(link: &Link<'_>, reading: &Reading, complete: &[u8], data: usize) {
   if closing_session(link) {
     return;
   }
   let mark = if data > 0 { link.outbox.received(data) } else { None };
-  link.events.push_frames(link.id, frames, mark);
+  reading.queue(link.events, link.id, complete, mark);
 }
 
 /// Applies an `ACK`; a `DRAIN` event follows if it took a buffer that had passed the mark down to half.
@@ -64,14 +64,14 @@ pub(crate) async fn read_with_loop(reads: &Arc<LoopReads>, stream: &Socket, link
       Some(end) => return end,
       None => {}
     }
-    let (buf, splitter, since) = reads.take_state();
+    let (buf, reading, since) = reads.take_state();
     set_loop_reads(stream, false);
     let frame_started = since.map(tokio::time::Instant::from_std);
-    match read_loop(stream, buf, link, dead, life, false, splitter, frame_started, Some(reads)).await {
+    match read_loop(stream, buf, link, dead, life, false, reading, frame_started, Some(reads)).await {
       ReadEnd::Ended(end) => return end,
-      ReadEnd::Quiet(buf, splitter, _) => {
+      ReadEnd::Quiet(buf, reading, _) => {
         set_loop_reads(stream, true);
-        reads.give_back(buf, splitter);
+        reads.give_back(buf, reading);
         if let Some(host) = link.loop_host {
           host.adopt(reads.clone());
         }
@@ -93,10 +93,10 @@ pub(crate) enum ReadEnd {
   Ended(Ended),
   /// The connection is quiet and the event loop turns again: it reads from here on (the
   /// buffer holds no partial frame). The `Ended` is never used.
-  Quiet(BytesMut, Option<Splitter>, Ended),
+  Quiet(BytesMut, Reading, Ended),
 }
 
-/// Reads until the connection ends. `splitter` and `frame_started` carry on from the event
+/// Reads until the connection ends. `reading` and `frame_started` carry on from the event
 /// loop's reads when the core takes over from it (see `loop_reads`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn read_loop(
@@ -106,17 +106,17 @@ pub(crate) async fn read_loop(
   dead: &CancellationToken,
   life: &Liveness,
   session: bool,
-  splitter: Option<Splitter>,
+  reading: Reading,
   // When the partial frame at the end of `buf` began to arrive.
   frame_started: Option<tokio::time::Instant>,
   // The event loop's reads, which this takes over from and may give back to.
   reads: Option<&LoopReads>,
 ) -> ReadEnd {
-  let mut carry = Some((buf, splitter));
+  let mut carry = Some((buf, reading));
   let end = read_frames(stream, &mut carry, link, dead, life, session, frame_started, reads).await;
   // The buffer comes back only when reading goes back to the event loop.
   match carry {
-    Some((buf, splitter)) => ReadEnd::Quiet(buf, splitter, end),
+    Some((buf, reading)) => ReadEnd::Quiet(buf, reading, end),
     None => ReadEnd::Ended(end),
   }
 }
@@ -124,7 +124,7 @@ pub(crate) async fn read_loop(
 #[allow(clippy::too_many_arguments)]
 async fn read_frames(
   stream: &Socket,
-  carry: &mut Option<(BytesMut, Option<Splitter>)>,
+  carry: &mut Option<(BytesMut, Reading)>,
   link: &Link<'_>,
   dead: &CancellationToken,
   life: &Liveness,
@@ -132,48 +132,27 @@ async fn read_frames(
   mut frame_started: Option<tokio::time::Instant>,
   reads: Option<&LoopReads>,
 ) -> Ended {
-  let (mut buf, mut splitter) = carry.take().expect("read_loop passes the buffer");
+  let (mut buf, mut reading) = carry.take().expect("read_loop passes the buffer");
   // Grows (up to READ_CHUNK) each time a read fills all the room it was given.
   let mut read_size = FIRST_READ;
   // A closing session keeps reading, for the acknowledgements of what it sent.
   let stop_on_shutdown = !session;
   let ended = |peer_gone: Ended| if link.shutdown.is_cancelled() { Ended::Shutdown } else { peer_gone };
-  // The socket-ipc wire is split at its delimiters instead of parsed as frames.
-  if link.wire == Wire::SocketIpc && splitter.is_none() {
-    splitter = Some(Splitter::default());
-  }
   loop {
     // Everything intact before a bad frame is still delivered.
-    let found = match &mut splitter {
-      None => {
-        let found = parse(&buf, link.max_message_size, session);
-        if found.complete > 0 {
-          deliver(link, &buf[..found.complete], found.data);
-          buf.advance(found.complete);
-          frame_started = None;
-        }
-        found
-      }
-      Some(splitter) => {
-        let split = splitter.split(&buf, link.max_message_size);
-        if split.complete > 0 {
-          link.events.push_texts(link.id, &buf[..split.complete]);
-          buf.advance(split.complete);
-          frame_started = None;
-        }
-        if let Some(e) = split.failure {
-          return Ended::Failed(e);
-        }
-        Parsed::default()
-      }
-    };
+    let found = reading.scan(&buf, link.max_message_size, session);
+    if found.complete > 0 {
+      deliver(link, &reading, &buf[..found.complete], found.data);
+      buf.advance(found.complete);
+      frame_started = None;
+    }
     if let Some(delivered) = found.ack {
       if let Err(end) = apply_ack(link, delivered) {
         return end;
       }
     }
     if let Some(e) = found.failure {
-      return Ended::Failed(e.into());
+      return Ended::Failed(e);
     }
     if found.goodbye {
       return ended(Ended::Goodbye);
@@ -188,10 +167,7 @@ async fn read_frames(
     }
 
     // A large frame gets one allocation of its exact size, only once its size passed the limit.
-    let frame_size = match splitter {
-      None => codec::peek_frame_size(&buf, link.max_message_size).ok().flatten(),
-      Some(_) => None,
-    };
+    let frame_size = reading.frame_size(&buf, link.max_message_size);
     let want = match frame_size {
       Some(size) => size.max(buf.len() + read_size),
       None => buf.len() + read_size,
@@ -211,7 +187,7 @@ async fn read_frames(
     // Quiet, at a frame boundary, and the event loop turns again: it reads from here on.
     if let Some(reads) = reads {
       if buf.is_empty() && reads.may_take_back(link.events, link.inbound) && !stream.has_input() {
-        *carry = Some((buf, splitter));
+        *carry = Some((buf, reading));
         return Ended::Shutdown;
       }
     }

@@ -10,30 +10,30 @@ pub const ATTACH_FROM: usize = 64 * 1024;
 
 /// What the reader found in the frames it parsed, besides data for JS.
 #[derive(Default)]
-pub(crate) struct Parsed {
+pub struct Parsed {
   /// Bytes of complete, valid frames at the front of the buffer.
-  pub(crate) complete: usize,
-  pub(crate) data: usize,
-  pub(crate) pings: usize,
+  pub complete: usize,
+  pub data: usize,
+  pub pings: usize,
   /// The highest `ACK` among them.
-  pub(crate) ack: Option<u64>,
-  pub(crate) goodbye: bool,
+  pub ack: Option<u64>,
+  pub goodbye: bool,
   /// The peer's `CLOSE_REASON`: it is dropping the connection.
-  pub(crate) dropped: Option<IpcError>,
-  pub(crate) failure: Option<codec::FrameError>,
+  pub dropped: Option<IpcError>,
+  pub failure: Option<IpcError>,
 }
 
-pub(crate) fn parse(buf: &[u8], max_message_size: usize, session: bool) -> Parsed {
+pub fn parse(buf: &[u8], max_message_size: usize, session: bool) -> Parsed {
   let mut found = Parsed::default();
   loop {
     match codec::next_frame(&buf[found.complete..], max_message_size) {
       Ok(Some(frame)) => {
         if let Err(e) = codec::validate(&frame) {
-          found.failure = Some(e);
+          found.failure = Some(e.into());
           break;
         }
         if !session && codec::session_only(frame.kind) {
-          found.failure = Some(codec::FrameError::NotInSession(frame.kind));
+          found.failure = Some(codec::FrameError::NotInSession(frame.kind).into());
           break;
         }
         found.complete += frame.wire_len();
@@ -54,7 +54,7 @@ pub(crate) fn parse(buf: &[u8], max_message_size: usize, session: bool) -> Parse
       }
       Ok(None) => break,
       Err(e) => {
-        found.failure = Some(e);
+        found.failure = Some(e.into());
         break;
       }
     }

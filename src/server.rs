@@ -13,7 +13,7 @@ use crate::inbound::Inbound;
 use crate::loop_reads::LoopHost;
 use crate::handshake::{bounded, Conn, HandshakeFailure, HelloOptions, Refusal, ServerSecurity};
 use crate::session::{self, delivery_name, SessionId, FLAG_AT_LEAST_ONCE, FLAG_RESUMED};
-use crate::socket_ipc::Wire;
+use crate::wire::Wire;
 use crate::socket_file::SocketFile;
 use crate::transport::{self, Endpoint, Listener, PeerInfo, Socket};
 use std::collections::HashMap;

@@ -22,35 +22,6 @@ pub const TEXT: u8 = 0x14;
 pub const TEXT_GROUP: u8 = 0x15;
 pub const DELIMITER: &[u8; 2] = b"\0\0";
 
-/// Which bytes go over a connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Wire {
-  /// PROTOCOL.md: a hello, then length-prefixed frames.
-  #[default]
-  Native,
-  /// `JSON.stringify({topic, message}) + "\0\0"`, nothing else.
-  SocketIpc,
-}
-
-impl Wire {
-  /// Messages in bytes queued for this wire.
-  pub fn count(self, queued: &[u8]) -> usize {
-    match self {
-      Wire::Native => crate::codec::count_messages(queued),
-      Wire::SocketIpc => count(queued),
-    }
-  }
-
-  /// After `written` bytes of `queued` went out, how many more complete the message they
-  /// stopped in.
-  pub fn remainder(self, queued: &[u8], written: usize) -> usize {
-    match self {
-      Wire::Native => crate::codec::frame_remainder(queued, written),
-      Wire::SocketIpc => remainder(queued, written),
-    }
-  }
-}
-
 /// The wire bytes of JS's `TEXT` frames: their bodies, back to back.
 pub fn unwrap(frames: &[u8], out: &mut Vec<u8>) {
   let mut rest = frames;

@@ -9,7 +9,7 @@ pub use native_socket_ipc::events::{kind, EventQueue, Record, Wake};
 pub use native_socket_ipc::peer::{Peer, PeerOptions};
 pub use native_socket_ipc::reconnect::{Delay, RetryPolicy};
 pub use native_socket_ipc::server::{Allow, Server, ServerOptions, BROADCAST};
-pub use native_socket_ipc::socket_ipc::Wire;
+pub use native_socket_ipc::wire::Wire;
 pub use native_socket_ipc::transport::Endpoint;
 pub use std::future::Future;
 pub use std::path::{Path, PathBuf};
