@@ -99,23 +99,21 @@ impl Polled {
 
   /// Returns once input (or an EOF, or an error) is waiting.
   pub async fn readable(&self) -> io::Result<()> {
-    let reg = self.registration()?;
-    loop {
-      let mut guard = reg.readable().await?;
-      if ready(self.fd(), libc_poll::POLLIN) {
-        guard.retain_ready();
-        return Ok(());
-      }
-      guard.clear_ready();
-    }
+    self.ready(Interest::READABLE, libc_poll::POLLIN).await
   }
 
   /// Returns once there is room to write (or an error).
   pub async fn writable(&self) -> io::Result<()> {
+    self.ready(Interest::WRITABLE, libc_poll::POLLOUT).await
+  }
+
+  /// tokio's readiness is only a hint here (the event loop may have read the socket since), so
+  /// it is checked with poll(2) before it is believed.
+  async fn ready(&self, interest: Interest, event: i16) -> io::Result<()> {
     let reg = self.registration()?;
     loop {
-      let mut guard = reg.writable().await?;
-      if ready(self.fd(), libc_poll::POLLOUT) {
+      let mut guard = reg.ready(interest).await?;
+      if ready(self.fd(), event) {
         guard.retain_ready();
         return Ok(());
       }
