@@ -9,6 +9,7 @@ use crate::uv::{self, Uv};
 use napi::sys;
 use std::ffi::c_int;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// (Debug shows nothing: the fields are raw N-API and libuv pointers.)
@@ -26,6 +27,10 @@ pub struct LoopOwner {
   /// The poll handles in use, by connection (`LoopReads` address); a handle's data is its `Watch`.
   handles: Mutex<HashMap<usize, Handle>>,
   closed: Mutex<bool>,
+  /// `call_js` is running: a listener that closes the owner must not free the function and
+  /// context the call is using; `close` leaves that to the end of the call.
+  calling: AtomicBool,
+  release_after_call: AtomicBool,
 }
 
 // The raw N-API and libuv pointers are used on the JS thread only; other threads only push to
@@ -101,6 +106,8 @@ impl LoopOwner {
       retired: Mutex::default(),
       handles: Mutex::default(),
       closed: Mutex::new(false),
+      calling: AtomicBool::new(false),
+      release_after_call: AtomicBool::new(false),
     });
     Some(owner)
   }
@@ -181,7 +188,9 @@ impl LoopOwner {
       if !func.is_null() {
         let mut result = std::ptr::null_mut();
         // make_callback runs the microtasks and nextTicks after it, as for any I/O callback.
+        self.calling.store(true, Ordering::Release);
         let status = sys::napi_make_callback(env, self.context, recv, func, 0, std::ptr::null(), &mut result);
+        self.calling.store(false, Ordering::Release);
         if status == sys::Status::napi_pending_exception {
           // A listener threw: uncaught, as from any EventEmitter.
           let mut error = std::ptr::null_mut();
@@ -190,6 +199,9 @@ impl LoopOwner {
         }
       }
       sys::napi_close_handle_scope(env, scope);
+    }
+    if self.release_after_call.swap(false, Ordering::AcqRel) {
+      self.release_napi();
     }
   }
 
@@ -209,6 +221,14 @@ impl LoopOwner {
     }
     self.adopted.lock().unwrap_or_else(|p| p.into_inner()).clear();
     self.retired.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    if self.calling.load(Ordering::Acquire) {
+      self.release_after_call.store(true, Ordering::Release);
+    } else {
+      self.release_napi();
+    }
+  }
+
+  fn release_napi(&self) {
     unsafe {
       sys::napi_async_destroy(self.env, self.context);
       sys::napi_delete_reference(self.env, self.on_events);
