@@ -50,7 +50,7 @@ const KIND_HELLO = 0x01;
 const KIND_PING = 0x02;
 const KIND_CLOSE_REASON = 0x06;
 const KIND_UNKNOWN = 0x7e;
-// The core reads at most this much at a time (src/connection.rs, READ_CHUNK); it checks the cap
+// The core reads at most this much at a time (src/reader.rs, READ_CHUNK); it checks the cap
 // before each read.
 const READ_CHUNK = 64 * KiB;
 

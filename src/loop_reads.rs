@@ -93,7 +93,7 @@ pub struct LoopReads {
 /// At most this much is read in one callback, so other sockets and timers get their turn.
 const BUDGET: usize = 256 * 1024;
 /// Reads start as small as the core's (an idle connection holds 1 KiB), and ask for four times
-/// more each time a read fills the room it had, up to `BUDGET`.
+/// more each time a read fills the room it had, up to `STREAM` (the core reads at most as much).
 /// This much input at once is a stream: the core reads it from then on, until it is quiet.
 const STREAM: usize = 64 * 1024;
 
@@ -209,7 +209,7 @@ impl LoopReads {
           self.life.heard();
           budget = budget.saturating_sub(n);
           if n == room {
-            state.read_size = (state.read_size * 4).min(BUDGET);
+            state.read_size = (state.read_size * 4).min(STREAM);
           } else {
             match self.consume(state) {
               Ok(()) => {}
