@@ -15,18 +15,19 @@
 //! `maxInboundBytes` (the core waits for room), a frame of `ATTACH_FROM` bytes or more is coming
 //! (it reads it into memory of its own), or input has waited unread while the JS thread did not
 //! turn its loop for 50–100 ms (a long listener, a blocking call). So a process whose event loop
-//! is blocked still answers pings. The core keeps such a connection to the end.
+//! is blocked still answers pings. The core gives reading back once the connection is quiet (no
+//! input, no partial frame, nothing queued for JS) and the loop has turned since it took over.
 //!
 //! Only on the main thread of Node or Electron on Unix, for Unix-domain and plain TCP sockets
 //! outside at-least-once sessions. TLS, Windows named pipes, sessions, worker threads and hosts
 //! without libuv are read by the core as before.
 
 use crate::ended::Ended;
-use crate::heartbeat::Liveness;
-use crate::scan::ATTACH_FROM;
 use crate::error::IpcError;
 use crate::events::EventQueue;
+use crate::heartbeat::Liveness;
 use crate::inbound::Inbound;
+use crate::scan::ATTACH_FROM;
 use crate::wire::{Reading, Wire};
 use crate::handshake::FIRST_READ;
 use crate::transport::Socket;
