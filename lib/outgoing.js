@@ -34,6 +34,18 @@ const topicCache = new Map();
 const RUNS_INITIAL = 3 * 64;
 const RUNS_KEEP = 3 * 4096;
 
+/** The JSON text of a message, or an ERR_IPC_ENCODE TypeError if it has none. */
+function stringify(message) {
+  let text;
+  try {
+    text = JSON.stringify(message);
+  } catch (err) {
+    throw encodeError(err.message, err);
+  }
+  if (text === undefined) throw encodeError(`${typeof message} is not representable as JSON`);
+  return text;
+}
+
 /** Normalises a topic: empty or missing becomes 'none' (as socket-ipc documents). */
 function topicOf(topic) {
   if (topic === undefined || topic === null || topic === '') return 'none';
@@ -93,13 +105,7 @@ class Outgoing {
 
   /** A JSON message as text, for the core to frame (see `texts`). */
   appendText(target, topic, message) {
-    let text;
-    try {
-      text = JSON.stringify(message);
-    } catch (err) {
-      throw encodeError(err.message, err);
-    }
-    if (text === undefined) throw encodeError(`${typeof message} is not representable as JSON`);
+    const text = stringify(message);
     const topicBytes = this.encodeTopic(topic).length;
     // kind + topic length + topic + payload; a UTF-16 unit is 1 to 3 bytes of UTF-8.
     const max = this.maxMessageSize;
@@ -127,11 +133,7 @@ class Outgoing {
     this.runs[this.runsLen - 1]++;
     this.texts += text + '\n';
     this.textCount++;
-    if (this.texts.length >= this.flushAt) this.flush();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      process.nextTick(flushAtEndOfTick, this);
-    }
+    this.scheduleFlush();
   }
 
   /** Hands the JSON messages gathered as text to the core; false if it cannot take them now. */
@@ -164,7 +166,7 @@ class Outgoing {
       at += topic.length;
       for (let i = 0; i < runs[r + 2]; i++) {
         const end = texts.indexOf('\n', at);
-        this.frame(runs[r], KIND_JSON, NO_ID, topic, JSON.parse(texts.slice(at, end)));
+        this.writeFrame(runs[r], KIND_JSON, NO_ID, topic, texts.slice(at, end), undefined);
         at = end + 1;
       }
     }
@@ -203,22 +205,17 @@ class Outgoing {
    */
   frame(target, jsonKind, id, topic, message) {
     if (this.textCount > 0 && !this.flushTexts()) this.textsToFrames();
-    let text;
-    let bytes;
     if (ArrayBuffer.isView(message)) {
-      bytes = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
-    } else if (message === undefined) {
-      text = '';
+      const bytes = Buffer.isBuffer(message) ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+      this.writeFrame(target, jsonKind + 1, id, topic, undefined, bytes);
     } else {
-      try {
-        text = JSON.stringify(message);
-      } catch (err) {
-        throw encodeError(err.message, err);
-      }
-      if (text === undefined) throw encodeError(`${typeof message} is not representable as JSON`);
+      this.writeFrame(target, jsonKind, id, topic, message === undefined ? '' : stringify(message), undefined);
     }
+  }
+
+  /** Writes one frame whose payload is `text` (JSON) or `bytes`; see `frame`. */
+  writeFrame(target, kind, id, topic, text, bytes) {
     const max = this.maxMessageSize;
-    const kind = bytes ? jsonKind + 1 : jsonKind;
     // Bytes between the kind byte and the payload.
     const fixed = (id === NO_ID ? 0 : REQUEST_ID) + (topic === null ? 0 : 2);
     const topicChars = topic === null ? 0 : topic.length;
@@ -259,7 +256,7 @@ class Outgoing {
   }
 
   scheduleFlush() {
-    if (this.len >= this.flushAt) {
+    if (this.len + this.texts.length >= this.flushAt) {
       this.flush();
     } else if (!this.scheduled) {
       this.scheduled = true;

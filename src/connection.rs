@@ -54,7 +54,8 @@ pub async fn run(conn: Conn, link: Link<'_>) -> Ended {
     let end = match &reads {
       Some(reads) => read_with_loop(reads, &stream, &link, &dead, &life).await,
       None => match read_loop(&stream, buf.take().unwrap_or_default(), &link, &dead, &life, session, Reading::new(link.wire), None, None).await {
-        ReadEnd::Ended(end) | ReadEnd::Quiet(_, _, end) => end,
+        ReadEnd::Ended(end) => end,
+        ReadEnd::Quiet(..) => unreachable!("only reads the event loop shares are given back"),
       },
     };
     if matches!(end, Ended::Goodbye) {

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-/// (Debug shows nothing: the fields are raw N-API and libuv pointers.)
 pub struct LoopOwner {
   uv: &'static Uv,
   lp: *mut uv::Loop,
@@ -26,7 +25,7 @@ pub struct LoopOwner {
   retired: Mutex<Vec<Arc<LoopReads>>>,
   /// The poll handles in use, by connection (`LoopReads` address); a handle's data is its `Watch`.
   handles: Mutex<HashMap<usize, Handle>>,
-  closed: Mutex<bool>,
+  closed: AtomicBool,
   /// `call_js` is running: a listener that closes the owner must not free the function and
   /// context the call is using; `close` leaves that to the end of the call.
   calling: AtomicBool,
@@ -38,6 +37,7 @@ pub struct LoopOwner {
 unsafe impl Send for LoopOwner {}
 unsafe impl Sync for LoopOwner {}
 
+/// Shows nothing: the fields are raw N-API and libuv pointers.
 impl std::fmt::Debug for LoopOwner {
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
     f.write_str("LoopOwner")
@@ -105,7 +105,7 @@ impl LoopOwner {
       adopted: Mutex::default(),
       retired: Mutex::default(),
       handles: Mutex::default(),
-      closed: Mutex::new(false),
+      closed: AtomicBool::new(false),
       calling: AtomicBool::new(false),
       release_after_call: AtomicBool::new(false),
     });
@@ -121,7 +121,7 @@ impl LoopOwner {
     }
     let adopted = std::mem::take(&mut *self.adopted.lock().unwrap_or_else(|p| p.into_inner()));
     for reads in adopted {
-      if *self.closed.lock().unwrap_or_else(|p| p.into_inner()) || !reads.start() {
+      if self.closed.load(Ordering::Acquire) || !reads.start() {
         continue;
       }
       // Given back after a takeover, the connection may still have its handle: libuv allows
@@ -136,9 +136,8 @@ impl LoopOwner {
               handle
             }
             None => {
-              // No poll handle: the core reads (the pending timer hands it over).
               drop(unsafe { Box::from_raw(watch) });
-              reads.unwatched();
+              reads.decline();
               continue;
             }
           }
@@ -208,12 +207,8 @@ impl LoopOwner {
   /// The owner closed, or its environment is going away (on the JS thread): stop watching
   /// everything and release the N-API values.
   pub fn close(&self) {
-    {
-      let mut closed = self.closed.lock().unwrap_or_else(|p| p.into_inner());
-      if *closed {
-        return;
-      }
-      *closed = true;
+    if self.closed.swap(true, Ordering::AcqRel) {
+      return;
     }
     let handles: Vec<*mut uv::Handle> = self.handles.lock().unwrap_or_else(|p| p.into_inner()).values().map(|h| h.0).collect();
     for handle in handles {

@@ -49,31 +49,31 @@ pub trait LoopHost: Send + Sync + std::fmt::Debug {
 
 /// Who reads the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+enum Mode {
   /// Waiting for the JS thread to start watching.
   Pending,
   /// The event loop reads.
   Loop,
-  /// The core reads (for good).
+  /// The core reads, until it gives reading back (`give_back`).
   Core,
   /// The connection is over; `end` says why, if the loop found out.
   Over,
 }
 
 /// The reading state, handed whole from the loop to the core.
-pub struct ReadState {
-  pub mode: Mode,
-  pub buf: BytesMut,
-  pub reading: Reading,
+struct ReadState {
+  mode: Mode,
+  buf: BytesMut,
+  reading: Reading,
   /// When the partial frame at the end of `buf` began to arrive (`frameTimeout`).
-  pub partial_since: Option<Instant>,
-  pub end: Option<Ended>,
+  partial_since: Option<Instant>,
+  end: Option<Ended>,
   /// PINGs read that the core has not answered yet.
-  pub pings: usize,
+  pings: usize,
   /// The loop's turn count when the core took over: it gives reading back once the loop turns.
-  pub taken_at_turn: u64,
+  taken_at_turn: u64,
   /// The JS thread holds a poll handle for this connection.
-  pub watched: bool,
+  watched: bool,
   /// The room the next read asks for.
   read_size: usize,
 }
@@ -88,14 +88,12 @@ pub struct LoopReads {
   life: Arc<Liveness>,
   state: Mutex<ReadState>,
   /// Wakes the core's task: the mode changed, or PINGs want an answer.
-  pub handover: Notify,
+  handover: Notify,
 }
 
-/// At most this much is read in one callback, so other sockets and timers get their turn.
-const BUDGET: usize = 256 * 1024;
-/// Reads start as small as the core's (an idle connection holds 1 KiB), and ask for four times
-/// more each time a read fills the room it had, up to `STREAM` (the core reads at most as much).
-/// This much input at once is a stream: the core reads it from then on, until it is quiet.
+/// This much input in one callback is a stream: the core reads it from then on, until it is
+/// quiet. Reads start as small as the core's (`FIRST_READ`: an idle connection holds 1 KiB) and
+/// ask for four times more each time a read fills the room it had, up to this (the core's most).
 const STREAM: usize = 64 * 1024;
 
 /// Turns of the JS thread's loop (see `watchdog`), counted by the binding's libuv check hook.
@@ -144,7 +142,7 @@ impl LoopReads {
     reads
   }
 
-  pub fn lock(&self) -> MutexGuard<'_, ReadState> {
+  fn lock(&self) -> MutexGuard<'_, ReadState> {
     self.state.lock().unwrap_or_else(|p| p.into_inner())
   }
 
@@ -181,19 +179,14 @@ impl LoopReads {
     // Before reading (see `watch_for_silence`): a heartbeat check that finds the socket drained
     // must find the peer heard.
     self.life.heard();
-    let mut budget = BUDGET;
+    let mut read = 0;
     let keep = loop {
       match self.consume(state) {
         Ok(()) => {}
         Err(end) => break self.over(state, end),
       }
-      if self.needs_core(state) || BUDGET - budget >= STREAM {
-        state.mode = Mode::Core;
-        self.handover.notify_one();
-        break false;
-      }
-      if budget == 0 {
-        break true;
+      if self.needs_core(state) || read >= STREAM {
+        break self.hand_to_core(state);
       }
       state.buf.reserve(state.read_size);
       let room = state.buf.capacity() - state.buf.len();
@@ -207,8 +200,7 @@ impl LoopReads {
           break self.over(state, Ended::Cut(e));
         }
         Ok(n) => {
-          self.life.heard();
-          budget = budget.saturating_sub(n);
+          read += n;
           if n == room {
             state.read_size = (state.read_size * 4).min(STREAM);
           } else {
@@ -217,13 +209,7 @@ impl LoopReads {
               Err(end) => break self.over(state, end),
             }
             // Short read: the socket is drained; libuv calls again when more arrives.
-            break if self.needs_core(state) {
-              state.mode = Mode::Core;
-              self.handover.notify_one();
-              false
-            } else {
-              true
-            };
+            break if self.needs_core(state) { self.hand_to_core(state) } else { true };
           }
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break true,
@@ -237,11 +223,26 @@ impl LoopReads {
         (false, None) => Some(Instant::now()),
         (false, since) => since,
       };
-    }
-    if !keep {
+    } else {
       state.watched = false;
     }
     keep
+  }
+
+  /// The core reads from here on (it takes the state with `take_state`); the loop stops watching.
+  fn hand_to_core(&self, state: &mut ReadState) -> bool {
+    state.mode = Mode::Core;
+    self.handover.notify_one();
+    false
+  }
+
+  /// The JS thread could not watch the socket after all (no poll handle): the core reads.
+  pub fn decline(&self) {
+    let mut state = self.lock();
+    state.watched = false;
+    if state.mode == Mode::Loop {
+      self.hand_to_core(&mut state);
+    }
   }
 
   /// Queues the whole messages at the front of `buf` for JS (see `wire::Reading`).
@@ -284,11 +285,7 @@ impl LoopReads {
   fn check(&self, stalled: bool, now: Instant) -> bool {
     let mut state = self.lock();
     match state.mode {
-      Mode::Pending | Mode::Loop if stalled => {
-        state.mode = Mode::Core;
-        self.handover.notify_one();
-        false
-      }
+      Mode::Pending | Mode::Loop if stalled => self.hand_to_core(&mut state),
       Mode::Loop => {
         if let (Some(since), Some(limit)) = (state.partial_since, self.frame_timeout) {
           if now.duration_since(since) >= limit {
@@ -415,9 +412,15 @@ async fn watchdog() {
     let unread = if now.duration_since(still_since) >= STALL { with_input(&live) } else { Vec::new() };
     let stalled: HashSet<usize> = unread.iter().copied().filter(|r| waiting.contains(r)).collect();
     waiting = unread.into_iter().collect();
-    let keep: Vec<bool> = live.iter().map(|reads| reads.check(stalled.contains(&(Arc::as_ptr(reads) as usize)), now)).collect();
-    let mut keep = keep.into_iter();
-    watched.0.retain(|w| w.strong_count() > 0 && keep.next().unwrap_or(false));
+    // The list is rebuilt from the live connections that still need looks, once each (a
+    // connection given back may have been listed again before its old entry went).
+    let mut seen = HashSet::new();
+    watched.0 = live
+      .iter()
+      .filter(|reads| seen.insert(Arc::as_ptr(reads) as usize))
+      .filter(|reads| reads.check(stalled.contains(&(Arc::as_ptr(reads) as usize)), now))
+      .map(Arc::downgrade)
+      .collect();
     if watched.0.is_empty() {
       watched.1 = false;
       return;

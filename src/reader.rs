@@ -50,14 +50,13 @@ fn apply_ack(link: &Link<'_>, delivered: u64) -> Result<(), Ended> {
 /// turns again (see `loop_reads`).
 pub(crate) async fn read_with_loop(reads: &Arc<LoopReads>, stream: &Socket, link: &Link<'_>, dead: &CancellationToken, life: &Liveness) -> Ended {
   let ended = |peer_gone: Ended| if link.shutdown.is_cancelled() { Ended::Shutdown } else { peer_gone };
-  let answer = |pings: usize| link.outbox.append_with(|out| (0..pings).for_each(|_| codec::encode_control(out, kind::PONG)));
   loop {
     let handed = tokio::select! {
       biased;
       _ = link.shutdown.cancelled() => return Ended::Shutdown,
       _ = dead.cancelled() => return ended(Ended::PeerClosed),
       _ = link.outbox.evicted.cancelled() => return too_slow(link),
-      end = reads.wait_for_handover(&answer) => end,
+      end = reads.wait_for_handover(|pings| answer_pings(link, pings)) => end,
     };
     match handed {
       Some(end @ (Ended::PeerClosed | Ended::Dropped(_))) => return ended(end),
@@ -69,7 +68,7 @@ pub(crate) async fn read_with_loop(reads: &Arc<LoopReads>, stream: &Socket, link
     let frame_started = since.map(tokio::time::Instant::from_std);
     match read_loop(stream, buf, link, dead, life, false, reading, frame_started, Some(reads)).await {
       ReadEnd::Ended(end) => return end,
-      ReadEnd::Quiet(buf, reading, _) => {
+      ReadEnd::Quiet(buf, reading) => {
         set_loop_reads(stream, true);
         reads.give_back(buf, reading);
         if let Some(host) = link.loop_host {
@@ -78,6 +77,11 @@ pub(crate) async fn read_with_loop(reads: &Arc<LoopReads>, stream: &Socket, link
       }
     }
   }
+}
+
+/// Queues a PONG for each PING read.
+fn answer_pings(link: &Link<'_>, pings: usize) {
+  link.outbox.append_with(|out| (0..pings).for_each(|_| codec::encode_control(out, kind::PONG)));
 }
 
 fn set_loop_reads(stream: &Socket, on: bool) {
@@ -91,9 +95,9 @@ fn set_loop_reads(stream: &Socket, on: bool) {
 /// How the core's reading stopped.
 pub(crate) enum ReadEnd {
   Ended(Ended),
-  /// The connection is quiet and the event loop turns again: it reads from here on (the
-  /// buffer holds no partial frame). The `Ended` is never used.
-  Quiet(BytesMut, Reading, Ended),
+  /// The connection is quiet and the event loop turns again: it reads from here on, with this
+  /// buffer (no partial frame in it) and reading state.
+  Quiet(BytesMut, Reading),
 }
 
 /// Reads until the connection ends. `reading` and `frame_started` carry on from the event
@@ -101,38 +105,17 @@ pub(crate) enum ReadEnd {
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn read_loop(
   stream: &Socket,
-  buf: BytesMut,
+  mut buf: BytesMut,
   link: &Link<'_>,
   dead: &CancellationToken,
   life: &Liveness,
   session: bool,
-  reading: Reading,
+  mut reading: Reading,
   // When the partial frame at the end of `buf` began to arrive.
-  frame_started: Option<tokio::time::Instant>,
+  mut frame_started: Option<tokio::time::Instant>,
   // The event loop's reads, which this takes over from and may give back to.
   reads: Option<&LoopReads>,
 ) -> ReadEnd {
-  let mut carry = Some((buf, reading));
-  let end = read_frames(stream, &mut carry, link, dead, life, session, frame_started, reads).await;
-  // The buffer comes back only when reading goes back to the event loop.
-  match carry {
-    Some((buf, reading)) => ReadEnd::Quiet(buf, reading, end),
-    None => ReadEnd::Ended(end),
-  }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn read_frames(
-  stream: &Socket,
-  carry: &mut Option<(BytesMut, Reading)>,
-  link: &Link<'_>,
-  dead: &CancellationToken,
-  life: &Liveness,
-  session: bool,
-  mut frame_started: Option<tokio::time::Instant>,
-  reads: Option<&LoopReads>,
-) -> Ended {
-  let (mut buf, mut reading) = carry.take().expect("read_loop passes the buffer");
   // Grows (up to READ_CHUNK) each time a read fills all the room it was given.
   let mut read_size = FIRST_READ;
   // A closing session keeps reading, for the acknowledgements of what it sent.
@@ -148,22 +131,20 @@ async fn read_frames(
     }
     if let Some(delivered) = found.ack {
       if let Err(end) = apply_ack(link, delivered) {
-        return end;
+        return ReadEnd::Ended(end);
       }
     }
     if let Some(e) = found.failure {
-      return Ended::Failed(e);
+      return ReadEnd::Ended(Ended::Failed(e));
     }
     if found.goodbye {
-      return ended(Ended::Goodbye);
+      return ReadEnd::Ended(ended(Ended::Goodbye));
     }
     if let Some(e) = found.dropped {
-      return ended(Ended::Dropped(e));
+      return ReadEnd::Ended(ended(Ended::Dropped(e)));
     }
     if found.pings > 0 {
-      link
-        .outbox
-        .append_with(|out| (0..found.pings).for_each(|_| codec::encode_control(out, kind::PONG)));
+      answer_pings(link, found.pings);
     }
 
     // A large frame gets one allocation of its exact size, only once its size passed the limit.
@@ -187,17 +168,16 @@ async fn read_frames(
     // Quiet, at a frame boundary, and the event loop turns again: it reads from here on.
     if let Some(reads) = reads {
       if buf.is_empty() && reads.may_take_back(link.events, link.inbound) && !stream.has_input() {
-        *carry = Some((buf, reading));
-        return Ended::Shutdown;
+        return ReadEnd::Quiet(buf, reading);
       }
     }
     let pause_began = tokio::time::Instant::now();
     life.paused.store(true, Ordering::Relaxed);
     tokio::select! {
       biased;
-      _ = link.shutdown.cancelled(), if stop_on_shutdown => return Ended::Shutdown,
-      _ = dead.cancelled() => return ended(Ended::PeerClosed),
-      _ = link.outbox.evicted.cancelled() => return too_slow(link),
+      _ = link.shutdown.cancelled(), if stop_on_shutdown => return ReadEnd::Ended(Ended::Shutdown),
+      _ = dead.cancelled() => return ReadEnd::Ended(ended(Ended::PeerClosed)),
+      _ = link.outbox.evicted.cancelled() => return ReadEnd::Ended(too_slow(link)),
       _ = link.events.wait_for_room(link.inbound) => {}
     }
     life.paused.store(false, Ordering::Relaxed);
@@ -218,31 +198,31 @@ async fn read_frames(
                 link.events.push_attached(link.id, frame, mark);
               }
             }
-            Ok(Some(Err(e))) | Err(e) => return Ended::Failed(e.into()),
+            Ok(Some(Err(e))) | Err(e) => return ReadEnd::Ended(Ended::Failed(e.into())),
             Ok(None) => unreachable!("read_whole_frame returns a complete frame"),
           },
-          Err(end) => return ended(end),
+          Err(end) => return ReadEnd::Ended(ended(end)),
         }
         continue;
       }
     }
     tokio::select! {
       biased;
-      _ = link.shutdown.cancelled(), if stop_on_shutdown => return Ended::Shutdown,
-      _ = dead.cancelled() => return ended(Ended::PeerClosed),
-      _ = link.outbox.evicted.cancelled() => return too_slow(link),
-      _ = expires(deadline) => return Ended::Cut(frame_timed_out(link)),
+      _ = link.shutdown.cancelled(), if stop_on_shutdown => return ReadEnd::Ended(Ended::Shutdown),
+      _ = dead.cancelled() => return ReadEnd::Ended(ended(Ended::PeerClosed)),
+      _ = link.outbox.evicted.cancelled() => return ReadEnd::Ended(too_slow(link)),
+      _ = expires(deadline) => return ReadEnd::Ended(Ended::Cut(frame_timed_out(link))),
       ready = stream.readable() => {
         if ready.is_err() {
-          return ended(Ended::PeerClosed);
+          return ReadEnd::Ended(ended(Ended::PeerClosed));
         }
         match stream.try_read_buf(&mut buf) {
-          Ok(0) if buf.is_empty() => return ended(Ended::PeerClosed),
+          Ok(0) if buf.is_empty() => return ReadEnd::Ended(ended(Ended::PeerClosed)),
           Ok(0) => {
-            return Ended::Cut(IpcError::Protocol(format!(
+            return ReadEnd::Ended(Ended::Cut(IpcError::Protocol(format!(
               "the peer closed the connection in the middle of a frame ({} bytes of it had arrived)",
               buf.len()
-            )))
+            ))))
           }
           Ok(n) => {
             life.heard();
@@ -251,7 +231,7 @@ async fn read_frames(
             }
           }
           Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-          Err(_) => return ended(Ended::PeerClosed),
+          Err(_) => return ReadEnd::Ended(ended(Ended::PeerClosed)),
         }
       }
     }
