@@ -35,7 +35,9 @@ struct LoopOwner;
 
 #[cfg(not(unix))]
 impl LoopOwner {
-  fn service(self: &Arc<Self>) {}
+  fn service(self: &Arc<Self>) -> bool {
+    false
+  }
   fn close(&self) {}
 }
 use crate::handshake::{ClientSecurity, ServerSecurity};
@@ -277,7 +279,20 @@ impl Running {
     if let Some(owner) = &self.loop_owner {
       owner.service();
     }
-    match self.events.take_into(slice) {
+    let mut taken = self.events.take_into(slice);
+    // A connection the core handed over while this took found a wake-up pending (this one) and
+    // sent none: without a second look it would wait, unread, for the next event. What that
+    // queues goes after what was taken, or to the next call.
+    if let (Some(owner), Taken::Records { len, more: false }) = (&self.loop_owner, taken) {
+      if owner.service() {
+        taken = match self.events.take_more_into(&mut slice[len..]) {
+          Taken::Records { len: added, more } => Taken::Records { len: len + added, more },
+          Taken::NeedRoom(_) if len > 0 => Taken::Records { len, more: true },
+          need => need,
+        };
+      }
+    }
+    match taken {
       Taken::Records { len, more } => len as i64 + if more { MORE } else { 0 },
       Taken::NeedRoom(size) => -(size as i64),
     }

@@ -320,9 +320,21 @@ impl EventQueue {
   /// fixed size, whoever the records are from), except requests: they stay held until their
   /// reply is queued (`Inbound::replied`).
   pub fn take_into(&self, out: &mut [u8]) -> Taken {
+    self.take_records(out, true)
+  }
+
+  /// `take_into` for the rest of the slice just taken, in the same call: the large frames of
+  /// these records follow that slice's with the same `take_attached`.
+  pub fn take_more_into(&self, out: &mut [u8]) -> Taken {
+    self.take_records(out, false)
+  }
+
+  fn take_records(&self, out: &mut [u8], new_slice: bool) -> Taken {
     let mut guard = self.lock();
     let state = &mut *guard;
-    state.handed.clear();
+    if new_slice {
+      state.handed.clear();
+    }
     state.peak = state.peak.max(state.buf.len() - state.head);
     let queued = &state.buf[state.head..];
     let mut len = 0;
@@ -809,6 +821,20 @@ mod tests {
     assert_eq!(q.take_into(&mut out), Taken::Records { len: 2 * RECORD_HEADER, more: false });
     assert_eq!(q.take_attached(), vec![frame.clone()], "the same bytes, not re-encoded");
     assert_eq!(inbound.held(), 0, "released once JS has it");
+  }
+
+  #[test]
+  fn records_taken_more_into_the_same_slice_keep_the_large_frames_of_the_first_take() {
+    let q = EventQueue::new(Box::new(CountingWake(Default::default())));
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    codec::encode_message(&mut first, kind::MESSAGE_BINARY, "a", &[1; 100]);
+    codec::encode_message(&mut second, kind::MESSAGE_BINARY, "b", &[2; 100]);
+    q.push_attached(1, first.clone(), None);
+    let mut out = vec![0; 1024];
+    assert_eq!(q.take_into(&mut out), Taken::Records { len: RECORD_HEADER, more: false });
+    q.push_attached(1, second.clone(), None);
+    assert_eq!(q.take_more_into(&mut out[RECORD_HEADER..]), Taken::Records { len: RECORD_HEADER, more: false });
+    assert_eq!(q.take_attached(), vec![first, second], "both takes' frames, in order");
   }
 
   #[test]

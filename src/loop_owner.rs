@@ -112,9 +112,11 @@ impl LoopOwner {
     Some(owner)
   }
 
-  /// On the JS thread, before JS takes events: starts watching the connections the core handed
-  /// over (reading what they already hold) and stops watching those that ended.
-  pub fn service(self: &Arc<Self>) {
+  /// On the JS thread, when JS takes events: starts watching the connections the core handed
+  /// over (reading what they already hold) and stops watching those that ended. Returns whether
+  /// that queued records for JS (without waking it: the caller takes them).
+  pub fn service(self: &Arc<Self>) -> bool {
+    let mut queued = false;
     let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|p| p.into_inner()));
     for reads in retired {
       self.unwatch_reads(&reads);
@@ -145,11 +147,13 @@ impl LoopOwner {
       };
       // Bytes that came with the hello (or that the core had read) are framed now; this runs
       // inside takeEvents, which takes whatever it queues.
-      let (keep, _) = deliver_now(|| reads.read_ready());
+      let (keep, held_back) = deliver_now(|| reads.read_ready());
+      queued |= held_back;
       if !keep {
         self.close_handle(handle);
       }
     }
+    queued
   }
 
   fn handle_of(&self, reads: &Arc<LoopReads>) -> Option<*mut uv::Handle> {
