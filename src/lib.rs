@@ -19,6 +19,8 @@ pub mod handshake;
 pub mod heartbeat;
 pub mod inbound;
 pub mod json_batch;
+#[cfg(all(target_os = "linux", target_env = "gnu", not(fuzzing)))]
+pub mod large_alloc;
 pub mod link;
 pub mod loop_reads;
 #[cfg(windows)]
@@ -46,3 +48,8 @@ pub mod writer;
 mod binding;
 #[cfg(all(feature = "napi", unix))]
 mod loop_owner;
+
+// Large blocks as mappings of their own, so a flood's memory goes back (see `large_alloc`).
+#[cfg(all(target_os = "linux", target_env = "gnu", not(fuzzing)))]
+#[global_allocator]
+static CORE_ALLOCATOR: large_alloc::CoreAllocator = large_alloc::CoreAllocator;

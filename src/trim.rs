@@ -54,6 +54,8 @@ fn give_back() {
   extern "C" {
     fn malloc_trim(pad: usize) -> std::os::raw::c_int;
   }
+  #[cfg(not(fuzzing))]
+  crate::large_alloc::release_cache();
   // SAFETY: malloc_trim takes no pointers and may be called from any thread at any time.
   unsafe {
     malloc_trim(0);
