@@ -124,7 +124,14 @@ test('worker-pool: jobs go to N workers by request, a job whose worker died is r
   const how = process.platform === 'win32' ? 'code 1' : 'SIGKILL'; // no signals on Windows
   assert.match(out, new RegExp(`^worker ${died[1]} exited \\(${how}\\); starting a replacement$`, 'm'));
   assert.notEqual(results.find((r) => r.id === 3).pid, Number(died[1]), 'job 3 finished on another worker');
-  assert.match(out, new RegExp(`^all ${jobs} jobs done by \\d+ workers; [1-9]\\d* re-queued after a worker died$`, 'm'));
+  // The summary names each process's share, which adds up to the results printed above.
+  const summary = new RegExp(`^all ${jobs} jobs done \\((.+)\\); (\\d+) worker processes started in all, ([1-9]\\d*) jobs re-queued after a worker died$`, 'm').exec(out);
+  assert.ok(summary, `the summary line:\n${out}`);
+  const shares = [...summary[1].matchAll(/(\d+) by worker (\d+)/g)].map((m) => [Number(m[2]), Number(m[1])]);
+  const perPid = new Map();
+  for (const r of results) perPid.set(r.pid, (perPid.get(r.pid) || 0) + 1);
+  assert.deepEqual(new Map(shares), perPid, 'each worker\'s share is the count of its results');
+  assert.equal(Number(summary[2]), 3 + 1, 'three workers, and one replacement for the one that died');
   assert.equal(fs.existsSync(socketFile), false, 'the server removed its socket file');
   const ready = [...out.matchAll(/^worker (\d+) ready$/gm)].map((m) => Number(m[1]));
   for (const pid of ready) assert.equal(isAlive(pid), false, `worker ${pid} is gone`);

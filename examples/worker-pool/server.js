@@ -123,7 +123,13 @@ async function run(worker, job) {
 
 async function finish() {
   finished = true;
-  log(`all ${jobs.length} jobs done by ${new Set([...results.values()].map((r) => r.pid)).size} workers; ${requeued} re-queued after a worker died`);
+  // Per process, not per slot: a worker that died was replaced by a new process (a new pid), and
+  // a process that joined late may have found the queue empty.
+  const perWorker = new Map();
+  for (const { pid } of results.values()) perWorker.set(pid, (perWorker.get(pid) || 0) + 1);
+  const started = WORKERS + replacements;
+  const shares = [...perWorker].map(([pid, count]) => `${count} by worker ${pid}`).join(', ');
+  log(`all ${jobs.length} jobs done (${shares}); ${started} worker processes started in all, ${requeued} jobs re-queued after a worker died`);
   await stop();
 }
 
