@@ -22,6 +22,7 @@
 //
 // Which tests: every __test__/*.test.js, less what cannot work under qemu:
 //   __test__/bench.test.js (the whole file)
+//   __test__/docs.test.js (the whole file: it checks Markdown, which no platform changes)
 //       a benchmark (bench/run.js --smoke) with a fixed 30 s deadline sized for native speed; it
 //       measures nothing here and asserts only that it finishes.
 //   faults.test.js: '100 workers, each with a server and 3 clients ... terminated mid-traffic'
@@ -75,6 +76,7 @@ const SYSROOT = '/usr/aarch64-linux-gnu';
 // What cannot work under qemu (the reasons are at the top of this file).
 const EXCLUDED_FILES = {
   '__test__/bench.test.js': 'a benchmark with a 30 s deadline sized for native speed',
+  '__test__/docs.test.js': 'checks the Markdown files, the same on every platform (npm test runs it)',
 };
 const EXCLUDED_TESTS = [
   {
