@@ -1,9 +1,13 @@
+/// <reference types="node" />
 // Hand-written public types of native-socket-ipc. (binding.d.ts is generated and internal.)
 //
 // Server, Client and Peer take two optional type arguments: a map of topic -> message type,
 // and a map of request topic -> { request, reply }. Both default to "any topic, any payload",
 // so code that passes none compiles as it always did. The maps are a compile-time contract that
 // both ends share; nothing checks them at run time.
+//
+// The reference above pulls in @types/node (Buffer, node:events, Symbol.asyncDispose) even where
+// the project's tsconfig does not list it (TypeScript 6 no longer includes @types by default).
 
 import { EventEmitter } from 'node:events';
 
@@ -94,6 +98,35 @@ export interface EndpointOptions {
    * dropped. Default 4 MiB.
    */
   maxInboundBytes?: number;
+  /**
+   * @crussell52/socket-ipc's pluggable codec for messages (its interface). Each encoder output
+   * travels as one message frame, and the other side feeds those bytes, in order, to its own
+   * transcoder's decoder: both ends need the same transcoder. Requests and replies are not
+   * transcoded. Not with `protocol: 'socket-ipc'` (ERR_IPC_NOT_SUPPORTED). null: the default.
+   */
+  transcoder?: Transcoder | null;
+}
+
+/** socket-ipc's message as a transcoder sees it. */
+export interface MessageWrapper {
+  topic: string;
+  message: any;
+}
+
+/** Turns one message into what goes on the wire: a string (sent as UTF-8) or bytes; null skips it. */
+export type TranscoderEncoder = (wrapper: MessageWrapper, callback: (error: Error | null, data?: string | Uint8Array | null) => void) => void;
+
+/** Reads the next chunk (a string in `socketEncoding`) and calls back with the messages it completes. */
+export type TranscoderDecoder = (chunk: string, callback: (error: Error | null, wrappers?: MessageWrapper[]) => void) => void;
+
+/** The `transcoder` option: socket-ipc's { socketEncoding, createEncoder, createDecoder }. */
+export interface Transcoder {
+  /** The encoding the decoder's chunks are read in. Default 'utf8'. */
+  socketEncoding?: BufferEncoding | null;
+  /** Called once per endpoint. */
+  createEncoder(): TranscoderEncoder;
+  /** Called once per connection. */
+  createDecoder(): TranscoderDecoder;
 }
 
 /**
@@ -234,6 +267,43 @@ export interface IpcError extends Error {
   errno?: number;
   syscall?: string;
   path?: string;
+  /** OS errors: the same as `path` (the name @crussell52/socket-ipc gave it). */
+  address?: string;
+}
+
+/** The events of a ConnectionSocket. */
+export type ConnectionSocketEvents = {
+  /** The connection ended without an error. */
+  end: [];
+  /** The connection was dropped for a reason (only emitted when something listens). */
+  error: [error: IpcError];
+  /** Always, last: `hadError` after an 'error'. */
+  close: [hadError: boolean];
+};
+
+/**
+ * The socket argument of a Server's 'connection' and a Client's 'connect' / 'reconnect', where
+ * @crussell52/socket-ipc passes a net.Socket: an EventEmitter standing for one connection, whose
+ * real socket the native core owns. Not a net.Socket: nothing is written through it (use send()),
+ * and it has no 'data' event (use 'message').
+ */
+export declare class ConnectionSocket extends TypedEmitter<ConnectionSocketEvents> {
+  private constructor();
+  /** On a server, the client's id; undefined on a client. */
+  readonly clientId: number | undefined;
+  readonly destroyed: boolean;
+  readonly readyState: 'open' | 'closed';
+  /** Always false: the object exists once connected. */
+  readonly pending: boolean;
+  readonly connecting: boolean;
+  /** A TCP peer's address; undefined on Unix sockets and named pipes. */
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly remoteFamily: 'IPv4' | 'IPv6' | undefined;
+  /** Closes this connection after what was sent on it (on a Client: closes the Client). */
+  end(): this;
+  /** Closes this connection; `error` goes to an 'error' listener first (on a Client: closes the Client). */
+  destroy(error?: Error): this;
 }
 
 // ----- Typed topics -----
@@ -330,8 +400,11 @@ export type IpcListener<Events, Event extends keyof Events> = (...args: Extract<
 export type ServerEvents<Messages extends object = AnyMessages> = {
   /** The socket is bound and accepting connections. */
   listening: [];
-  /** A client completed the hello. Ids are positive and never reused within one server. */
-  connection: [clientId: number];
+  /**
+   * A client completed the hello. Ids are positive and never reused within one server. `socket`
+   * stands for that connection (as socket-ipc's net.Socket did).
+   */
+  connection: [clientId: number, socket: ConnectionSocket];
   /** Any message from a client. With a typed map, a union discriminated by `topic`. */
   message: MessageEventArgs<Messages, [clientId: number]>;
   /** A client sent bytes that are not the protocol (that connection is closed), or JSON that does not parse. */
@@ -350,15 +423,17 @@ export type ServerEvents<Messages extends object = AnyMessages> = {
   clientReconnect: [clientId: number];
   /** After close(), once every connection has ended. Always the last event. */
   close: [];
+  /** @deprecated socket-ipc's old name of 'close', emitted just before it. Use 'close'. */
+  closed: [];
   error: [error: IpcError];
 } & TopicEvents<Messages, [clientId: number]>;
 
 /** The events of a Client and their listeners' arguments. */
 export type ClientEvents<Messages extends object = AnyMessages> = {
-  /** Every successful connection, including reconnects. */
-  connect: [];
-  /** Right after 'connect', when the connection was an automatic reconnect. */
-  reconnect: [];
+  /** Every successful connection, including reconnects; `socket` stands for it. */
+  connect: [socket: ConnectionSocket];
+  /** Right after 'connect', when the connection was an automatic reconnect (the same socket). */
+  reconnect: [socket: ConnectionSocket];
   /**
    * An established connection dropped without close(). `reason`: why this side dropped it, or the
    * reason the server gave for dropping this client (ERR_IPC_SLOW_CLIENT, ERR_IPC_PROTOCOL, …);
@@ -375,6 +450,8 @@ export type ClientEvents<Messages extends object = AnyMessages> = {
   messageError: [error: IpcError];
   /** Once: after close(), or after giving up (maxRetries). Always the last event. */
   close: [];
+  /** @deprecated socket-ipc's old name of 'close', emitted just before it. Use 'close'. */
+  closed: [];
   error: [error: IpcError];
 } & TopicEvents<Messages, []>;
 

@@ -609,7 +609,9 @@ test("events.once(client, 'connect', { signal }) resolves on connect", T, async 
   const ac = new AbortController();
   const connected = once(client, 'connect', { signal: ac.signal });
   client.connect();
-  assert.deepStrictEqual(await withTimeout(connected, 5000, "'connect'"), []);
+  const args = await withTimeout(connected, 5000, "'connect'");
+  assert.equal(args.length, 1, "'connect' passes the connection's socket");
+  assert.equal(args[0].readyState, 'open');
   assert.equal(client.listenerCount('connect'), 0);
   assert.equal(client.listenerCount('error'), 0);
   assert.equal(getEventListeners(ac.signal, 'abort').length, 0);

@@ -152,11 +152,48 @@ describe('numeric options', () => {
   });
 });
 
-describe('unsupported options', () => {
+describe('transcoder', () => {
+  const encoder = () => () => {};
+  const decoder = () => () => {};
   for (const Ctor of CLASSES) {
-    test(`new ${Ctor.name}() with a transcoder option throws a TypeError naming it`, T, () => {
-      assertThrows(() => new Ctor({ socketFile: PATH, transcoder: {} }), TypeError, 'ERR_INVALID_ARG_VALUE', /transcoder/);
-      assertThrows(() => new Ctor({ socketFile: PATH, transcoder: null }), TypeError, 'ERR_INVALID_ARG_VALUE', /transcoder/);
+    test(`new ${Ctor.name}() with a transcoder that is not { createEncoder, createDecoder, socketEncoding } throws a TypeError naming what is wrong`, T, () => {
+      assertThrows(() => new Ctor({ socketFile: PATH, transcoder: 42 }), TypeError, 'ERR_INVALID_ARG_TYPE', /options\.transcoder must be an object/);
+      assertThrows(() => new Ctor({ socketFile: PATH, transcoder: {} }), TypeError, 'ERR_INVALID_ARG_VALUE', /createEncoder/);
+      assertThrows(() => new Ctor({ socketFile: PATH, transcoder: { createEncoder: encoder } }), TypeError, 'ERR_INVALID_ARG_VALUE', /createDecoder/);
+      for (const socketEncoding of ['utf9', 42, 'buffer']) {
+        assertThrows(
+          () => new Ctor({ socketFile: PATH, transcoder: { socketEncoding, createEncoder: encoder, createDecoder: decoder } }),
+          TypeError,
+          'ERR_INVALID_ARG_VALUE',
+          /socketEncoding/,
+        );
+      }
+      assertThrows(() => new Ctor({ socketFile: PATH, transcoder: { createEncoder: () => 'no', createDecoder: decoder } }), TypeError, 'ERR_INVALID_ARG_VALUE', /must return an encoder function/);
+      const boom = new Error('boom');
+      assert.throws(
+        () => new Ctor({ socketFile: PATH, transcoder: { createEncoder: () => { throw boom; }, createDecoder: decoder } }),
+        (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_VALUE' && err.cause === boom && /createEncoder\(\) threw: boom/.test(err.message),
+      );
+    });
+
+    test(`new ${Ctor.name}() takes a transcoder (made once, as socket-ipc makes its encoder), and null or undefined for the default encoding`, T, async () => {
+      let encoders = 0;
+      for (const transcoder of [{ socketEncoding: 'latin1', createEncoder: () => (encoders++, encoder()), createDecoder: decoder }, null, undefined]) {
+        const endpoint = new Ctor({ socketFile: PATH, transcoder });
+        const closed = waitFor(endpoint, 'close');
+        endpoint.close();
+        await closed;
+      }
+      assert.equal(encoders, 1);
+    });
+
+    test(`new ${Ctor.name}() with protocol 'socket-ipc' and a transcoder throws ERR_IPC_NOT_SUPPORTED saying what to use instead`, T, () => {
+      assertThrows(
+        () => new Ctor({ socketFile: PATH, protocol: 'socket-ipc', transcoder: { createEncoder: encoder, createDecoder: decoder } }),
+        Error,
+        'ERR_IPC_NOT_SUPPORTED',
+        /protocol 'native'.*same transcoder/,
+      );
     });
   }
 });
@@ -172,12 +209,12 @@ describe('listen() and connect()', () => {
     assertThrows(() => server.listen(), Error, 'ERR_IPC_ALREADY_LISTENING');
   });
 
-  test('listen() after close() throws ERR_IPC_ALREADY_LISTENING', T, async (t) => {
+  test('listen() after close() throws ERR_IPC_ALREADY_LISTENING saying the Server was closed', T, async (t) => {
     const server = new Server({ socketFile: socketPath(t) });
     const closed = waitFor(server, 'close');
     server.close();
     await closed;
-    assertThrows(() => server.listen(), Error, 'ERR_IPC_ALREADY_LISTENING');
+    assertThrows(() => server.listen(), Error, 'ERR_IPC_ALREADY_LISTENING', /this Server was closed; create a new Server/);
   });
 
   test('connect() returns the Client, and a second connect() throws ERR_IPC_ALREADY_CONNECTING', T, async (t) => {
@@ -195,12 +232,12 @@ describe('listen() and connect()', () => {
     assertThrows(() => client.connect(), Error, 'ERR_IPC_ALREADY_CONNECTING');
   });
 
-  test('connect() after close() throws ERR_IPC_ALREADY_CONNECTING', T, async (t) => {
+  test('connect() after close() throws ERR_IPC_ALREADY_CONNECTING saying the Client was closed (socket-ipc would connect a client whose sends all fail)', T, async (t) => {
     const client = new Client({ socketFile: socketPath(t) });
     const closed = waitFor(client, 'close');
     client.close();
     await closed;
-    assertThrows(() => client.connect(), Error, 'ERR_IPC_ALREADY_CONNECTING');
+    assertThrows(() => client.connect(), Error, 'ERR_IPC_ALREADY_CONNECTING', /this Client was closed; create a new Client/);
   });
 });
 

@@ -4,12 +4,15 @@
 // one-connection endpoint with a different way of finding the other side, so both build on
 // OneConnection here.
 
+const net = require('node:net');
 const { NativeClient } = require('../binding.js');
-const { ipcError, fromNative } = require('./errors');
+const { ipcError, fromNative, withAddress } = require('./errors');
 const { clientOptions } = require('./options');
 const { Outgoing, topicOf } = require('./outgoing');
 const { Calls, disconnectedError } = require('./calls');
 const { EVENT, onMessage, onMessageError, onEvent } = require('./incoming');
+const { Transcoding } = require('./transcoder');
+const { ConnectionSocket, connectionEnded, kCloseConnection } = require('./connection-socket');
 const {
   Endpoint,
   BROADCAST,
@@ -29,7 +32,7 @@ const {
   kWhenDrained,
   kReleaseDrained,
 } = require('./endpoint');
-const { kFailure, kEmitClose } = require('./endpoint');
+const { kFailure, kEmitClose, kTranscoding, kTranscode, kEmitsClosed } = require('./endpoint');
 
 const kConnected = Symbol('connected');
 const kQueued = Symbol('queued');
@@ -38,6 +41,20 @@ const kQueueFull = Symbol('queueFull');
 const kLifecycle = Symbol('lifecycle');
 // The spell past highWaterMark the core reported (0: none); 'drain' ends it.
 const kOver = Symbol('over');
+// The ConnectionSocket of the current connection (a Client's), or null.
+const kSocket = Symbol('socket');
+const kEndSocket = Symbol('endSocket');
+// With options.transcoder: the current connection's decoding state.
+const kDecoder = Symbol('decoder');
+const kEnqueue = Symbol('enqueue');
+// What a socket's remoteAddress, remotePort and remoteFamily say: a TCP peer's IP, when it is known.
+const kRemote = Symbol('remote');
+// Failed attempts in a row, and whether the warning about them was given.
+const kFailedAttempts = Symbol('failedAttempts');
+const kWarnIfUnheard = Symbol('warnIfUnheard');
+const kWarned = Symbol('warned');
+// A client that keeps failing where nobody listens says so once, after this many attempts.
+const UNHEARD_FAILURES_BEFORE_WARNING = 5;
 
 function bufferFullError(refused, maxBufferedBytes) {
   return ipcError(
@@ -72,6 +89,9 @@ class OneConnection extends Endpoint {
     // Counts connections: 1 for the first. A request is tagged with the one it travels on.
     this[kConnection] = 0;
     this[kOver] = 0;
+    this[kSocket] = null;
+    this[kTranscoding] = this[kOptions].transcoder === undefined ? null : new Transcoding(this[kOptions].transcoder);
+    this[kDecoder] = null;
     // The core may have stopped (maxRetries) before this side heard of it, or the buffer may be
     // full: what it refuses is reported, not lost.
     const settle = (outcome) => {
@@ -100,10 +120,9 @@ class OneConnection extends Endpoint {
   /** Starts the native side; `symmetric` makes it a peer (listen or connect, src/peer.rs). */
   [kStart](symmetric) {
     if (this[kState] !== 'new') {
-      throw ipcError(
-        'ERR_IPC_ALREADY_CONNECTING',
-        `connect() was already called on this ${this.constructor.name}; create a new ${this.constructor.name} to connect again`,
-      );
+      const name = this.constructor.name;
+      const why = this[kState] === 'closed' && this[kNative] === null ? `this ${name} was closed` : `connect() was already called on this ${name}`;
+      throw ipcError('ERR_IPC_ALREADY_CONNECTING', `${why}; create a new ${name} to connect again`);
     }
     const o = this[kOptions];
     super[kStart](NativeClient, {
@@ -139,9 +158,25 @@ class OneConnection extends Endpoint {
       this.emit('error', this[kQueueFull](topic, 'this message'));
       return false;
     }
+    if (this[kTranscoding] !== null) {
+      this[kTranscode](topic, message, (bytes) => this[kEnqueue](topic, bytes));
+      return this[kOver] === 0;
+    }
     this[kOutgoing].append(BROADCAST, topic, message);
     if (!connected) this[kQueued]++;
     return this[kOver] === 0;
+  }
+
+  /** Queues a transcoded message, now or when its encoder called back; as send() does. */
+  [kEnqueue](topic, bytes) {
+    const connected = this[kConnected];
+    // The queue may have filled up while a late encoder worked (a no-op otherwise: send() just checked).
+    if (!connected && this[kQueued] >= this[kOptions].maxQueue) {
+      this.emit('error', this[kQueueFull](topic, 'this message'));
+      return;
+    }
+    this[kOutgoing].append(BROADCAST, topic, bytes);
+    if (!connected) this[kQueued]++;
   }
 
   /** Resolves at the next 'drain' (at once if send() would return true). */
@@ -196,12 +231,50 @@ class OneConnection extends Endpoint {
   // ----- called by Incoming -----
 
   [onMessage](message, topic) {
-    this.emit('message', message, topic);
-    this.emit(topicEvent(topic), message);
+    if (this[kTranscoding] === null) {
+      this.emit('message', message, topic);
+      this.emit(topicEvent(topic), message);
+      return;
+    }
+    // Each message is the next chunk for the peer's encoding: this connection's decoder says what it holds.
+    if (this[kDecoder] === null) this[kDecoder] = this[kTranscoding].connection();
+    this[kDecoder].feed(
+      message,
+      (decoded, decodedTopic) => {
+        this.emit('message', decoded, decodedTopic);
+        this.emit(topicEvent(decodedTopic), decoded);
+      },
+      (err) => this[onMessageError](err),
+    );
+  }
+
+  /** The current connection has ended: its socket emits 'end' or 'error', then 'close'. */
+  [kEndSocket](reason) {
+    const socket = this[kSocket];
+    if (socket === null) return;
+    this[kSocket] = null;
+    connectionEnded(socket, reason);
   }
 
   [onMessageError](err) {
     this.emit('messageError', err);
+  }
+
+  /**
+   * A client retries forever by default, so one pointed at the wrong place with no 'connectError'
+   * or 'error' listener would fail in silence: after a few attempts it says so once, as a
+   * process warning (which Node prints to stderr).
+   */
+  [kWarnIfUnheard](err) {
+    this[kFailedAttempts] = (this[kFailedAttempts] || 0) + 1;
+    if (this[kWarned] || this[kFailedAttempts] < UNHEARD_FAILURES_BEFORE_WARNING) return;
+    if (this.listenerCount('connectError') > 0 || this.listenerCount('error') > 0) return;
+    this[kWarned] = true;
+    process.emitWarning(
+      `${this.constructor.name} for ${err.address ?? err.path ?? 'its address'}: ${this[kFailedAttempts]} connection attempts failed, the last with ${err.message}. ` +
+        "It keeps retrying. Listen to 'connectError' to see each failure, or set maxRetries to give up.",
+      { type: 'NativeSocketIpcWarning', code: 'IPC_CONNECT_RETRYING' },
+    );
   }
 
   [onEvent](kind, id, body) {
@@ -209,10 +282,13 @@ class OneConnection extends Endpoint {
     const closing = this[kState] !== 'running';
     switch (kind) {
       case EVENT.CONNECT: {
+        this[kFailedAttempts] = 0;
         const before = this[kConnection];
         this[kConnected] = true;
         this[kConnection]++;
         this[kQueued] = 0;
+        // A new connection: a new decoder, as socket-ipc makes one per socket.
+        this[kDecoder] = null;
         // At-least-once, and the server did not know the session (it restarted, or it closed):
         // a request it had acknowledged will not be answered, so none made before waits on.
         if (this[kOptions].atLeastOnce && body[1] === 0 && before > 0) {
@@ -235,16 +311,23 @@ class OneConnection extends Endpoint {
             (call) => disconnectedError(call.topic, 'the other side', reason),
           );
         }
-        if (closing) break;
+        // As socket-ipc's socket 'close' came before its 'disconnect'; a close() in a socket
+        // listener means no 'disconnect', as after any close().
+        this[kEndSocket](reason);
+        if (closing || this[kState] !== 'running') break;
         if (reason) this.emit('disconnect', reason);
         else this.emit('disconnect');
         break;
       }
-      case EVENT.CONNECT_ERROR:
-        if (!closing) this.emit('connectError', fromNative(body.toString()));
+      case EVENT.CONNECT_ERROR: {
+        if (closing) break;
+        const err = withAddress(fromNative(body.toString()));
+        this.emit('connectError', err);
+        this[kWarnIfUnheard](err);
         break;
+      }
       case EVENT.ERROR: {
-        const err = fromNative(body.toString());
+        const err = withAddress(fromNative(body.toString()));
         // The core stops after any error it reports, except an accept failure (a Peer listening)
         // and the count of messages it could not deliver, which comes after the cause.
         if (!closing && this[kFailure] === undefined && err.code !== 'ERR_IPC_CLOSED' && err.syscall !== 'accept') this[kFailure] = err;
@@ -264,6 +347,7 @@ class OneConnection extends Endpoint {
       case EVENT.CLOSE: {
         this[kState] = 'closed';
         this[kConnected] = false;
+        this[kEndSocket](undefined);
         this[kCalls].rejectWhere(() => true, closedRequestError(this));
         // Sent in this tick, after the core stopped: never reached it.
         const undelivered = this[kOutgoing].discard();
@@ -281,6 +365,9 @@ class OneConnection extends Endpoint {
 class Client extends OneConnection {
   constructor(options) {
     super(options, 'Client');
+    const { transport, host, port } = this[kOptions].address;
+    const family = transport === 'tcp' ? net.isIP(host) : 0;
+    this[kRemote] = family === 0 ? undefined : { address: host, family: family === 6 ? 'IPv6' : 'IPv4', port };
   }
 
   /** Starts connecting; retries until connected, 'close' or maxRetries. */
@@ -290,9 +377,23 @@ class Client extends OneConnection {
 
   [kLifecycle](event, reconnected) {
     if (event !== 'connect') return;
-    this.emit('connect');
-    if (reconnected) this.emit('reconnect');
+    // socket-ipc passed the connection's net.Socket; this stands for it (lib/connection-socket.js).
+    const socket = new ConnectionSocket(this, undefined, this[kRemote]);
+    this[kSocket] = socket;
+    this.emit('connect', socket);
+    if (reconnected) this.emit('reconnect', socket);
+  }
+
+  /**
+   * A ConnectionSocket's end() / destroy(): the core can drop the connection only by closing the
+   * Client, so that is what they do (no reconnect follows).
+   */
+  [kCloseConnection](socket) {
+    if (socket === this[kSocket]) this.close();
   }
 }
+
+// socket-ipc's deprecated alias of 'close'.
+Client.prototype[kEmitsClosed] = true;
 
 module.exports = { Client, OneConnection, kLifecycle };

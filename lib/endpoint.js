@@ -32,6 +32,11 @@ const kFailure = Symbol('failure');
 const kEmitClose = Symbol('emitClose');
 const kCloseEmitted = Symbol('closeEmitted');
 const kCloseWaiters = Symbol('closeWaiters');
+// The Transcoding of options.transcoder (lib/transcoder.js), or null.
+const kTranscoding = Symbol('transcoding');
+// Set on the prototypes of Server and Client: 'closed', socket-ipc's deprecated alias, comes just before 'close'.
+const kEmitsClosed = Symbol('emitsClosed');
+const kTranscode = Symbol('transcode');
 
 // 'message.<topic>' names, built once per topic (bounded, so hostile topics cannot grow it).
 const topicEvents = new Map();
@@ -101,10 +106,14 @@ class Endpoint extends EventEmitter {
     if (debug.enabled) debug.note(this, this[kOptions].atLeastOnce ? 'started (at-least-once)' : 'started');
   }
 
-  /** Emits 'close', the last event: closed() promises settle (their callbacks run after it). */
+  /**
+   * Emits 'close', the last event: closed() promises settle (their callbacks run after it). A
+   * Server or Client emits its deprecated alias 'closed' just before, as socket-ipc does.
+   */
   [kEmitClose]() {
     this[kCloseEmitted] = true;
     for (const resolve of this[kCloseWaiters].splice(0)) resolve();
+    if (this[kEmitsClosed] === true) this.emit('closed');
     this.emit('close');
   }
 
@@ -115,6 +124,25 @@ class Endpoint extends EventEmitter {
   messages(options) {
     const state = { closed: this[kCloseEmitted], failure: this[kFailure], isFailure: (err) => err === this[kFailure] };
     return messageIterator(this, options, state, topicEvent);
+  }
+
+  /**
+   * Sends through options.transcoder: `append(bytes)` queues the encoder's output, now or when the
+   * encoder calls back. A late outcome finds the endpoint as it is then: after close() it is
+   * refused as a send after close() is, and after 'close' it is dropped (nothing follows 'close').
+   */
+  [kTranscode](topic, message, append) {
+    this[kTranscoding].encode(
+      topic,
+      message,
+      (bytes) => {
+        if (this[kCloseEmitted] || this[kRefuseIfClosed]()) return;
+        append(bytes);
+      },
+      (err) => {
+        if (!this[kCloseEmitted]) this.emit('error', err);
+      },
+    );
   }
 
   /** Resolves once 'close' has been emitted (at once if it was). Does not itself close. */
@@ -243,6 +271,10 @@ module.exports = {
   kReleaseDrained,
   kFailure,
   kEmitClose,
+  kCloseEmitted,
+  kTranscoding,
+  kTranscode,
+  kEmitsClosed,
 };
 
 // `await using server = …` (where the runtime has it): close(), then wait for 'close'.

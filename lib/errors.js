@@ -1,6 +1,8 @@
 'use strict';
 // One place that builds every error the package emits or throws, so codes stay stable.
 
+const fs = require('node:fs');
+const path = require('node:path');
 const util = require('node:util');
 
 function withCode(Ctor, code, message, props) {
@@ -29,8 +31,42 @@ function fromNative(json) {
   const errno = -info.errno;
   const [name, description] = util.getSystemErrorMap().get(errno) || [`Unknown system error ${errno}`, 'unknown error'];
   let message = `${info.syscall} ${name}: ${description} ${info.path}`;
-  if (info.detail) message += ` (${info.detail})`;
+  const detail = info.detail || pathHint(info.syscall, name, info.path);
+  if (detail) message += ` (${detail})`;
   return withCode(Error, name, message, { errno, syscall: info.syscall, path: info.path });
+}
+
+/**
+ * What an OS error on a socket path means for the user, where the errno alone is vague: which
+ * part of the path is missing, whether something listens there, whether it is a socket at all.
+ * Only for file paths (not TCP, abstract names or Windows pipes); undefined where nothing helps.
+ */
+function pathHint(syscall, name, where) {
+  if (typeof where !== 'string' || !path.isAbsolute(where) || where.startsWith('\\\\')) return undefined;
+  const dir = path.dirname(where);
+  if (syscall === 'listen' || syscall === 'bind') {
+    if (name === 'ENOENT') return `the directory ${dir} does not exist: create it first (fs.mkdirSync(dir, { recursive: true })), or use localEndpoint(name)`;
+    if (name === 'EACCES' || name === 'EPERM') return `this process may not create a file in ${dir}: choose a directory it can write to, or use localEndpoint(name)`;
+    return undefined;
+  }
+  if (syscall !== 'connect') return undefined;
+  if (name === 'ENOENT') {
+    return fs.existsSync(dir) ? 'no socket file there: the server is not running yet, or it listens on another path' : `the directory ${dir} does not exist: the server is not running, or it listens on another path`;
+  }
+  if (name === 'ECONNREFUSED') {
+    let stat;
+    try {
+      stat = fs.statSync(where);
+    } catch {
+      return undefined;
+    }
+    if (!stat.isSocket()) return `the path is ${stat.isDirectory() ? 'a directory' : 'a regular file'}, not a socket: socketFile must name the socket the server listens on`;
+    return 'a socket file is there but nothing listens on it: its server has exited (the next server to listen there reclaims it)';
+  }
+  if (name === 'EACCES' || name === 'EPERM') {
+    return "permission denied: this process's user may not connect to the socket (its mode, or its directory's permissions; the server's mode option sets the socket's)";
+  }
+  return undefined;
 }
 
 /** Node's errno for a libuv error name such as 'ENOENT'. */
@@ -65,3 +101,14 @@ function tooLarge(size, max) {
 }
 
 module.exports = { ipcError, typeError, rangeError, fromNative, fromNativeThrow, encodeError, tooLarge };
+
+/**
+ * net's OS errors name the socket as `address` (and @crussell52/socket-ipc hands them on as they
+ * are); ours name it `path`. Gives an OS error both, with the same value.
+ */
+function withAddress(err) {
+  if (err.syscall !== undefined && err.path !== undefined && err.address === undefined) err.address = err.path;
+  return err;
+}
+
+module.exports.withAddress = withAddress;

@@ -5,6 +5,7 @@
 const { ipcError, typeError, rangeError, fromNativeThrow } = require('./errors');
 const { parseAddress } = require('./address');
 const { checkTls } = require('../binding.js');
+const { transcoderOption } = require('./transcoder');
 
 const DEFAULT_MAX_MESSAGE_SIZE = 8 * 1024 * 1024;
 const MAX_MESSAGE_SIZE_LIMIT = 0xffffffff;
@@ -37,10 +38,70 @@ function optionsObject(options, className) {
   if (options === null || typeof options !== 'object') {
     throw typeError('ERR_INVALID_ARG_TYPE', `new ${className}(options): options must be a socket path string or an object with a socketFile`);
   }
-  if (options.transcoder !== undefined) {
-    throw typeError('ERR_INVALID_ARG_VALUE', "options.transcoder is not supported: messages travel as JSON or, for Buffers, as raw bytes");
-  }
   return options;
+}
+
+// Every option each class reads. Any other key is a mistake (a typo, or another library's name
+// for an option) and throws, naming the closest known option: an ignored `maxRetry: 2` would
+// silently retry forever.
+const COMMON_OPTIONS = [
+  'socketFile', 'address', 'host', 'port', 'family', 'tls', 'secret', 'maxMessageSize', 'handshakeTimeout',
+  'frameTimeout', 'heartbeatInterval', 'heartbeatTimeout', 'requestTimeout', 'delivery', 'highWaterMark',
+  'maxBufferedBytes', 'maxInboundBytes', 'protocol', 'transcoder',
+];
+const KNOWN_OPTIONS = {
+  Server: [...COMMON_OPTIONS, 'maxConnections', 'sessionTimeout', 'mode', 'allow'],
+  Client: [...COMMON_OPTIONS, 'retryDelay', 'reconnectDelay', 'maxRetries', 'maxQueue'],
+  Peer: [...COMMON_OPTIONS, 'retryDelay', 'reconnectDelay', 'maxRetries', 'maxQueue', 'mode'],
+};
+
+function unknownOptions(options, className) {
+  const known = KNOWN_OPTIONS[className];
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue;
+    const owners = Object.keys(KNOWN_OPTIONS).filter((other) => KNOWN_OPTIONS[other].includes(name));
+    if (owners.length > 0) {
+      throw typeError('ERR_INVALID_ARG_VALUE', `options.${name} is ${owners.map((o) => `a ${o}'s`).join(' and ')} option, not a ${className}'s`);
+    }
+    const guess = closest(name, known);
+    throw typeError(
+      'ERR_INVALID_ARG_VALUE',
+      `new ${className}(options): unknown option '${name}'${guess === undefined ? '' : `; did you mean '${guess}'?`} (the options are listed in docs/api.md)`,
+    );
+  }
+}
+
+// Other libraries' names for the same things (node:net, node-ipc, socket-ipc forks).
+const ALIASES = { path: 'socketFile', socketPath: 'socketFile', retry: 'retryDelay', retries: 'maxRetries', maxRetry: 'maxRetries', stopRetrying: 'maxRetries', timeout: 'requestTimeout' };
+
+/** The known name nearest to `name` (edit distance, ignoring case), if one is near enough. */
+function closest(name, known) {
+  if (ALIASES[name] !== undefined && known.includes(ALIASES[name])) return ALIASES[name];
+  const lower = name.toLowerCase();
+  let best;
+  let bestScore = Infinity;
+  for (const candidate of known) {
+    const other = candidate.toLowerCase();
+    // 'retries' for 'maxRetries', 'timeout' for 'requestTimeout': a part of the name.
+    const score = other.includes(lower) || lower.includes(other) ? 1 : editDistance(lower, other);
+    if (score < bestScore) {
+      best = candidate;
+      bestScore = score;
+    }
+  }
+  return bestScore <= (name.length >= 8 ? 3 : 2) ? best : undefined;
+}
+
+function editDistance(a, b) {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length];
 }
 
 function integer(options, name, min, max) {
@@ -146,6 +207,22 @@ function protocolOption(options, className, address) {
     );
   }
   return protocol;
+}
+
+// socket-ipc's pluggable codec (lib/transcoder.js); unset (undefined or null, as socket-ipc's
+// `options.transcoder || jsonTranscoder`) means this library's own encoding.
+function transcoder(options, protocol) {
+  if (options.transcoder === undefined || options.transcoder === null) return undefined;
+  const option = transcoderOption(options.transcoder);
+  if (protocol === 'socket-ipc') {
+    // The core reads that wire itself (split at "\0\0", each piece checked as socket-ipc's JSON).
+    throw ipcError(
+      'ERR_IPC_NOT_SUPPORTED',
+      "options.transcoder cannot be used with protocol 'socket-ipc': on that wire the core splits the stream at \"\\0\\0\" and reads each piece as socket-ipc's default JSON, so another encoding cannot pass. " +
+        "Leave transcoder out while a socket-ipc program is on the other end (its default JSON is what this wire speaks), or move both ends to protocol 'native' and give both the same transcoder",
+    );
+  }
+  return option;
 }
 
 // Heartbeats: interval 0 turns them off; the timeout defaults to two intervals.
@@ -272,6 +349,7 @@ function allowOption(options, address) {
 
 // The options every class has, plus `extra` (the class's own), registered with their secrets.
 function endpointOptions(options, className, extra) {
+  unknownOptions(options, className);
   // Port 0 (any free port) only makes sense for a Server, which can tell it with address().
   const address = parseAddress(options, className === 'Server');
   // A Peer may end up in either role, so its TLS options must serve both.
@@ -294,6 +372,7 @@ function endpointOptions(options, className, extra) {
     handshakeTimeout: integer(options, 'handshakeTimeout', 1, MAX_MS),
     frameTimeout: integer(options, 'frameTimeout', 0, MAX_MS),
     ...heartbeat(options, protocol),
+    transcoder: transcoder(options, protocol),
     requestTimeout: integer(options, 'requestTimeout', 0, MAX_MS),
     ...buffering(options, className),
     ...extra(address),

@@ -3,13 +3,15 @@
 // and exchanges messages and requests with any number of clients. States: new -> starting -> listening -> closing -> closed (or new -> starting -> failed).
 
 const { NativeServer } = require('../binding.js');
-const { ipcError, fromNative } = require('./errors');
+const { ipcError, typeError, fromNative, withAddress } = require('./errors');
 const { serverOptions } = require('./options');
 const { Outgoing, topicOf } = require('./outgoing');
 const { Calls, disconnectedError } = require('./calls');
 const { EVENT, onMessage, onMessageError, onEvent } = require('./incoming');
 // A record target of BROADCAST_UP_TO + n reaches the clients with ids up to n.
 const { BROADCAST_UP_TO } = require('./kinds');
+const { Transcoding } = require('./transcoder');
+const { ConnectionSocket, connectionEnded, kCloseConnection } = require('./connection-socket');
 const {
   Endpoint,
   topicEvent,
@@ -29,7 +31,7 @@ const {
   kWhenDrained,
   kReleaseDrained,
 } = require('./endpoint');
-const { kFailure, kEmitClose } = require('./endpoint');
+const { kFailure, kEmitClose, kTranscoding, kTranscode, kEmitsClosed } = require('./endpoint');
 
 // clientId -> who it is ({ pid, uid, gid } on Unix sockets, { address, family, port } on TCP).
 const kClients = Symbol('clients');
@@ -43,6 +45,26 @@ const kOnNativeError = Symbol('onNativeError');
 // clientId -> the spell past highWaterMark the core reported; 'drain' (clientId) ends it.
 const kOver = Symbol('over');
 const kNoLongerOver = Symbol('noLongerOver');
+// clientId -> its ConnectionSocket, for the connections whose 'connection' had a listener.
+const kSockets = Symbol('sockets');
+// clientId -> the decoding state of its connection, with options.transcoder.
+const kDecoders = Symbol('decoders');
+const kEmitMessage = Symbol('emitMessage');
+
+/**
+ * A client id as a method takes it: a number, or the decimal digits of one ('7'), which is what
+ * code written for @crussell52/socket-ipc (whose ids were strings) hands back after keeping ids
+ * as object keys. Anything else is refused rather than reported as a client not connected.
+ */
+function clientIdOf(clientId) {
+  if (typeof clientId === 'number') return clientId;
+  if (typeof clientId === 'string' && /^[1-9][0-9]{0,9}$/.test(clientId)) return Number(clientId);
+  const shown = typeof clientId === 'string' ? `string ${JSON.stringify(clientId.slice(0, 64))}` : clientId === null ? 'null' : typeof clientId;
+  throw typeError(
+    'ERR_INVALID_ARG_TYPE',
+    `clientId must be a number, the id that 'connection' and 'message' give (or its decimal digits as a string, such as '7'); got ${shown}`,
+  );
+}
 
 class Server extends Endpoint {
   constructor(options) {
@@ -54,6 +76,9 @@ class Server extends Endpoint {
     this[kClients] = new Map();
     this[kAllowThrew] = new Map();
     this[kOver] = new Map();
+    this[kSockets] = new Map();
+    this[kTranscoding] = this[kOptions].transcoder === undefined ? null : new Transcoding(this[kOptions].transcoder);
+    this[kDecoders] = new Map();
     // The core answers each batch with the clients it took past highWaterMark: [id, spell, …].
     const noteOver = (over) => {
       for (let i = 0; i < over.length; i += 2) this[kOver].set(over[i], over[i + 1]);
@@ -82,7 +107,8 @@ class Server extends Endpoint {
   /** Starts listening; 'listening' or 'error' follows. */
   listen() {
     if (this[kState] !== 'new') {
-      throw ipcError('ERR_IPC_ALREADY_LISTENING', 'listen() was already called on this Server; create a new Server to listen again');
+      const why = this[kState] === 'closed' && !this[kListened] && this[kNative] === null ? 'this Server was closed' : 'listen() was already called on this Server';
+      throw ipcError('ERR_IPC_ALREADY_LISTENING', `${why}; create a new Server to listen again`);
     }
     const { maxConnections, allowUids, allowGids, allowAsk, sessionTimeout } = this[kOptions];
     this[kStart](NativeServer, { maxConnections, allowUids, allowGids, allowAsk: allowAsk === true, sessionTimeout });
@@ -98,6 +124,7 @@ class Server extends Endpoint {
   /** Sends to one client. Returns false once that client's buffer has reached highWaterMark. */
   send(topic, message, clientId) {
     topic = topicOf(topic);
+    clientId = clientIdOf(clientId);
     if (this[kRefuseIfClosed]()) return false;
     if (!this[kClients].has(clientId)) {
       this.emit(
@@ -106,7 +133,8 @@ class Server extends Endpoint {
       );
       return false;
     }
-    this[kOutgoing].append(clientId, topic, message);
+    if (this[kTranscoding] === null) this[kOutgoing].append(clientId, topic, message);
+    else this[kTranscode](topic, message, (bytes) => this[kOutgoing].append(clientId, topic, bytes));
     return !this[kOver].has(clientId);
   }
 
@@ -118,7 +146,9 @@ class Server extends Endpoint {
     topic = topicOf(topic);
     if (this[kRefuseIfClosed]()) return false;
     // Not to a client that connects before this tick's batch reaches the core: it was not here.
-    this[kOutgoing].append(BROADCAST_UP_TO + this[kLastAnnounced], topic, message);
+    const target = BROADCAST_UP_TO + this[kLastAnnounced];
+    if (this[kTranscoding] === null) this[kOutgoing].append(target, topic, message);
+    else this[kTranscode](topic, message, (bytes) => this[kOutgoing].append(target, topic, bytes));
     return this[kOver].size === 0;
   }
 
@@ -140,6 +170,7 @@ class Server extends Endpoint {
   request(clientId, topic, message, options = {}) {
     return promised(topic, () => {
       topic = topicOf(topic);
+      clientId = clientIdOf(clientId);
       if (this[kClosed]) throw closedError(this, 'make requests');
       if (!this[kClients].has(clientId)) {
         throw ipcError('ERR_IPC_UNKNOWN_CLIENT', `client ${clientId} is not connected; the request on topic '${topic}' was not sent`, {
@@ -165,7 +196,7 @@ class Server extends Endpoint {
    * socket (SO_PEERCRED), `{ address, family, port }` on TCP; undefined if not connected.
    */
   clientInfo(clientId) {
-    const info = this[kClients].get(clientId);
+    const info = this[kClients].get(clientIdOf(clientId));
     return info === undefined ? undefined : { ...info };
   }
 
@@ -192,8 +223,35 @@ class Server extends Endpoint {
   // ----- called by Incoming -----
 
   [onMessage](message, topic, clientId) {
+    if (this[kTranscoding] === null) {
+      this[kEmitMessage](message, topic, clientId);
+      return;
+    }
+    // Each message is the next chunk for the peer's encoding: its connection's decoder says what it holds.
+    let decoder = this[kDecoders].get(clientId);
+    if (decoder === undefined) {
+      decoder = this[kTranscoding].connection();
+      this[kDecoders].set(clientId, decoder);
+    }
+    decoder.feed(
+      message,
+      (decoded, decodedTopic) => this[kEmitMessage](decoded, decodedTopic, clientId),
+      (err) => this[onMessageError](err, clientId),
+    );
+  }
+
+  [kEmitMessage](message, topic, clientId) {
     this.emit('message', message, topic, clientId);
     this.emit(topicEvent(topic), message, clientId);
+  }
+
+  /** A ConnectionSocket's end() / destroy(): closes that one client's connection. */
+  [kCloseConnection](socket) {
+    const native = this[kNative];
+    if (native === null) return; // the server is closing: every connection ends anyway
+    // What was sent to this client in this tick goes out before the close, as on net.Socket.
+    this[kOutgoing].flush();
+    native.disconnect(socket.clientId);
   }
 
   [onMessageError](err, clientId) {
@@ -212,11 +270,20 @@ class Server extends Endpoint {
         this[kState] = 'listening';
         this.emit('listening');
         break;
-      case EVENT.CONNECTION:
-        this[kClients].set(id, JSON.parse(body.toString()));
+      case EVENT.CONNECTION: {
+        const info = JSON.parse(body.toString());
+        this[kClients].set(id, info);
         if (id > this[kLastAnnounced]) this[kLastAnnounced] = id;
-        this.emit('connection', id);
+        // The socket argument costs only where a listener can take it.
+        if (this.listenerCount('connection') === 0) {
+          this.emit('connection', id);
+          break;
+        }
+        const socket = new ConnectionSocket(this, id, info.address === undefined ? undefined : info);
+        this[kSockets].set(id, socket);
+        this.emit('connection', id, socket);
         break;
+      }
       case EVENT.ADMIT: {
         // The allow function decides; a throw counts as "no", and is reported with the refusal.
         let allowed = false;
@@ -252,18 +319,24 @@ class Server extends Endpoint {
         break;
       case EVENT.CONNECTION_CLOSE: {
         this[kClients].delete(id);
+        this[kDecoders].delete(id);
         this[kNoLongerOver](id);
         const reason = body.length > 0 ? fromNative(body.toString()) : undefined;
         this[kCalls].rejectWhere(
           (clientId) => clientId === id,
           (call) => disconnectedError(call.topic, `client ${id}`, reason, { clientId: id }),
         );
+        const socket = this[kSockets].get(id);
+        if (socket !== undefined) {
+          this[kSockets].delete(id);
+          connectionEnded(socket, reason);
+        }
         if (reason) this.emit('connectionClose', id, reason);
         else this.emit('connectionClose', id);
         break;
       }
       case EVENT.ERROR:
-        this[kOnNativeError](fromNative(body.toString()));
+        this[kOnNativeError](withAddress(fromNative(body.toString())));
         break;
       case EVENT.CLOSE:
         this[kState] = 'closed';
@@ -287,5 +360,8 @@ class Server extends Endpoint {
     this.emit('error', err);
   }
 }
+
+// socket-ipc's deprecated alias of 'close'.
+Server.prototype[kEmitsClosed] = true;
 
 module.exports = { Server };

@@ -77,12 +77,21 @@ function emitText(sink, text, id) {
   emitWrapper(sink, wrapper, id);
 }
 
-/** `{ topic, message }` as socket-ipc sends it; a missing or empty topic is 'none', as ours. */
+/**
+ * The topic of a `{ topic, message }` wrapper, as socket-ipc sends it: a missing or empty topic is
+ * 'none', as ours; undefined when it is not such an object with a string topic.
+ */
+function topicOfWrapper(wrapper) {
+  if (wrapper === null || typeof wrapper !== 'object' || Array.isArray(wrapper)) return undefined;
+  const topic = wrapper.topic;
+  if (topic === undefined || topic === null || topic === '') return 'none';
+  return typeof topic === 'string' ? topic : undefined;
+}
+
+/** `{ topic, message }` as socket-ipc sends it. */
 function emitWrapper(sink, wrapper, id) {
-  const topic = wrapper !== null && typeof wrapper === 'object' && !Array.isArray(wrapper) ? wrapper.topic : 0;
-  if (topic === undefined || topic === null || topic === '') {
-    sink.message(wrapper.message, 'none', id);
-  } else if (typeof topic === 'string') {
+  const topic = topicOfWrapper(wrapper);
+  if (topic !== undefined) {
     sink.message(wrapper.message, topic, id);
   } else {
     sink.error(
@@ -92,4 +101,4 @@ function emitWrapper(sink, wrapper, id) {
   }
 }
 
-module.exports = { appendMessage, emitTexts, emitText };
+module.exports = { appendMessage, emitTexts, emitText, topicOfWrapper };

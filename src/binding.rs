@@ -573,6 +573,13 @@ impl NativeServer {
     self.server.delivered(&self.running.events.take_delivered());
   }
 
+  /// Closes one client's connection after what was sent to it (a ConnectionSocket's end() or
+  /// destroy()); false if it is not connected.
+  #[napi]
+  pub fn disconnect(&self, client_id: u32) -> bool {
+    self.server.disconnect(client_id)
+  }
+
   /// The `allow` function's verdict on the connection an ADMIT event named.
   #[napi]
   pub fn admit(&self, client_id: u32, allowed: bool) {

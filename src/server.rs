@@ -227,6 +227,19 @@ impl Server {
   }
 
   /// The `allow` function's verdict on a connection announced by an `ADMIT` event.
+  /// Closes one client's connection as `close` closes them all: what was sent to it goes out
+  /// first, then the connection ends and `CONNECTION_CLOSE` follows (with at-least-once, its
+  /// session ends too). False if no such client is connected.
+  pub fn disconnect(&self, id: u32) -> bool {
+    match self.shared.clients().get(&id) {
+      Some(slot) => {
+        slot.close.cancel();
+        true
+      }
+      None => false,
+    }
+  }
+
   pub fn admit(&self, id: u32, allowed: bool) {
     let waiting = self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
     if let Some(verdict) = waiting {
@@ -269,6 +282,7 @@ impl Shared {
       generation: AtomicU64::new(0),
       ended: AtomicBool::new(false),
       resumed: Notify::new(),
+      close: self.shutdown.child_token(),
     })
   }
 
@@ -352,6 +366,8 @@ struct Slot {
   /// The session is over: a client naming it starts afresh.
   ended: AtomicBool,
   resumed: Notify,
+  /// Cancelled to close this client's connection (`Server::disconnect`), and with the server.
+  close: CancellationToken,
 }
 
 /// How an accepted connection joins: as a new client, or resuming a client's session.
@@ -429,7 +445,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
     outbox: &joined.slot.outbox,
     inbound: &joined.slot.inbound,
     max_message_size: shared.options.max_message_size,
-    shutdown: &shared.shutdown,
+    shutdown: &joined.slot.close,
     heartbeat: shared.options.heartbeat,
     frame_timeout: shared.options.frame_timeout,
     peer_received: joined.peer_received,
@@ -440,7 +456,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: Socket, conn_id: u32) {
   let end = connection::run(conn, link).await;
   // A session waiting for its client does not hold a connection's place.
   drop(place);
-  if joined.session.is_some() && end.resumable() && !shared.shutdown.is_cancelled() {
+  // A client disconnected on purpose does not get to resume: its session ends with it.
+  if joined.session.is_some() && end.resumable() && !joined.slot.close.is_cancelled() {
     let mut reason = Vec::new();
     if let Some(e) = end.reason() {
       e.write_json(&mut reason);

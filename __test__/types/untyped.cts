@@ -3,8 +3,19 @@
 
 import ipc = require('native-socket-ipc');
 import { Server, Client, Peer } from 'native-socket-ipc';
-import type { IpcError, ClientInfo, BoundAddress, ServerOptions, ClientOptions, PeerOptions, IpcErrorCode } from 'native-socket-ipc';
-import { expectTypeOf } from './check';
+import type {
+  IpcError,
+  ClientInfo,
+  BoundAddress,
+  ServerOptions,
+  ClientOptions,
+  PeerOptions,
+  IpcErrorCode,
+  ConnectionSocket,
+  Transcoder,
+  MessageWrapper,
+} from 'native-socket-ipc';
+import { expectTypeOf, any } from './check';
 
 // The require form and the named imports are the same classes.
 expectTypeOf(ipc.Server).toBe<typeof Server>();
@@ -83,6 +94,10 @@ async function serverMessages() {
 server
   .on('listening', () => {})
   .on('connection', (clientId) => expectTypeOf(clientId).toBe<number>())
+  .on('connection', (clientId, socket) => {
+    expectTypeOf(socket).toBe<ConnectionSocket>();
+    expectTypeOf(socket.clientId).toBe<number | undefined>();
+  })
   .on('message', (message, topic, clientId) => {
     expectTypeOf(message).toBe<any>();
     expectTypeOf(topic).toBe<string>();
@@ -112,9 +127,11 @@ server
   })
   .on('clientReconnect', (clientId) => expectTypeOf(clientId).toBe<number>())
   .on('close', () => {})
+  .on('closed', () => {})
   .on('error', (error) => {
     expectTypeOf(error).toBe<IpcError>();
     expectTypeOf(error.code).toBe<IpcErrorCode>();
+    expectTypeOf(error.address).toBe<string | undefined>();
     if (error.code === 'ERR_IPC_NOT_SUPPORTED' || error.code === 'EADDRINUSE') error.message;
   });
 
@@ -130,7 +147,7 @@ server.prependListener('connection', onConnection);
 server.prependOnceListener('connection', onConnection);
 server.off('connection', onConnection);
 server.removeListener('connection', onConnection);
-server.emit('connection', 1);
+server.emit('connection', 1, any<ConnectionSocket>());
 server.listenerCount('connection');
 server.removeAllListeners('connection');
 
@@ -152,6 +169,10 @@ server.prependListener('disconnect', () => {});
 server.addListener('role', () => {});
 // @ts-expect-error emit checks the arguments too
 server.emit('connection', 'one');
+// @ts-expect-error 'connection' passes a socket with the id
+server.emit('connection', 1);
+// @ts-expect-error 'closed' has no arguments, as 'close'
+server.on('closed', (hadError: boolean) => {});
 // @ts-expect-error a listener is a function
 server.on('close', 'listener');
 
@@ -189,6 +210,9 @@ async function clientMessages() {
 client
   .on('connect', () => {})
   .on('reconnect', () => {})
+  .on('connect', (socket) => expectTypeOf(socket).toBe<ConnectionSocket>())
+  .on('reconnect', (socket) => expectTypeOf(socket).toBe<ConnectionSocket>())
+  .on('closed', () => {})
   .on('disconnect', (reason) => expectTypeOf(reason).toBe<IpcError | undefined>())
   .on('connectError', (error) => expectTypeOf(error).toBe<IpcError>())
   .on('drain', () => {})
@@ -243,6 +267,39 @@ peer
 
 // @ts-expect-error a Peer emits no 'reconnect' (it has 'role' and 'connect')
 peer.on('reconnect', () => {});
+// @ts-expect-error a Peer's 'connect' passes no socket
+peer.on('connect', (socket: ConnectionSocket) => {});
+// @ts-expect-error a Peer has no deprecated 'closed' (socket-ipc has no Peer)
+peer.on('closed', () => {});
+
+// ----- The socket argument -----
+
+// socket-ipc's examples: count clients by their socket's 'close'; notice the server going away.
+let clientCount = 0;
+server.on('connection', (id, socket) => {
+  clientCount++;
+  socket.on('close', () => clientCount--);
+});
+client.on('connect', (socket) => {
+  socket.on('end', () => {});
+  socket.on('close', (hadError) => expectTypeOf(hadError).toBe<boolean>());
+  socket.on('error', (error) => expectTypeOf(error).toBe<IpcError>());
+  expectTypeOf(socket.destroyed).toBe<boolean>();
+  expectTypeOf(socket.readyState).toBe<'open' | 'closed'>();
+  expectTypeOf(socket.remoteAddress).toBe<string | undefined>();
+  expectTypeOf(socket.remotePort).toBe<number | undefined>();
+  expectTypeOf(socket.remoteFamily).toBe<'IPv4' | 'IPv6' | undefined>();
+  expectTypeOf(socket.end()).toBe<ConnectionSocket>();
+  expectTypeOf(socket.destroy(new Error('done'))).toBe<ConnectionSocket>();
+  // @ts-expect-error not a net.Socket: nothing is written through it (use client.send())
+  socket.write('data');
+  // @ts-expect-error not a net.Socket: no 'data' event (use 'message')
+  socket.on('data', (chunk: Buffer) => {});
+  // @ts-expect-error 'close' gives hadError, a boolean
+  socket.on('close', (hadError: string) => {});
+  // @ts-expect-error the properties are read-only
+  socket.destroyed = true;
+});
 // @ts-expect-error a role is a string
 peer.on('role', (role: number) => {});
 
@@ -286,8 +343,41 @@ new Client({ socketFile: '/tmp/app.sock', allow: { uids: [0] } });
 new Client({ address: { host: 'localhost', port: 9000, family: 5 } });
 // @ts-expect-error the allow function gets the client's info
 new Server({ socketFile: '/tmp/app.sock', allow: (info: string) => true });
-// @ts-expect-error socket-ipc's transcoder is not an option
-new Server({ socketFile: '/tmp/app.sock', transcoder: {} });
+
+// socket-ipc's transcoder: { socketEncoding, createEncoder, createDecoder }.
+const transcoder: Transcoder = {
+  socketEncoding: 'utf8',
+  createEncoder: () => (wrapper, callback) => {
+    expectTypeOf(wrapper).toBe<MessageWrapper>();
+    try {
+      callback(null, JSON.stringify(wrapper) + '\n');
+    } catch (err) {
+      callback(err as Error);
+    }
+  },
+  createDecoder: () => {
+    let rest = '';
+    return (chunk, callback) => {
+      expectTypeOf(chunk).toBe<string>();
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      callback(null, lines.map((line) => JSON.parse(line) as MessageWrapper));
+    };
+  },
+};
+new Server({ socketFile: '/tmp/app.sock', transcoder });
+new Client({ socketFile: '/tmp/app.sock', transcoder: null });
+new Peer({ socketFile: '/tmp/pair.sock', transcoder });
+new Client({ socketFile: '/tmp/app.sock', transcoder: { createEncoder: () => (w, cb) => cb(null, Buffer.from('x')), createDecoder: () => (c, cb) => cb(null, []) } });
+new Client({ socketFile: '/tmp/app.sock', transcoder: { createEncoder: () => (w, cb) => cb(null, null), createDecoder: () => (c, cb) => cb(new Error('bad')) } });
+// @ts-expect-error a transcoder needs createDecoder too
+new Server({ socketFile: '/tmp/app.sock', transcoder: { createEncoder: transcoder.createEncoder } });
+// @ts-expect-error socketEncoding is an encoding Buffer knows
+new Server({ socketFile: '/tmp/app.sock', transcoder: { ...transcoder, socketEncoding: 'utf9' } });
+// @ts-expect-error an encoder produces a string or bytes
+new Server({ socketFile: '/tmp/app.sock', transcoder: { ...transcoder, createEncoder: () => (w, cb) => cb(null, 42) } });
+// @ts-expect-error a decoder calls back with an array of { topic, message }
+new Server({ socketFile: '/tmp/app.sock', transcoder: { ...transcoder, createDecoder: () => (c, cb) => cb(null, { topic: 't', message: 1 }) } });
 
 export { serverMessages, clientMessages };
 
