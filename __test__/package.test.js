@@ -155,11 +155,15 @@ async function consumerReport(t, name) {
 
 // ----- the package's contents -----
 
-test('the npm package contains the entry points, the types, lib/, bin/, the binding loader and README', { skip, timeout: TEST_MS }, async () => {
+test('the npm package contains the entry points, the types, lib/, bin/, the binding loader, README and the docs/ manual', { skip, timeout: TEST_MS }, async () => {
   const { paths } = await packedMain();
   const expected = ['package.json', 'README.md', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts'];
   for (const name of fs.readdirSync(path.join(root, 'lib'))) expected.push(`lib/${name}`);
-  for (const name of ['LICENSE', 'LICENSE.md', 'PROTOCOL.md']) if (fs.existsSync(path.join(root, name))) expected.push(name);
+  for (const name of ['LICENSE', 'LICENSE.md', 'PROTOCOL.md', 'CHANGELOG.md']) if (fs.existsSync(path.join(root, name))) expected.push(name);
+  // The manual the README links to, so its links work in the installed package too.
+  for (const name of fs.readdirSync(path.join(root, 'docs'), { recursive: true })) {
+    if (name.endsWith('.md')) expected.push(`docs/${name.split(path.sep).join('/')}`);
+  }
   if (fs.existsSync(cliPath)) expected.push('bin/native-socket-ipc.js');
   for (const name of expected) assert.ok(paths.includes(name), `${name} is in the package; it has:\n${paths.join('\n')}`);
 });
