@@ -260,7 +260,9 @@ export interface IpcError extends Error {
   /** ERR_IPC_TIMEOUT: the timeout that ran out, in ms. */
   timeout?: number;
   /** ERR_IPC_REMOTE: the `code` of the error the remote handler threw, if it had one. */
-  remoteCode?: string | number;
+  remoteCode?: string;
+  /** ERR_IPC_REMOTE: the status of a REPLY_ERROR this version does not know. */
+  remoteStatus?: number;
   /** ERR_IPC_MESSAGE_TOO_LARGE (thrown): the encoded size, and the limit it passed. */
   size?: number;
   maxMessageSize?: number;

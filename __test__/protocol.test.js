@@ -1,6 +1,8 @@
 'use strict';
-// The hex vectors of PROTOCOL.md, checked against the real library over real sockets:
-// a raw socket plays the other side, so the bytes on the wire are exactly the documented ones.
+// The documented frames, checked against the real library over real sockets: a raw socket plays
+// the other side, so the bytes on the wire are exactly the documented ones. The bytes come from
+// vectors/ (the source; __test__/vectors.test.js runs all of them), and PROTOCOL.md's examples
+// must be among them.
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -11,43 +13,57 @@ const path = require('node:path');
 const { Server, Client } = require('..');
 const { socketPath, waitFor, collect, encodeFrame, frameReader } = require('./helpers');
 
-// Read from PROTOCOL.md itself, so the document and the test cannot drift apart.
-const vectors = Object.fromEntries(
-  fs
-    .readFileSync(path.join(__dirname, '..', 'PROTOCOL.md'), 'utf8')
+const root = path.join(__dirname, '..');
+const load = (file) => JSON.parse(fs.readFileSync(path.join(root, 'vectors', file), 'utf8'));
+const hex = (text) => Buffer.from(text.replace(/\s/g, ''), 'hex');
+const frames = load('frames.json');
+const auth = load('auth.json');
+const frameNamed = (name) => {
+  const vector = frames.vectors.find((v) => v.name === name);
+  assert.ok(vector, `vectors/frames.json has no vector named ${name}`);
+  return hex(vector.hex);
+};
+const vectors = {
+  HELLO: frameNamed('HELLO, version 1, no flags'),
+  MESSAGE_JSON: frameNamed('MESSAGE_JSON, topic hello, message {"a":1}'),
+  MESSAGE_BINARY: frameNamed('MESSAGE_BINARY, topic bin, bytes 00 01 02 ff'),
+  PING: frameNamed('PING'),
+  REQUEST_JSON: frameNamed('REQUEST_JSON, id 1, topic sum, message [1,2]'),
+  REPLY_JSON: frameNamed('REPLY_JSON, id 1, reply 3'),
+  REPLY_ERROR: frameNamed('REPLY_ERROR, id 1, status 1 (handler failed), {"message":"boom","code":"E_BOOM"}'),
+};
+
+test("every hex example in PROTOCOL.md is a vector of vectors/, and its proofs are auth.json's", () => {
+  const documented = fs
+    .readFileSync(path.join(root, 'PROTOCOL.md'), 'utf8')
     .split('\n')
     .map((line) => line.match(/^\| (.+?) \| `([0-9a-f ]+)` \|$/))
-    .filter(Boolean)
-    .map(([, what, hex]) => [what.split(',')[0], Buffer.from(hex.replace(/ /g, ''), 'hex')]),
-);
-
-test('PROTOCOL.md lists the seven frame vectors and the two proof vectors', () => {
-  assert.deepEqual(Object.keys(vectors), [
-    'HELLO',
-    'MESSAGE_JSON',
-    'MESSAGE_BINARY',
-    'PING',
-    'REQUEST_JSON',
-    'REPLY_JSON',
-    'REPLY_ERROR',
-    'client proof',
-    'server proof',
-  ]);
+    .filter(Boolean);
+  assert.ok(documented.length >= 6, `PROTOCOL.md's example tables were not found (${documented.length} rows)`);
+  const known = new Set();
+  for (const file of fs.readdirSync(path.join(root, 'vectors')).filter((f) => f.endsWith('.json'))) {
+    for (const v of load(file).vectors) if (typeof v.hex === 'string') known.add(hex(v.hex).toString('hex'));
+  }
+  for (const [, what, bytes] of documented) {
+    if (what === 'client proof') assert.equal(bytes, auth.client_hmac_hex);
+    else if (what === 'server proof') assert.equal(bytes, auth.server_hmac_hex);
+    else assert.ok(known.has(hex(bytes).toString('hex')), `PROTOCOL.md's "${what}" (${bytes}) is in no file of vectors/`);
+  }
 });
 
 // The proofs as PROTOCOL.md defines them, computed by node:crypto (not by the library).
-const VECTOR_SECRET = 'a shared secret of 32 bytes.....';
 const proof = (secret, side, serverNonce, clientNonce) =>
   crypto
     .createHmac('sha256', secret)
     .update(Buffer.concat([Buffer.from(`native-socket-ipc v1 ${side}`), serverNonce, clientNonce]))
     .digest();
 
-test("PROTOCOL.md's proof vectors are HMAC-SHA256 over the label and both nonces", () => {
-  const serverNonce = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
-  const clientNonce = Buffer.from(Array.from({ length: 32 }, (_, i) => 32 + i));
-  assert.deepEqual(proof(VECTOR_SECRET, 'client', serverNonce, clientNonce), vectors['client proof']);
-  assert.deepEqual(proof(VECTOR_SECRET, 'server', serverNonce, clientNonce), vectors['server proof']);
+test("auth.json's proofs are HMAC-SHA256 over the label and both nonces", () => {
+  const serverNonce = Buffer.from(auth.server_nonce_hex, 'hex');
+  const clientNonce = Buffer.from(auth.client_nonce_hex, 'hex');
+  assert.deepEqual(serverNonce, Buffer.from(Array.from({ length: 32 }, (_, i) => i)));
+  assert.deepEqual(proof(auth.secret, 'client', serverNonce, clientNonce), Buffer.from(auth.client_hmac_hex, 'hex'));
+  assert.deepEqual(proof(auth.secret, 'server', serverNonce, clientNonce), Buffer.from(auth.server_hmac_hex, 'hex'));
 });
 
 test('a raw client that follows the documented secret exchange is admitted, and the server proves itself', { timeout: 10000 }, async (t) => {

@@ -6,7 +6,7 @@
 //! they check what the code promises:
 //! - `frames`: the decoder agrees with itself (`peek_frame_size` vs `next_frame`), valid message
 //!   frames split into topic and payload, and the records made for JS decode back to exactly the
-//!   data frames of the valid prefix.
+//!   data frames of the valid prefix (one whose JSON is not UTF-8 as a `NOT_TEXT` record).
 //! - `handshake`: a server with a secret never accepts forged bytes; one without accepts exactly
 //!   the inputs whose first frame is a version-1 hello.
 //! - `offer`: a client with a secret is never connected by a server that cannot prove it (the
@@ -113,13 +113,17 @@ impl Decoded<'_> {
     self
   }
 
-  /// The data frames a connection hands to JS, as `(kind, body)`.
+  /// The data frames a connection hands to JS, as `(kind, body)` records: a frame whose text
+  /// is not UTF-8 as a `NOT_TEXT` record (`kind | body`).
   pub fn data(&self) -> Vec<(u8, Vec<u8>)> {
     self
       .frames
       .iter()
       .filter(|f| codec::carries_data(f.kind))
-      .map(|f| (f.kind, f.body.to_vec()))
+      .map(|f| match codec::payload_is_text(f.kind, f.body) {
+        true => (f.kind, f.body.to_vec()),
+        false => (events::kind::NOT_TEXT, [&[f.kind][..], f.body].concat()),
+      })
       .collect()
   }
 }
@@ -254,15 +258,14 @@ pub fn handshake(data: &[u8]) {
       outcome.is_err(),
       "a server with a secret accepted forged bytes: {wire:02x?}"
     );
-    // After a good hello, any complete AUTH_PROOF is an authentication failure, not a protocol one.
+    // After a good hello, whatever stands where the proof belongs (a complete frame of any kind,
+    // or a length no handshake frame has) is an authentication failure, not a protocol one.
     if let (true, Ok(Some(hello))) = (hello_v1, &first) {
-      if let Ok(Some(proof)) = codec::next_frame(&wire[hello.wire_len()..], codec::HELLO_MAX_LEN) {
-        if proof.kind == kind::AUTH_PROOF {
-          assert!(
-            matches!(outcome, Err(HandshakeFailure::Auth(_))),
-            "a wrong proof must be an auth failure, got {outcome:?}"
-          );
-        }
+      if !matches!(codec::next_frame(&wire[hello.wire_len()..], codec::HELLO_MAX_LEN), Ok(None)) {
+        assert!(
+          matches!(outcome, Err(HandshakeFailure::Auth(_))),
+          "a wrong proof, or something else in its place, must be an auth failure, got {outcome:?}"
+        );
       }
     }
   } else {
@@ -449,8 +452,17 @@ pub fn socket_ipc(data: &[u8]) {
   let mut delivered: Vec<Vec<u8>> = Vec::new();
   for record in records.iter().filter(|r| r.kind < 0x80) {
     match record.kind {
-      socket_ipc::TEXT => delivered.push(record.body.clone()),
+      socket_ipc::TEXT => {
+        assert!(std::str::from_utf8(&record.body).is_ok(), "a TEXT record that is not UTF-8");
+        delivered.push(record.body.clone());
+      }
       socket_ipc::TEXT_GROUP => delivered.extend(text_group(&record.body)),
+      // A text that is not UTF-8 comes as `TEXT | text`, and only such a text.
+      events::kind::NOT_TEXT => {
+        assert_eq!(record.body[0], socket_ipc::TEXT, "a NOT_TEXT record on the socket-ipc wire holds a TEXT");
+        assert!(std::str::from_utf8(&record.body[1..]).is_err(), "a UTF-8 text came as NOT_TEXT");
+        delivered.push(record.body[1..].to_vec());
+      }
       k => panic!("record kind 0x{k:02x} on the socket-ipc wire"),
     }
   }
@@ -513,6 +525,7 @@ fn text_group(body: &[u8]) -> Vec<Vec<u8>> {
   for (i, len) in lens.iter().enumerate() {
     let text = &array[at..at + len];
     assert!(codec::stands_alone(text), "a grouped text that does not stand alone: {text:?}");
+    assert!(std::str::from_utf8(text).is_ok(), "a grouped text that is not UTF-8: {text:?}");
     if i > 0 {
       expected_array.push(b',');
     }

@@ -6,7 +6,7 @@
 
 const { ipcError, typeError, rangeError } = require('./errors');
 const {
-  REPLY_STATUS: { HANDLER_FAILED, NO_HANDLER },
+  REPLY_STATUS: { HANDLER_FAILED, NO_HANDLER, BAD_REQUEST },
 } = require('./kinds');
 
 const MAX_TIMEOUT = 2 ** 31 - 1;
@@ -153,24 +153,40 @@ class Calls {
     else call.resolve(message);
   }
 
+  /**
+   * A REPLY_ERROR from connection `from` (PROTOCOL.md, "Requests"): what each status means to the
+   * requester. `infoJson` is its `{ message, code }` text, or null when it was not UTF-8.
+   */
   replyFailed(requestId, status, infoJson, from) {
     const call = this.pending.get(requestId);
     if (call === undefined || call.target !== from) return;
     this.take(requestId);
     const { topic } = call;
+    const info = remoteErrorOf(infoJson);
     if (status === NO_HANDLER) {
       call.reject(
         ipcError('ERR_IPC_NO_HANDLER', `the other side has no handler for topic '${topic}'; register one there with handle('${topic}', handler)`, { topic }),
       );
-      return;
+    } else if (status === BAD_REQUEST) {
+      const why = info === null ? '' : `: ${info.message}`;
+      call.reject(
+        ipcError('ERR_IPC_DECODE', `the other side could not decode the request on topic '${topic}'${why}; check that both ends run native-socket-ipc or follow PROTOCOL.md`, { topic }),
+      );
+    } else if (status === HANDLER_FAILED) {
+      const message = info === null ? 'the handler failed, and its error could not be read' : info.message;
+      call.reject(ipcError('ERR_IPC_REMOTE', message, { topic, remoteCode: info?.code }));
+    } else {
+      // A status of a later version (or a broken peer): the request failed there, for a reason
+      // this version cannot name.
+      const why = info === null ? '' : `: ${info.message}`;
+      call.reject(
+        ipcError(
+          'ERR_IPC_REMOTE',
+          `the other side answered the request on topic '${topic}' with status ${status}, which this version of native-socket-ipc does not know${why}; upgrade this side`,
+          { topic, remoteCode: info?.code, remoteStatus: status },
+        ),
+      );
     }
-    let info;
-    try {
-      info = JSON.parse(infoJson);
-    } catch {
-      info = { message: 'the handler failed, and its error could not be read' };
-    }
-    call.reject(ipcError('ERR_IPC_REMOTE', String(info.message), { topic, remoteCode: info.code }));
   }
 
   // ----- handlers -----
@@ -197,7 +213,8 @@ class Calls {
    */
   requested(requestId, topic, message, from, decodeFailure) {
     if (decodeFailure !== undefined) {
-      this.replyError(from, requestId, HANDLER_FAILED, { message: decodeFailure.message, code: decodeFailure.code });
+      // Whatever the topic: a request that cannot be read cannot be handled.
+      this.replyError(from, requestId, BAD_REQUEST, { message: decodeFailure.message, code: decodeFailure.code });
       return;
     }
     const handler = this.handlers.get(topic);
@@ -239,6 +256,22 @@ class Calls {
   replyError(target, requestId, status, info) {
     this.outgoing.appendReplyError(target, requestId, status, info);
   }
+}
+
+/**
+ * A REPLY_ERROR's JSON as `{ message, code }` (code: a string, or undefined), or null when it
+ * cannot be read: not UTF-8 (null), not JSON, not an object, or without a string message.
+ */
+function remoteErrorOf(infoJson) {
+  if (infoJson === null) return null;
+  let info;
+  try {
+    info = JSON.parse(infoJson);
+  } catch {
+    return null;
+  }
+  if (info === null || typeof info !== 'object' || typeof info.message !== 'string') return null;
+  return { message: info.message, code: typeof info.code === 'string' ? info.code : undefined };
 }
 
 /** protocol 'socket-ipc' carries messages only, as @crussell52/socket-ipc does. */

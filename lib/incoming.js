@@ -15,8 +15,10 @@ const {
   KIND_ATTACHED,
   KIND_TEXT,
   KIND_TEXT_GROUP,
+  KIND_NOT_TEXT,
   KIND_REQUEST_JSON,
   KIND_REQUEST_BINARY,
+  KIND_REPLY_JSON,
   KIND_REPLY_BINARY,
   KIND_REPLY_ERROR,
   EVENT,
@@ -226,6 +228,8 @@ class Incoming {
         socketIpc.emitText(this.textSink, buf.toString('utf8', start, end), id);
       } else if (kind === KIND_TEXT_GROUP) {
         socketIpc.emitTexts(this.textSink, buf, start, end, id);
+      } else if (kind === KIND_NOT_TEXT) {
+        this.emitNotText(buf, start, end, id);
       } else if (kind < 0x80) {
         this.emitCall(kind, buf, start, end, id, false);
       } else if (kind === EVENT.MESSAGE_ERROR) {
@@ -246,7 +250,7 @@ class Incoming {
   emitMessage(kind, buf, start, end, id, view) {
     const handler = this.handler;
     const topicEnd = start + 2 + buf.readUInt16BE(start);
-    const topic = buf.toString('utf8', start + 2, topicEnd);
+    const topic = topicOf(buf, start + 2, topicEnd);
     let message;
     if (kind === KIND_BINARY) {
       message = view ? buf.subarray(topicEnd, end) : Buffer.from(buf.subarray(topicEnd, end));
@@ -276,7 +280,7 @@ class Incoming {
     let payloadAt = start + 4;
     if (kind === KIND_REQUEST_JSON || kind === KIND_REQUEST_BINARY) {
       payloadAt += 2 + buf.readUInt16BE(payloadAt);
-      topic = buf.toString('utf8', start + 6, payloadAt);
+      topic = topicOf(buf, start + 6, payloadAt);
     }
     let message;
     let failure;
@@ -291,6 +295,32 @@ class Incoming {
     }
     if (topic === null) handler[onReply](requestId, message, id, failure);
     else handler[onRequest](requestId, topic, message, id, failure);
+  }
+
+  /**
+   * A data frame whose JSON is not UTF-8 (src/events.rs, NOT_TEXT: `kind u8 | frame body`): a
+   * failure of that one message, request or reply, as if its JSON did not parse.
+   */
+  emitNotText(buf, start, end, id) {
+    const handler = this.handler;
+    const kind = buf[start];
+    const body = start + 1;
+    if (kind === KIND_JSON) {
+      const topicEnd = body + 2 + buf.readUInt16BE(body);
+      handler[onMessageError](notTextError(topicOf(buf, body + 2, topicEnd), 'message'), id);
+    } else if (kind === KIND_REQUEST_JSON) {
+      const requestId = buf.readUInt32BE(body);
+      const topicEnd = body + 6 + buf.readUInt16BE(body + 4);
+      const topic = topicOf(buf, body + 6, topicEnd);
+      handler[onRequest](requestId, topic, undefined, id, notTextError(topic, 'request'));
+    } else if (kind === KIND_REPLY_JSON) {
+      handler[onReply](buf.readUInt32BE(body), undefined, id, notTextError('reply', 'reply'));
+    } else if (kind === KIND_REPLY_ERROR) {
+      // The error's JSON cannot be read: lib/calls.js says so in the rejection.
+      handler[onReplyError](buf.readUInt32BE(body), buf[body + 4], null, id);
+    } else {
+      this.textSink.error(ipcError('ERR_IPC_DECODE', 'socket-ipc message is not valid UTF-8, so it is not JSON; fix the program that sent it'), id);
+    }
   }
 
   /**
@@ -330,7 +360,7 @@ class Incoming {
       g.entry += GROUP_ENTRY;
       if (buf[entry] === 0) {
         const topicLen = buf.readUInt16BE(entry + 1);
-        g.topic = buf.toString('utf8', g.topicAt, g.topicAt + topicLen);
+        g.topic = topicOf(buf, g.topicAt, g.topicAt + topicLen);
         g.topicAt += topicLen;
       }
       const payloadAt = g.payloadAt;
@@ -352,6 +382,17 @@ class Incoming {
     this.group = null;
     return true;
   }
+}
+
+/** The topic in `buf[start, end)`; an empty one is 'none', as senders write it (PROTOCOL.md). */
+function topicOf(buf, start, end) {
+  return start === end ? 'none' : buf.toString('utf8', start, end);
+}
+
+/** A JSON payload that is not UTF-8 (see emitNotText). */
+function notTextError(topic, what) {
+  const where = what === 'reply' ? 'reply' : `${what} on topic '${topic}'`;
+  return ipcError('ERR_IPC_DECODE', `${where} is not valid UTF-8, so it is not the JSON its frame promises; fix the program that sent it`, { topic });
 }
 
 function decodeError(topic, cause, what = 'message') {

@@ -37,6 +37,9 @@ const KIND_ATTACHED = 0x13;
 const KIND_TEXT = 0x14;
 // Core to JS: a run of socket-ipc texts.
 const KIND_TEXT_GROUP = 0x15;
+// Core to JS: a data frame (or socket-ipc text) whose JSON is not UTF-8; body: its kind, then
+// its body. Decoded as a failure of that message, request or reply.
+const KIND_NOT_TEXT = 0x16;
 
 // ===== Lifecycle record kinds, 0x80 and up (src/events.rs, mod kind) =====
 // Bodies are described there.
@@ -65,6 +68,8 @@ const REPLY_STATUS = Object.freeze({
   HANDLER_FAILED: 1,
   // No handler for the request's topic.
   NO_HANDLER: 2,
+  // The request could not be decoded (its JSON does not parse, or is not UTF-8).
+  BAD_REQUEST: 3,
 });
 
 // ===== Frame layout (PROTOCOL.md; src/codec.rs) =====
@@ -117,6 +122,7 @@ module.exports = {
   KIND_ATTACHED,
   KIND_TEXT,
   KIND_TEXT_GROUP,
+  KIND_NOT_TEXT,
   EVENT,
   REPLY_STATUS,
   LEN_PREFIX,

@@ -23,6 +23,7 @@
 // Which tests: every __test__/*.test.js, less what cannot work under qemu:
 //   __test__/bench.test.js (the whole file)
 //   __test__/docs.test.js (the whole file: it checks Markdown, which no platform changes)
+//   __test__/types-defaults.test.js (the whole file: it type-checks, which no platform changes)
 //       a benchmark (bench/run.js --smoke) with a fixed 30 s deadline sized for native speed; it
 //       measures nothing here and asserts only that it finishes.
 //   faults.test.js: '100 workers, each with a server and 3 clients ... terminated mid-traffic'
@@ -77,6 +78,7 @@ const SYSROOT = '/usr/aarch64-linux-gnu';
 const EXCLUDED_FILES = {
   '__test__/bench.test.js': 'a benchmark with a 30 s deadline sized for native speed',
   '__test__/docs.test.js': 'checks the Markdown files, the same on every platform (npm test runs it)',
+  '__test__/types-defaults.test.js': 'runs the TypeScript compiler on the typings, the same on every platform (npm test runs it)',
 };
 const EXCLUDED_TESTS = [
   {

@@ -86,6 +86,7 @@ const WINDOWS_TEST_FILES = [
   '__test__/flood.test.js',
   '__test__/send-batch.test.js',
   '__test__/kinds.test.js',
+  '__test__/mistakes.test.js',
 ];
 const TEST_TIMEOUT_MS = 120000;
 const RUN_TIMEOUT_MIN = 60;

@@ -63,6 +63,8 @@ pub mod reply_status {
   pub const HANDLER_FAILED: u8 = 1;
   /// The receiver has no handler for the request's topic.
   pub const NO_HANDLER: u8 = 2;
+  /// The receiver could not decode the request: its JSON does not parse, or is not UTF-8.
+  pub const BAD_REQUEST: u8 = 3;
 }
 
 /// Bytes of the request id that starts request and reply bodies.
@@ -111,6 +113,8 @@ pub enum FrameError {
   BadControl(u8),
   /// An ACK or GOODBYE on a connection without an at-least-once session.
   NotInSession(u8),
+  /// A frame of the hello exchange (HELLO, REJECT, AUTH_*) after it is over.
+  OutOfPlace(u8),
 }
 
 impl fmt::Display for FrameError {
@@ -128,6 +132,10 @@ impl fmt::Display for FrameError {
       FrameError::NotInSession(k) => write!(
         f,
         "peer sent a frame of kind 0x{k:02x} (ACK or GOODBYE), which only at-least-once sessions use; check that both ends set the same delivery option"
+      ),
+      FrameError::OutOfPlace(k) => write!(
+        f,
+        "peer sent a frame of kind 0x{k:02x} (HELLO, REJECT or AUTH), which belongs to the hello exchange, after that exchange was over; the peer does not follow the protocol"
       ),
     }
   }
@@ -190,6 +198,7 @@ pub fn validate(frame: &Frame<'_>) -> Result<(), FrameError> {
     kind::ACK if frame.body.len() == 8 => Ok(()),
     kind::CLOSE_REASON if !frame.body.is_empty() && frame.body.len() <= CLOSE_REASON_MAX => Ok(()),
     kind::PING | kind::PONG | kind::GOODBYE | kind::ACK | kind::CLOSE_REASON => Err(FrameError::BadControl(frame.kind)),
+    kind::HELLO | kind::REJECT | kind::AUTH_CHALLENGE..=kind::AUTH_OK => Err(FrameError::OutOfPlace(frame.kind)),
     other => Err(FrameError::UnknownKind(other)),
   }
 }
@@ -210,6 +219,21 @@ pub fn message_topic(body: &[u8]) -> Option<&[u8]> {
 pub fn message_payload(body: &[u8]) -> Option<&[u8]> {
   let topic = message_topic(body)?;
   Some(&body[2 + topic.len()..])
+}
+
+/// False for a validated data frame whose kind promises UTF-8 text (JSON messages, requests and
+/// replies, a REPLY_ERROR's JSON) and whose payload is not: the receiver reports it as
+/// undecodable (PROTOCOL.md, "Messages"), the connection stays. Binary kinds are always true.
+pub fn payload_is_text(frame_kind: u8, body: &[u8]) -> bool {
+  let payload = match frame_kind {
+    kind::MESSAGE_JSON => message_payload(body),
+    kind::REQUEST_JSON => body.get(REQUEST_ID..).and_then(message_payload),
+    kind::REPLY_JSON => body.get(REQUEST_ID..),
+    kind::REPLY_ERROR => body.get(REQUEST_ID + 1..),
+    _ => return true,
+  };
+  // std's check runs a word at a time over ASCII, the common case.
+  payload.is_none_or(|p| std::str::from_utf8(p).is_ok())
 }
 
 /// True when a JSON payload can stand as one element of a JSON array next to others: its brackets
@@ -425,58 +449,7 @@ pub fn count_messages(mut frames: &[u8]) -> usize {
 mod tests {
   use super::*;
 
-  fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.split_whitespace().collect();
-    (0..s.len())
-      .step_by(2)
-      .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-      .collect()
-  }
-
-  // These vectors are the ones printed in PROTOCOL.md; __test__/protocol.test.js decodes the same.
-  #[test]
-  fn protocol_md_vectors_decode() {
-    let hello = hex("00000008 01 4e53495043 01 00");
-    let mut enc = Vec::new();
-    encode_hello(&mut enc);
-    assert_eq!(enc, hello);
-    let f = next_frame(&hello, HELLO_MAX_LEN).unwrap().unwrap();
-    assert_eq!(parse_hello(&f), Some(Hello::Version(1)));
-
-    let json = hex("0000000f 10 0005 68656c6c6f 7b2261223a317d");
-    let f = next_frame(&json, 1024).unwrap().unwrap();
-    validate(&f).unwrap();
-    assert_eq!(f.kind, kind::MESSAGE_JSON);
-    assert_eq!(message_topic(f.body), Some(&b"hello"[..]));
-    assert_eq!(message_payload(f.body), Some(&b"{\"a\":1}"[..]));
-    let mut enc = Vec::new();
-    encode_message(&mut enc, kind::MESSAGE_JSON, "hello", b"{\"a\":1}");
-    assert_eq!(enc, json);
-
-    let bin = hex("0000000a 11 0003 62696e 000102ff");
-    let f = next_frame(&bin, 1024).unwrap().unwrap();
-    validate(&f).unwrap();
-    assert_eq!(f.kind, kind::MESSAGE_BINARY);
-    assert_eq!(message_payload(f.body), Some(&[0u8, 1, 2, 0xff][..]));
-
-    let ping = hex("00000001 02");
-    let f = next_frame(&ping, 1024).unwrap().unwrap();
-    validate(&f).unwrap();
-    assert_eq!(f.kind, kind::PING);
-
-    let request = hex("0000000f 20 00000001 0003 73756d 5b312c325d");
-    let mut enc = Vec::new();
-    encode_request(&mut enc, kind::REQUEST_JSON, 1, "sum", b"[1,2]");
-    assert_eq!(enc, request);
-    let reply = hex("00000006 22 00000001 33");
-    let mut enc = Vec::new();
-    encode_reply(&mut enc, kind::REPLY_JSON, 1, b"3");
-    assert_eq!(enc, reply);
-    let failed = hex("00000028 24 00000001 01 7b226d657373616765223a22626f6f6d222c22636f6465223a22455f424f4f4d227d");
-    let f = next_frame(&failed, 1024).unwrap().unwrap();
-    validate(&f).unwrap();
-    assert_eq!(f.body[REQUEST_ID], reply_status::HANDLER_FAILED);
-  }
+  // The documented vectors (vectors/*.json) are checked by tests/vectors.rs.
 
   #[test]
   fn incomplete_prefix_and_body_need_more_bytes() {
@@ -597,6 +570,30 @@ mod tests {
     for bad in [&b""[..], b"  ", b"1,2", b"[1", b"1]", b"\"open", b"]["] {
       assert!(!stands_alone(bad), "{}", String::from_utf8_lossy(bad));
     }
+  }
+
+  #[test]
+  fn hello_exchange_kinds_after_the_hello_are_out_of_place() {
+    for k in [kind::HELLO, kind::REJECT, kind::AUTH_CHALLENGE, kind::AUTH_PROOF, kind::AUTH_OK] {
+      assert_eq!(validate(&Frame { kind: k, body: b"" }), Err(FrameError::OutOfPlace(k)));
+    }
+    assert_eq!(validate(&Frame { kind: 0x33, body: b"" }), Err(FrameError::UnknownKind(0x33)));
+  }
+
+  #[test]
+  fn only_the_json_kinds_promise_utf8_text() {
+    let mut frame = Vec::new();
+    encode_message(&mut frame, kind::MESSAGE_JSON, "t", b"\"\xff\"");
+    let f = next_frame(&frame, 1024).unwrap().unwrap();
+    assert_eq!(validate(&f), Ok(()), "the frame itself is well-formed");
+    assert!(!payload_is_text(f.kind, f.body));
+    assert!(payload_is_text(kind::MESSAGE_BINARY, f.body), "binary payloads are any bytes");
+    let id = [0, 0, 0, 1];
+    assert!(!payload_is_text(kind::REQUEST_JSON, &[&id[..], &[0, 1, b't', 0xc0, 0xaf]].concat()));
+    assert!(!payload_is_text(kind::REPLY_JSON, &[&id[..], &[0xed, 0xa0, 0x80]].concat()));
+    assert!(!payload_is_text(kind::REPLY_ERROR, &[&id[..], &[1, 0xff]].concat()));
+    assert!(payload_is_text(kind::REPLY_ERROR, &[&id[..], &[1]].concat()), "an empty body is text");
+    assert!(payload_is_text(kind::REQUEST_JSON, &[&id[..], &[0, 1, b't'], "\"ü\"".as_bytes()].concat()));
   }
 
   #[test]

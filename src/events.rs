@@ -14,7 +14,9 @@
 //! `kind: u8 | id: u32 | len: u32 | body[len]`. A single message's body is the wire frame minus
 //! its length prefix and kind (`topic_len: u16 | topic | payload`), copied once. Two other
 //! message records exist: `JSON_GROUP`, a run of JSON messages parsed as one array
-//! (`encode_messages`), and `ATTACHED`, a large frame handed over whole (`push_attached`).
+//! (`encode_messages`), and `ATTACHED`, a large frame handed over whole (`push_attached`). A data
+//! frame whose JSON is not UTF-8 comes as a `NOT_TEXT` record (`kind | body`), which JS reports
+//! as undecodable.
 //! Connections on the socket-ipc wire send `TEXT` and `TEXT_GROUP` records (`push_texts`).
 //!
 //! Longer than most files (about 880 lines, a third of them tests): the queue and the record
@@ -42,6 +44,10 @@ pub mod kind {
   pub const ATTACHED: u8 = 0x13;
   /// socket-ipc messages: one text, or a run of them (see `encode_texts`).
   pub use crate::socket_ipc::{TEXT, TEXT_GROUP};
+  /// A data frame (or socket-ipc text) whose payload should be UTF-8 text and is not
+  /// (`codec::payload_is_text`). Body: its kind, then its body (`kind: u8 | body`), so JS can
+  /// still name the topic and answer a request.
+  pub const NOT_TEXT: u8 = 0x16;
   /// Body: what is bound, as JSON (see `Listener::address_json`).
   pub const LISTENING: u8 = 0x81;
   /// Body: who connected, as JSON (see `PeerInfo::write_json`).
@@ -297,6 +303,10 @@ impl EventQueue {
   /// the record only says where it goes, so the megabyte that was read from the socket is the
   /// very memory the listener's Buffer looks at.
   pub fn push_attached(&self, id: u32, frame: Vec<u8>, mark: Option<(u32, u64)>) {
+    if !codec::payload_is_text(frame[codec::LEN_PREFIX], &frame[codec::LEN_PREFIX + 1..]) {
+      // Rare, and JS only reads its header: a copy into the queue does.
+      return self.push_frames(id, &frame, mark);
+    }
     self.append_data(id, mark, |state| {
       write_record(&mut state.buf, kind::ATTACHED, id, &[]);
       let len = frame.len();
@@ -361,6 +371,10 @@ impl EventQueue {
         state.handed.push(frame);
       } else if matches!(kind, kind::REQUEST_JSON | kind::REQUEST_BINARY) {
         request = queued.get(len + RECORD_HEADER..len + RECORD_HEADER + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap()));
+      } else if kind == kind::NOT_TEXT && queued.get(len + RECORD_HEADER) == Some(&kind::REQUEST_JSON) {
+        // It is answered (status BAD_REQUEST) like any request, and held until then.
+        let at = len + RECORD_HEADER + 1;
+        request = queued.get(at..at + 4).map(|b| u32::from_be_bytes(b.try_into().unwrap()));
       }
       // Lifecycle records (0x80 and up) were never counted.
       if kind < 0x80 {
@@ -495,7 +509,7 @@ pub fn encode_messages(buf: &mut Vec<u8>, id: u32, frames: &[u8]) {
   let mut messages = MessageFrames(frames).peekable();
   while let Some((kind, body)) = messages.next() {
     if kind != kind::MESSAGE_JSON || !groupable(body) {
-      write_record(buf, kind, id, body);
+      write_data_record(buf, kind, id, body);
       continue;
     }
     let mut run = vec![body];
@@ -503,18 +517,45 @@ pub fn encode_messages(buf: &mut Vec<u8>, id: u32, frames: &[u8]) {
       run.push(next);
     }
     if run.len() == 1 {
-      write_record(buf, kind, id, body);
-    } else {
-      write_group(buf, id, &run);
+      write_data_record(buf, kind, id, body);
+    } else if !write_group(buf, id, &run) {
+      // Some payload is not UTF-8 (rare): each message on its own, so only that one fails.
+      for body in run {
+        write_data_record(buf, kind, id, body);
+      }
     }
   }
 }
 
+/// A JSON message that may share a group's array (its UTF-8 is checked with the group's).
 fn groupable(body: &[u8]) -> bool {
   codec::message_payload(body).is_some_and(codec::stands_alone)
 }
 
-fn write_group(buf: &mut Vec<u8>, id: u32, bodies: &[&[u8]]) {
+/// One data frame as its own record: as it came, or as `NOT_TEXT` if its text is not UTF-8.
+fn write_data_record(buf: &mut Vec<u8>, kind: u8, id: u32, body: &[u8]) {
+  if codec::payload_is_text(kind, body) {
+    write_record(buf, kind, id, body);
+  } else {
+    write_not_text(buf, kind, id, body);
+  }
+}
+
+/// A `NOT_TEXT` record: `kind | body`.
+fn write_not_text(buf: &mut Vec<u8>, kind: u8, id: u32, body: &[u8]) {
+  buf.reserve(RECORD_HEADER + 1 + body.len());
+  buf.push(kind::NOT_TEXT);
+  buf.extend_from_slice(&id.to_be_bytes());
+  buf.extend_from_slice(&((1 + body.len()) as u32).to_be_bytes());
+  buf.push(kind);
+  buf.extend_from_slice(body);
+}
+
+/// Writes a `JSON_GROUP`; false (and nothing written) if its payloads are not all UTF-8. They are
+/// checked together, as the array they make: one pass over contiguous bytes costs less than a
+/// check per message, and the commas between them are ASCII, so the array is UTF-8 exactly when
+/// every payload is.
+fn write_group(buf: &mut Vec<u8>, id: u32, bodies: &[&[u8]]) -> bool {
   let record_at = buf.len();
   buf.extend_from_slice(&[kind::JSON_GROUP, 0, 0, 0, 0, 0, 0, 0, 0]);
   buf[record_at + 1..record_at + 5].copy_from_slice(&id.to_be_bytes());
@@ -541,6 +582,7 @@ fn write_group(buf: &mut Vec<u8>, id: u32, bodies: &[&[u8]]) {
   }
   let array_at = (buf.len() - body_at) as u32;
   buf[body_at + 4..body_at + 8].copy_from_slice(&array_at.to_be_bytes());
+  let array_start = buf.len();
   buf.push(b'[');
   for (i, body) in bodies.iter().enumerate() {
     if i > 0 {
@@ -549,8 +591,13 @@ fn write_group(buf: &mut Vec<u8>, id: u32, bodies: &[&[u8]]) {
     buf.extend_from_slice(codec::message_payload(body).unwrap_or_default());
   }
   buf.push(b']');
+  if std::str::from_utf8(&buf[array_start..]).is_err() {
+    buf.truncate(record_at);
+    return false;
+  }
   let len = (buf.len() - body_at) as u32;
   buf[record_at + 5..record_at + 9].copy_from_slice(&len.to_be_bytes());
+  true
 }
 
 /// socket-ipc messages into records: runs of two or more texts that stand alone as array elements
@@ -560,7 +607,7 @@ fn encode_texts(buf: &mut Vec<u8>, id: u32, complete: &[u8]) {
   let mut texts = socket_ipc::texts(complete).peekable();
   while let Some(text) = texts.next() {
     if !codec::stands_alone(text) {
-      write_record(buf, socket_ipc::TEXT, id, text);
+      write_text(buf, id, text);
       continue;
     }
     let mut run = vec![text];
@@ -568,7 +615,7 @@ fn encode_texts(buf: &mut Vec<u8>, id: u32, complete: &[u8]) {
       run.push(next);
     }
     if run.len() == 1 {
-      write_record(buf, socket_ipc::TEXT, id, text);
+      write_text(buf, id, text);
       continue;
     }
     let record_at = buf.len();
@@ -579,6 +626,7 @@ fn encode_texts(buf: &mut Vec<u8>, id: u32, complete: &[u8]) {
     for text in &run {
       buf.extend_from_slice(&(text.len() as u32).to_be_bytes());
     }
+    let array_start = buf.len();
     buf.push(b'[');
     for (i, text) in run.iter().enumerate() {
       if i > 0 {
@@ -587,8 +635,22 @@ fn encode_texts(buf: &mut Vec<u8>, id: u32, complete: &[u8]) {
       buf.extend_from_slice(text);
     }
     buf.push(b']');
+    // As in `write_group`: the texts are checked together; if one is not UTF-8, each goes alone.
+    if std::str::from_utf8(&buf[array_start..]).is_err() {
+      buf.truncate(record_at);
+      run.iter().for_each(|text| write_text(buf, id, text));
+      continue;
+    }
     let len = (buf.len() - body_at) as u32;
     buf[record_at + 5..record_at + 9].copy_from_slice(&len.to_be_bytes());
+  }
+}
+
+/// One socket-ipc text as its own record: `TEXT`, or `NOT_TEXT` if it is not UTF-8.
+fn write_text(buf: &mut Vec<u8>, id: u32, text: &[u8]) {
+  match std::str::from_utf8(text) {
+    Ok(_) => write_record(buf, socket_ipc::TEXT, id, text),
+    Err(_) => write_not_text(buf, socket_ipc::TEXT, id, text),
   }
 }
 
@@ -805,6 +867,37 @@ mod tests {
         body: b"\0\x02bb[3]".to_vec()
       }
     );
+  }
+
+  #[test]
+  fn json_that_is_not_utf8_comes_as_not_text_and_breaks_a_group_without_losing_its_neighbours() {
+    let q = EventQueue::new(Box::new(CountingWake(Default::default())));
+    let inbound = Arc::new(Inbound::new(1 << 20));
+    q.track(1, inbound.clone());
+    let mut wire = Vec::new();
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "a", b"1");
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "a", b"\"\xff\"");
+    codec::encode_message(&mut wire, kind::MESSAGE_JSON, "a", b"2");
+    codec::encode_message(&mut wire, kind::MESSAGE_BINARY, "b", b"\xff");
+    codec::encode_request(&mut wire, kind::REQUEST_JSON, 9, "q", b"\xc0\xaf");
+    q.push_frames(1, &wire, None);
+    let records = q.take().decode();
+    let kinds: Vec<u8> = records.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [kind::MESSAGE_JSON, kind::NOT_TEXT, kind::MESSAGE_JSON, kind::MESSAGE_BINARY, kind::NOT_TEXT]);
+    assert_eq!(records[1].body, [&[kind::MESSAGE_JSON][..], b"\0\x01a\"\xff\""].concat(), "its kind, then its body");
+    assert_eq!(records[4].body[0], kind::REQUEST_JSON);
+    let request_record = RECORD_HEADER + 1 + 4 + 2 + 1 + 2;
+    assert_eq!(inbound.held(), request_record, "the undecodable request is held until it is answered");
+    let mut reply = Vec::new();
+    codec::encode_frame(&mut reply, kind::REPLY_ERROR, &[0, 0, 0, 9, codec::reply_status::BAD_REQUEST, b'{', b'}']);
+    inbound.replied(&reply);
+    assert_eq!(inbound.held(), 0);
+
+    let mut large = Vec::new();
+    codec::encode_message(&mut large, kind::MESSAGE_JSON, "big", &[0xff; 100]);
+    q.push_attached(1, large.clone(), None);
+    let records = q.take().decode();
+    assert_eq!(records, vec![Record { kind: kind::NOT_TEXT, id: 1, body: large[codec::LEN_PREFIX..].to_vec() }]);
   }
 
   #[test]

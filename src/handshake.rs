@@ -110,18 +110,29 @@ impl Conn {
     self.info
   }
 
+  /// Bytes the peer sent behind its part of the hello exchange: the connection reads them first.
+  pub fn buffered(&self) -> &[u8] {
+    &self.buf
+  }
+
   /// Reads one handshake frame (small: `HELLO_MAX_LEN`), as `(kind, body)`.
   async fn read_frame(&mut self, who: &str) -> Result<(u8, Vec<u8>), HandshakeFailure> {
+    self.read_frame_or_header(who).await?.ok_or_else(|| not_our_protocol(who))
+  }
+
+  /// As `read_frame`, but a length prefix no handshake frame has (0, or over `HELLO_MAX_LEN`) is
+  /// `None` instead of an error, so the caller decides what it means where it came.
+  async fn read_frame_or_header(&mut self, who: &str) -> Result<Option<(u8, Vec<u8>)>, HandshakeFailure> {
     loop {
       match codec::next_frame(&self.buf, codec::HELLO_MAX_LEN) {
         Ok(Some(frame)) => {
           let out = (frame.kind, frame.body.to_vec());
           let used = frame.wire_len();
           self.buf.advance(used);
-          return Ok(out);
+          return Ok(Some(out));
         }
         Ok(None) => {}
-        Err(_) => return Err(not_our_protocol(who)),
+        Err(_) => return Ok(None),
       }
       match self.stream.read_buf(&mut self.buf).await {
         Ok(0) if self.buf.is_empty() => return Err(HandshakeFailure::Silent),
@@ -159,6 +170,12 @@ impl Conn {
   /// then decides (`allow`, `maxConnections`) and calls `answer`. Not time-bounded itself: the
   /// caller bounds the whole handshake with `bounded`.
   pub async fn accept(socket: Socket, security: &ServerSecurity) -> Result<Conn, HandshakeFailure> {
+    Conn::accept_with(socket, security, None).await
+  }
+
+  /// `accept`, challenging with `server_nonce` if given (the test vectors' fixed one) instead of
+  /// a fresh one.
+  async fn accept_with(socket: Socket, security: &ServerSecurity, server_nonce: Option<[u8; auth::NONCE_LEN]>) -> Result<Conn, HandshakeFailure> {
     let info = socket.peer_info();
     let (socket, tls_failure) = match &security.tls {
       // A connect and nothing more (a port scan, a health check) is not worth an event.
@@ -183,29 +200,32 @@ impl Conn {
       Hello::Rejected(_) => return Err(not_our_protocol("client")),
     }
     if let Some(secret) = &security.secret {
-      conn.challenge(secret).await?;
+      conn.challenge(secret, server_nonce.unwrap_or_else(auth::nonce)).await?;
     }
     Ok(conn)
   }
 
   /// Asks the client to prove the secret, checks the proof and proves ourselves back.
-  async fn challenge(&mut self, secret: &Secret) -> Result<(), HandshakeFailure> {
-    let server_nonce = auth::nonce();
+  async fn challenge(&mut self, secret: &Secret, server_nonce: [u8; auth::NONCE_LEN]) -> Result<(), HandshakeFailure> {
     self
       .write_frame(|f| codec::encode_frame(f, kind::AUTH_CHALLENGE, &server_nonce))
       .await?;
-    let (frame_kind, body) = self.read_frame("client").await?;
-    if frame_kind != kind::AUTH_PROOF {
-      return Err(not_our_protocol("client"));
-    }
-    let problem = match body.len() {
-      0 => Some("the client has no secret; give it the server's secret (options.secret)"),
-      n if n != auth::NONCE_LEN + auth::TAG_LEN => Some("the client's proof of the secret is malformed"),
-      _ => {
-        let (client_nonce, tag) = body.split_at(auth::NONCE_LEN);
-        (!secret.verify_client(&server_nonce, client_nonce, tag))
-          .then_some("the client's secret does not match the server's (options.secret)")
-      }
+    // Whatever stands where the proof belongs is judged as a proof: anything else (a client that
+    // does not know about secrets and sends data at once) is refused as such, with a REJECT.
+    let (problem, body) = match self.read_frame_or_header("client").await? {
+      Some((kind::AUTH_PROOF, body)) => match body.len() {
+        0 => (Some("the client has no secret; give it the server's secret (options.secret)"), body),
+        n if n != auth::NONCE_LEN + auth::TAG_LEN => (Some("the client's proof of the secret is malformed"), body),
+        _ => {
+          let (client_nonce, tag) = body.split_at(auth::NONCE_LEN);
+          let wrong = !secret.verify_client(&server_nonce, client_nonce, tag);
+          (wrong.then_some("the client's secret does not match the server's (options.secret)"), body)
+        }
+      },
+      _ => (
+        Some("the client did not answer the challenge with its proof of the secret (AUTH_PROOF); give it the server's secret (options.secret)"),
+        Vec::new(),
+      ),
     };
     if let Some(problem) = problem {
       self.refuse(&format!("{}: {problem}", codec::AUTH_FAILED)).await;
@@ -225,6 +245,8 @@ impl Conn {
       Some(refusal) => {
         self.refuse(&refusal.reason).await;
         Err(match refusal.report {
+          // A malformed hello is bad input, not a failed authentication.
+          Some(e @ IpcError::Protocol(_)) => HandshakeFailure::Error(e),
           Some(e) => HandshakeFailure::Auth(e),
           None => HandshakeFailure::Silent,
         })
@@ -251,15 +273,15 @@ impl Conn {
       Some(e) => HandshakeFailure::Error(e),
       None => failure,
     };
-    conn.offer_on(security, hello).await.map_err(tls_says)
+    conn.offer_on(security, hello, auth::nonce()).await.map_err(tls_says)
   }
 
-  async fn offer_on(mut self, security: &ClientSecurity, hello: &HelloOptions) -> Result<Conn, HandshakeFailure> {
+  /// The client's hello exchange, with `client_nonce` for the proof if the server asks for one.
+  async fn offer_on(mut self, security: &ClientSecurity, hello: &HelloOptions, client_nonce: [u8; auth::NONCE_LEN]) -> Result<Conn, HandshakeFailure> {
     self.write_frame(|f| hello.encode(f)).await?;
     let (mut frame_kind, mut body) = self.read_frame("server").await?;
     match (frame_kind, &security.secret) {
       (kind::AUTH_CHALLENGE, Some(secret)) if body.len() == auth::NONCE_LEN => {
-        let client_nonce = auth::nonce();
         let proof = [&client_nonce[..], &secret.client_proof(&body, &client_nonce)].concat();
         self.write_frame(|f| codec::encode_frame(f, kind::AUTH_PROOF, &proof)).await?;
         let server_nonce = body;
@@ -388,4 +410,102 @@ pub async fn connect_once(
   let Some(hello) = hello else { return Ok(Conn::plain(socket)) };
   let never = CancellationToken::new();
   bounded(limit, &never, "server", Conn::offer(socket, security, hello)).await.map_err(client_error)
+}
+
+/// The exchanges of `vectors/auth.json`, byte for byte: the real handshake code on one end of a
+/// socket pair, with the file's fixed nonces injected, and the other end played from the file.
+#[cfg(all(test, unix))]
+mod vector_tests {
+  use super::*;
+  use serde_json::Value;
+  use tokio::net::UnixStream;
+
+  fn load() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/auth.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("vectors/auth.json is readable")).expect("vectors/auth.json is JSON")
+  }
+
+  fn bytes(hex: &str) -> Vec<u8> {
+    let hex: String = hex.split_whitespace().collect();
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+  }
+
+  fn nonce(doc: &Value, field: &str) -> [u8; auth::NONCE_LEN] {
+    bytes(doc[field].as_str().unwrap()).try_into().unwrap()
+  }
+
+  /// Plays the side `me` of `steps`: writes its steps, and reads exactly the other side's,
+  /// comparing; then expects EOF (the side under test wrote nothing more).
+  async fn play(mut stream: UnixStream, steps: &[Value], me: &str, name: &str) {
+    for (i, step) in steps.iter().enumerate() {
+      let expected = bytes(step["hex"].as_str().unwrap());
+      if step["from"] == me {
+        // The side under test may have closed already (after a REJECT): a failed write is its answer.
+        let _ = stream.write_all(&expected).await;
+      } else {
+        let mut got = vec![0; expected.len()];
+        stream.read_exact(&mut got).await.unwrap_or_else(|e| panic!("{name}: step {i}: {e}"));
+        assert_eq!(got, expected, "{name}: step {i} ({})", step["from"]);
+      }
+    }
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+    assert!(rest.is_empty(), "{name}: more bytes than the vector has: {rest:02x?}");
+  }
+
+  #[tokio::test]
+  async fn the_auth_vectors_are_what_the_handshake_code_writes_and_how_it_reads_them() {
+    let doc = load();
+    let secret = doc["secret"].as_str().unwrap().as_bytes().to_vec();
+    let (server_nonce, client_nonce) = (nonce(&doc, "server_nonce_hex"), nonce(&doc, "client_nonce_hex"));
+    let mut checked = (0, 0);
+    for v in doc["vectors"].as_array().unwrap() {
+      let name = v["name"].as_str().unwrap();
+      let steps = v["steps"].as_array().unwrap();
+      let role = v["role"].as_str().unwrap();
+      if role == "server" || role == "both" {
+        let (server_end, peer) = UnixStream::pair().unwrap();
+        let security = ServerSecurity { tls: None, secret: Some(Secret::new(&secret)) };
+        let refusal = (v["server_options"]["allow"] == false).then(|| Refusal {
+          reason: format!("{}: the server's allow function refused it", codec::NOT_ALLOWED),
+          report: Some(IpcError::NotAllowed("refused".into())),
+        });
+        let serving = async {
+          let mut conn = Conn::accept_with(Socket::Unix(server_end), &security, Some(server_nonce)).await?;
+          conn.answer(refusal, &HelloOptions::default()).await
+        };
+        let (outcome, ()) = tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(serving, play(peer, steps, "client", name)) })
+          .await
+          .unwrap_or_else(|_| panic!("{name}: hangs"));
+        match (v["reports"]["server"].as_str().unwrap(), &outcome) {
+          ("connection", Ok(())) => {}
+          ("authError", Err(HandshakeFailure::Auth(e))) => assert_eq!(e.code(), v["reports"]["code"].as_str(), "{name}"),
+          (want, got) => panic!("{name}: the server should report {want}, got {got:?}"),
+        }
+        checked.0 += 1;
+      }
+      if role == "client" || role == "both" {
+        let (client_end, peer) = UnixStream::pair().unwrap();
+        let with_secret = v["client_has_secret"] != false;
+        let security = ClientSecurity { tls: None, secret: with_secret.then(|| Secret::new(&secret)) };
+        let conn = Conn::plain(Socket::Unix(client_end));
+        let offering = async { conn.offer_on(&security, &HelloOptions::default(), client_nonce).await.map(drop) };
+        let (outcome, ()) = tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(offering, play(peer, steps, "server", name)) })
+          .await
+          .unwrap_or_else(|_| panic!("{name}: hangs"));
+        let reports = &v["reports"];
+        match outcome.map_err(client_error) {
+          Ok(()) => assert_eq!(reports["client"], "connect", "{name}"),
+          Err(e) => {
+            assert_eq!(e.code(), reports["code"].as_str(), "{name}: {e}");
+            let stops = v["then"] == "stops";
+            assert_eq!(e.is_final(), stops, "{name}: the client {} after {e}", if stops { "must stop" } else { "must retry" });
+            assert_eq!(reports["client"], if stops { "error" } else { "connectError" }, "{name}");
+          }
+        }
+        checked.1 += 1;
+      }
+    }
+    assert!(checked.0 >= 7 && checked.1 >= 5, "vectors checked (server, client): {checked:?}");
+  }
 }
