@@ -315,6 +315,8 @@ test('errors.json: a real Server closes on every closing vector with its code an
         const [error] = events.of('messageError').map((e) => e.args[0]);
         assert.equal(error?.code, v.error, `'messageError' ${error?.message}`);
         assert.equal(events.of('connectionClose')[0].args[1]?.code, v.error, "the reason of 'connectionClose'");
+        // A named pipe has no half-close: after its end() the raw client cannot read the reason.
+        if (v.then_eof && process.platform === 'win32') return;
         const told = await raw.frame();
         assert.equal(told.kind, KIND.CLOSE_REASON, 'the client is told why');
         assert.equal(JSON.parse(told.body).code, v.error);

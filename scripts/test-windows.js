@@ -87,6 +87,8 @@ const WINDOWS_TEST_FILES = [
   '__test__/send-batch.test.js',
   '__test__/kinds.test.js',
   '__test__/mistakes.test.js',
+  '__test__/vectors.test.js',
+  '__test__/socket-ipc-api.test.js',
 ];
 const TEST_TIMEOUT_MS = 120000;
 const RUN_TIMEOUT_MIN = 60;
