@@ -27,6 +27,22 @@ function socketEvents(socket, { error = true } = {}) {
  * Resolves with a socket-like object's 'close' argument. (Not events.once(), which listens for
  * 'error' too, so the socket would emit its 'error' to it.)
  */
+/**
+ * A socket-ipc-wire Server (maxMessageSize 64) and a raw net.Socket connected to it, with the
+ * id and ConnectionSocket 'connection' gave: 200 bytes with no delimiter get it dropped.
+ */
+async function rawSocketIpcClient(t) {
+  const track = autoClose(t);
+  const server = track(new Server({ socketFile: socketPath(t), protocol: 'socket-ipc', maxMessageSize: 64 }));
+  server.on('messageError', () => {});
+  server.listen();
+  await waitFor(server, 'listening');
+  const connection = waitFor(server, 'connection');
+  const raw = track(net.connect(server.address()));
+  const [clientId, socket] = await connection;
+  return { track, server, raw, clientId, socket };
+}
+
 function socketClosed(socket, ms = 5000) {
   return withTimeout(new Promise((resolve) => socket.once('close', resolve)), ms, "the socket's 'close'");
 }
@@ -116,14 +132,7 @@ describe("the socket argument of 'connection', 'connect' and 'reconnect'", () =>
   });
 
   test("a server socket emits 'error' with the reason and 'close' (true) when the server drops the client, and 'connectionClose' has the same reason", T, async (t) => {
-    const track = autoClose(t);
-    const server = track(new Server({ socketFile: socketPath(t), protocol: 'socket-ipc', maxMessageSize: 64 }));
-    server.on('messageError', () => {});
-    server.listen();
-    await waitFor(server, 'listening');
-    const connection = waitFor(server, 'connection');
-    const raw = track(net.connect(server.address()));
-    const [clientId, socket] = await connection;
+    const { server, raw, clientId, socket } = await rawSocketIpcClient(t);
     const seen = socketEvents(socket);
     const dropped = waitFor(server, 'connectionClose');
     raw.write('x'.repeat(200)); // over maxMessageSize, with no delimiter: the server drops it
@@ -134,14 +143,7 @@ describe("the socket argument of 'connection', 'connect' and 'reconnect'", () =>
   });
 
   test("a socket's 'error' with no listener is not emitted: a dropped client does not crash the server", T, async (t) => {
-    const track = autoClose(t);
-    const server = track(new Server({ socketFile: socketPath(t), protocol: 'socket-ipc', maxMessageSize: 64 }));
-    server.on('messageError', () => {});
-    server.listen();
-    await waitFor(server, 'listening');
-    const connection = waitFor(server, 'connection');
-    const raw = track(net.connect(server.address()));
-    const [, socket] = await connection;
+    const { track, server, raw, socket } = await rawSocketIpcClient(t);
     const closed = socketClosed(socket);
     raw.write('x'.repeat(200));
     assert.equal(await closed, true, "'close' still says the connection ended in error");

@@ -6,7 +6,7 @@
 
 const net = require('node:net');
 const { NativeClient } = require('../binding.js');
-const { ipcError, fromNative, withAddress } = require('./errors');
+const { ipcError, fromNative } = require('./errors');
 const { clientOptions } = require('./options');
 const { Outgoing, topicOf } = require('./outgoing');
 const { Calls, disconnectedError } = require('./calls');
@@ -47,6 +47,7 @@ const kEndSocket = Symbol('endSocket');
 // With options.transcoder: the current connection's decoding state.
 const kDecoder = Symbol('decoder');
 const kEnqueue = Symbol('enqueue');
+const kQueueRefuses = Symbol('queueRefuses');
 // What a socket's remoteAddress, remotePort and remoteFamily say: a TCP peer's IP, when it is known.
 const kRemote = Symbol('remote');
 // Failed attempts in a row, and whether the warning about them was given.
@@ -152,31 +153,24 @@ class OneConnection extends Endpoint {
    */
   send(topic, message) {
     topic = topicOf(topic);
-    if (this[kRefuseIfClosed]()) return false;
-    const connected = this[kConnected];
-    if (!connected && this[kQueued] >= this[kOptions].maxQueue) {
-      this.emit('error', this[kQueueFull](topic, 'this message'));
-      return false;
-    }
-    if (this[kTranscoding] !== null) {
-      this[kTranscode](topic, message, (bytes) => this[kEnqueue](topic, bytes));
-      return this[kOver] === 0;
-    }
-    this[kOutgoing].append(BROADCAST, topic, message);
-    if (!connected) this[kQueued]++;
+    if (this[kRefuseIfClosed]() || this[kQueueRefuses](topic)) return false;
+    if (this[kTranscoding] === null) this[kEnqueue](topic, message);
+    // The queue may have filled up while a late encoder worked: it is checked again then.
+    else this[kTranscode](topic, message, (bytes) => this[kQueueRefuses](topic) || this[kEnqueue](topic, bytes));
     return this[kOver] === 0;
   }
 
-  /** Queues a transcoded message, now or when its encoder called back; as send() does. */
-  [kEnqueue](topic, bytes) {
-    const connected = this[kConnected];
-    // The queue may have filled up while a late encoder worked (a no-op otherwise: send() just checked).
-    if (!connected && this[kQueued] >= this[kOptions].maxQueue) {
-      this.emit('error', this[kQueueFull](topic, 'this message'));
-      return;
-    }
-    this[kOutgoing].append(BROADCAST, topic, bytes);
-    if (!connected) this[kQueued]++;
+  /** While disconnected with maxQueue messages waiting: reports the refusal ('error') and says so. */
+  [kQueueRefuses](topic) {
+    if (this[kConnected] || this[kQueued] < this[kOptions].maxQueue) return false;
+    this.emit('error', this[kQueueFull](topic, 'this message'));
+    return true;
+  }
+
+  /** Hands a message (or a transcoder's bytes) to the batch; counted in the queue while disconnected. */
+  [kEnqueue](topic, payload) {
+    this[kOutgoing].append(BROADCAST, topic, payload);
+    if (!this[kConnected]) this[kQueued]++;
   }
 
   /** Resolves at the next 'drain' (at once if send() would return true). */
@@ -321,13 +315,13 @@ class OneConnection extends Endpoint {
       }
       case EVENT.CONNECT_ERROR: {
         if (closing) break;
-        const err = withAddress(fromNative(body.toString()));
+        const err = fromNative(body.toString());
         this.emit('connectError', err);
         this[kWarnIfUnheard](err);
         break;
       }
       case EVENT.ERROR: {
-        const err = withAddress(fromNative(body.toString()));
+        const err = fromNative(body.toString());
         // The core stops after any error it reports, except an accept failure (a Peer listening)
         // and the count of messages it could not deliver, which comes after the cause.
         if (!closing && this[kFailure] === undefined && err.code !== 'ERR_IPC_CLOSED' && err.syscall !== 'accept') this[kFailure] = err;

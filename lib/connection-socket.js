@@ -37,7 +37,7 @@ const kClientId = Symbol('clientId');
 const kRemote = Symbol('remote');
 const kState = Symbol('state');
 const kDestroyError = Symbol('destroyError');
-// Implemented by the endpoint: close this socket's connection (graceful or not).
+// Implemented by the endpoint: close this socket's connection.
 const kCloseConnection = Symbol('closeConnection');
 
 const OPEN = 0;
@@ -47,7 +47,7 @@ const CLOSED = 2;
 
 class ConnectionSocket extends EventEmitter {
   /**
-   * @param {object} endpoint  the Server or Client; implements [kCloseConnection](socket, graceful)
+   * @param {object} endpoint  the Server or Client; implements [kCloseConnection](socket)
    * @param {number | undefined} clientId  on a server, the client's id
    * @param {object | undefined} remote  `{ address, family, port }` of a TCP peer, else undefined
    */
@@ -95,7 +95,7 @@ class ConnectionSocket extends EventEmitter {
 
   /** Closes the connection after what was sent on it; 'end' and 'close' follow. */
   end() {
-    if (this[kState] === OPEN) this[kEndpoint][kCloseConnection](this, true);
+    if (this[kState] === OPEN) this[kEndpoint][kCloseConnection](this);
     return this;
   }
 
@@ -105,13 +105,8 @@ class ConnectionSocket extends EventEmitter {
     // As on net.Socket, destroyed reads true at once.
     this[kState] = DESTROYING;
     if (error !== undefined && error !== null) this[kDestroyError] = error;
-    try {
-      this[kEndpoint][kCloseConnection](this, false);
-    } catch (err) {
-      this[kState] = OPEN;
-      this[kDestroyError] = undefined;
-      throw err;
-    }
+    // Both close the same way: what was already sent still goes out (see the header).
+    this[kEndpoint][kCloseConnection](this);
     return this;
   }
 }

@@ -33,7 +33,9 @@ function fromNative(json) {
   let message = `${info.syscall} ${name}: ${description} ${info.path}`;
   const detail = info.detail || pathHint(info.syscall, name, info.path);
   if (detail) message += ` (${detail})`;
-  return withCode(Error, name, message, { errno, syscall: info.syscall, path: info.path });
+  // net's OS errors name the socket `address` (and @crussell52/socket-ipc hands them on as they
+  // are); ours name it `path` too, with the same value.
+  return withCode(Error, name, message, { errno, syscall: info.syscall, path: info.path, address: info.path });
 }
 
 /**
@@ -101,14 +103,3 @@ function tooLarge(size, max) {
 }
 
 module.exports = { ipcError, typeError, rangeError, fromNative, fromNativeThrow, encodeError, tooLarge };
-
-/**
- * net's OS errors name the socket as `address` (and @crussell52/socket-ipc hands them on as they
- * are); ours name it `path`. Gives an OS error both, with the same value.
- */
-function withAddress(err) {
-  if (err.syscall !== undefined && err.path !== undefined && err.address === undefined) err.address = err.path;
-  return err;
-}
-
-module.exports.withAddress = withAddress;

@@ -389,15 +389,18 @@ function topicOf(buf, start, end) {
   return start === end ? 'none' : buf.toString('utf8', start, end);
 }
 
+/** What failed to decode: a reply, or a message or request on its topic. */
+function described(topic, what) {
+  return what === 'reply' ? 'reply' : `${what} on topic '${topic}'`;
+}
+
 /** A JSON payload that is not UTF-8 (see emitNotText). */
 function notTextError(topic, what) {
-  const where = what === 'reply' ? 'reply' : `${what} on topic '${topic}'`;
-  return ipcError('ERR_IPC_DECODE', `${where} is not valid UTF-8, so it is not the JSON its frame promises; fix the program that sent it`, { topic });
+  return ipcError('ERR_IPC_DECODE', `${described(topic, what)} is not valid UTF-8, so it is not the JSON its frame promises; fix the program that sent it`, { topic });
 }
 
 function decodeError(topic, cause, what = 'message') {
-  const where = what === 'reply' ? 'reply' : `${what} on topic '${topic}'`;
-  return ipcError('ERR_IPC_DECODE', `${where} is not valid JSON: ${cause.message}`, { topic, cause });
+  return ipcError('ERR_IPC_DECODE', `${described(topic, what)} is not valid JSON: ${cause.message}`, { topic, cause });
 }
 
 module.exports = { Incoming, EVENT, onMessage, onMessageError, onEvent, onRequest, onReply, onReplyError };

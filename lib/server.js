@@ -3,7 +3,7 @@
 // and exchanges messages and requests with any number of clients. States: new -> starting -> listening -> closing -> closed (or new -> starting -> failed).
 
 const { NativeServer } = require('../binding.js');
-const { ipcError, typeError, fromNative, withAddress } = require('./errors');
+const { ipcError, typeError, fromNative } = require('./errors');
 const { serverOptions } = require('./options');
 const { Outgoing, topicOf } = require('./outgoing');
 const { Calls, disconnectedError } = require('./calls');
@@ -336,7 +336,7 @@ class Server extends Endpoint {
         break;
       }
       case EVENT.ERROR:
-        this[kOnNativeError](withAddress(fromNative(body.toString())));
+        this[kOnNativeError](fromNative(body.toString()));
         break;
       case EVENT.CLOSE:
         this[kState] = 'closed';

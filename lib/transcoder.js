@@ -21,6 +21,11 @@ const { StringDecoder } = require('node:string_decoder');
 const { ipcError, typeError, encodeError } = require('./errors');
 const { topicOfWrapper } = require('./socket-ipc-wire');
 
+/** What a transcoder's throw or callback error says, whatever it threw. */
+function reasonOf(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
 function typeName(value) {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -66,7 +71,7 @@ function bytesOf(data) {
 }
 
 function encoderFailed(err, topic) {
-  const why = err instanceof Error ? err.message : String(err);
+  const why = reasonOf(err);
   const failure = encodeError(`the transcoder's encoder failed: ${why}`, err);
   failure.topic = topic;
   return failure;
@@ -85,7 +90,7 @@ class Transcoding {
     try {
       encoder = this.transcoder.createEncoder();
     } catch (err) {
-      throw typeError('ERR_INVALID_ARG_VALUE', `options.transcoder.createEncoder() threw: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw typeError('ERR_INVALID_ARG_VALUE', `options.transcoder.createEncoder() threw: ${reasonOf(err)}`, { cause: err });
     }
     if (typeof encoder !== 'function') {
       throw typeError('ERR_INVALID_ARG_VALUE', `options.transcoder.createEncoder() must return an encoder function (wrapper, callback), got ${typeName(encoder)}`);
@@ -184,7 +189,7 @@ class ConnectionDecoder {
       called = true;
       if (err !== null && err !== undefined) {
         if (this.decoder === decoder) this.decoder = null;
-        fail(decodeError(`the transcoder's decoder failed: ${err instanceof Error ? err.message : String(err)}; the next message starts a new decoder`, { cause: err }));
+        fail(decodeError(`the transcoder's decoder failed: ${reasonOf(err)}; the next message starts a new decoder`, { cause: err }));
         return;
       }
       if (!Array.isArray(wrappers)) {
@@ -204,7 +209,7 @@ class ConnectionDecoder {
       if (called) throw err;
       called = true;
       if (this.decoder === decoder) this.decoder = null;
-      fail(decodeError(`the transcoder's decoder threw: ${err instanceof Error ? err.message : String(err)}; the next message starts a new decoder`, { cause: err }));
+      fail(decodeError(`the transcoder's decoder threw: ${reasonOf(err)}; the next message starts a new decoder`, { cause: err }));
     }
   }
 
@@ -214,7 +219,7 @@ class ConnectionDecoder {
     try {
       decoder = this.transcoding.transcoder.createDecoder();
     } catch (err) {
-      fail(decodeError(`options.transcoder.createDecoder() threw: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      fail(decodeError(`options.transcoder.createDecoder() threw: ${reasonOf(err)}`, { cause: err }));
       return false;
     }
     if (typeof decoder !== 'function') {

@@ -147,18 +147,18 @@ function checkCode(file, workDir) {
     // CommonJS blocks run as .js (require works); the check compiles everything as a module too,
     // since blocks may use import or top-level await.
     const commonJs = /\brequire\(/.test(block.code) && !/^\s*import\s/m.test(block.code);
-    const file_ = path.join(workDir, `${name}.${commonJs && !/\bawait\b/.test(topLevel(block.code)) ? 'cjs' : 'mjs'}`);
+    const script = path.join(workDir, `${name}.${commonJs && !/\bawait\b/.test(topLevel(block.code)) ? 'cjs' : 'mjs'}`);
     let source = block.code;
-    if (file_.endsWith('.mjs') && commonJs) source = `import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n${source}`;
-    fs.writeFileSync(file_, source);
+    if (script.endsWith('.mjs') && commonJs) source = `import { createRequire } from 'node:module';\nconst require = createRequire(import.meta.url);\n${source}`;
+    fs.writeFileSync(script, source);
     if (/\bawait using\b/.test(block.code) && !AWAIT_USING) continue; // this Node cannot parse it
-    const check = spawnSync(process.execPath, ['--check', file_], { encoding: 'utf8' });
+    const check = spawnSync(process.execPath, ['--check', script], { encoding: 'utf8' });
     if (check.status !== 0) {
       problems.push(`${where}: the code block does not compile:\n${indent(check.stderr.trim())}`);
       continue;
     }
     if (!block.run) continue;
-    const run = spawnSync(process.execPath, [file_], { encoding: 'utf8', timeout: RUN_TIMEOUT_MS, cwd: workDir });
+    const run = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: RUN_TIMEOUT_MS, cwd: workDir });
     if (run.error || run.status !== 0) {
       const why = run.error ? run.error.message : `exit ${run.status}${run.signal ? ` (${run.signal})` : ''}`;
       problems.push(`${where}: the code block marked to run failed: ${why}\n${indent((run.stderr || '').trim().split('\n').slice(-8).join('\n'))}`);
